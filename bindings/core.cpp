@@ -1,0 +1,248 @@
+// pybind11 bindings of the C++ core as the private module dctsparse._core.
+// Thin on purpose: unpack NumPy buffers, release the GIL, call the core, hand
+// the core's vectors to NumPy without copying. Validation lives in the core
+// (std::invalid_argument -> ValueError) and in the Python layer.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <utility>
+#include <vector>
+
+#include "codec.hpp"
+#include "common.hpp"
+#include "dct.hpp"
+#include "quant.hpp"
+#include "sparse.hpp"
+#include "zigzag.hpp"
+#include "color.hpp"
+
+namespace py = pybind11;
+using namespace dcts;
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style>;
+
+namespace {
+
+// Moves a vector into a NumPy array that owns it (no copy).
+template <typename T>
+py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
+    auto* owner = new std::vector<T>(std::move(v));
+    py::capsule free_when_done(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
+    return py::array_t<T>(shape, owner->data(), free_when_done);
+}
+
+py::tuple list_to_numpy(SparseList&& s) {
+    const auto n = py::ssize_t(s.channel.size());
+    return py::make_tuple(to_numpy(std::move(s.channel), {n}), to_numpy(std::move(s.position), {n}),
+                          to_numpy(std::move(s.value), {n}));
+}
+
+int planes_of(const py::array& image) {
+    if (image.ndim() == 2) return 1;
+    if (image.ndim() == 3) return int(image.shape(2));
+    fail("image must have rank 2 or 3, got rank " + std::to_string(image.ndim()));
+}
+
+struct ListView {
+    const int32_t *c, *p, *v;
+    int64_t n;
+};
+ListView view(const carray<int32_t>& c, const carray<int32_t>& p, const carray<int32_t>& v) {
+    require(c.ndim() == 1 && p.ndim() == 1 && v.ndim() == 1, "channel, position and value must be 1-D");
+    require(c.size() == p.size() && p.size() == v.size(),
+            "channel, position and value must have the same length");
+    return {c.data(), p.data(), v.data(), int64_t(c.size())};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "C++ core of dctsparse (private: use the dctsparse package)";
+
+    m.def("zigzag", [](int block) {
+        auto z = zigzag(block);
+        const auto n = py::ssize_t(z.size());
+        return to_numpy(std::move(z), {n});
+    }, py::arg("block"));
+
+    m.def("quant_matrix", [](int quality, int block, bool chroma) {
+        return to_numpy(quant_matrix(quality, block, chroma), {block, block});
+    }, py::arg("quality"), py::arg("block"), py::arg("chroma"));
+
+    m.def("channel_sequence", [](int order, int planes, int block) {
+        auto s = channel_sequence(NamedOrder(order), planes, block);
+        const auto n = py::ssize_t(s.size());
+        return to_numpy(std::move(s), {n});
+    }, py::arg("order"), py::arg("planes"), py::arg("block"));
+
+    m.def("check_permutation", [](const carray<int32_t>& seq, int64_t channels) {
+        check_permutation(seq.data(), int64_t(seq.size()), channels);
+    }, py::arg("seq"), py::arg("channels"));
+
+    m.def("encode", [](const carray<uint8_t>& image, int block, int quality, bool sub420,
+                       int32_t clip, const carray<int32_t>& seq) {
+        const Geometry g = make_geometry(image.shape(0), image.ndim() > 1 ? image.shape(1) : 0,
+                                         planes_of(image), block, sub420);
+        check_permutation(seq.data(), int64_t(seq.size()), g.channels());
+        const CodecParams prm{block, quality, sub420, clip};
+        SparseList s;
+        {
+            py::gil_scoped_release nogil;
+            s = planes_to_list(encode_planes(image.data(), g, prm), g, seq.data());
+        }
+        return list_to_numpy(std::move(s));
+    }, py::arg("image"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
+       py::arg("seq"));
+
+    m.def("decode", [](const carray<int32_t>& c, const carray<int32_t>& p, const carray<int32_t>& v,
+                       int64_t height, int64_t width, int planes, int block, int quality,
+                       bool sub420, int32_t clip) {
+        const Geometry g = make_geometry(height, width, planes, block, sub420);
+        const ListView l = view(c, p, v);
+        const CodecParams prm{block, quality, sub420, clip};
+        std::vector<py::ssize_t> shape{height, width};
+        if (planes == 3) shape.push_back(3);
+        py::array_t<uint8_t> out(shape);
+        uint8_t* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            auto coeffs = list_to_planes(l.c, l.p, l.v, l.n, g, max_abs_value(block, clip));
+            decode_planes(coeffs, g, prm, dst);
+        }
+        return out;
+    }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
+       py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("quality"), py::arg("sub420"),
+       py::arg("clip"));
+
+    m.def("validate_list", [](const carray<int32_t>& c, const carray<int32_t>& p,
+                              const carray<int32_t>& v, int64_t height, int64_t width, int planes,
+                              int block, bool sub420, int32_t clip) {
+        const Geometry g = make_geometry(height, width, planes, block, sub420);
+        const ListView l = view(c, p, v);
+        py::gil_scoped_release nogil;
+        list_to_planes(l.c, l.p, l.v, l.n, g, max_abs_value(block, clip));
+    }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
+       py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("sub420"), py::arg("clip"));
+
+    m.def("list_to_dense", [](const carray<int32_t>& c, const carray<int32_t>& p,
+                              const carray<int32_t>& v, int64_t height, int64_t width, int planes,
+                              int block, bool sub420, int32_t clip) {
+        const Geometry g = make_geometry(height, width, planes, block, sub420);
+        const ListView l = view(c, p, v);
+        py::array_t<int32_t> out({py::ssize_t(g.hb), py::ssize_t(g.wb), py::ssize_t(g.channels())});
+        int32_t* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            planes_to_dense(list_to_planes(l.c, l.p, l.v, l.n, g, max_abs_value(block, clip)), g, dst);
+        }
+        return out;
+    }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
+       py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("sub420"), py::arg("clip"));
+
+    m.def("dense_to_list", [](const carray<int32_t>& dense, int64_t height, int64_t width,
+                              int planes, int block, bool sub420, int32_t clip,
+                              const carray<int32_t>& seq) {
+        const Geometry g = make_geometry(height, width, planes, block, sub420);
+        require(dense.ndim() == 3 && dense.shape(0) == g.hb && dense.shape(1) == g.wb &&
+                    dense.shape(2) == g.channels(),
+                "DCT image must have shape (" + std::to_string(g.hb) + ", " + std::to_string(g.wb) +
+                    ", " + std::to_string(g.channels()) + ") for this header");
+        check_permutation(seq.data(), int64_t(seq.size()), g.channels());
+        SparseList s;
+        {
+            py::gil_scoped_release nogil;
+            s = planes_to_list(dense_to_planes(dense.data(), g, max_abs_value(block, clip)), g,
+                               seq.data());
+        }
+        return list_to_numpy(std::move(s));
+    }, py::arg("dense"), py::arg("height"), py::arg("width"), py::arg("planes"), py::arg("block"),
+       py::arg("sub420"), py::arg("clip"), py::arg("seq"));
+
+    // --- single stages, for the tests against dctsparse.reference -------------------
+
+    m.def("image_to_planes", [](const carray<uint8_t>& image, int block, bool sub420) {
+        const Geometry g = make_geometry(image.shape(0), image.ndim() > 1 ? image.shape(1) : 0,
+                                         planes_of(image), block, sub420);
+        py::list out;
+        std::vector<py::array_t<float>> arrs;
+        float* ptrs[3] = {nullptr, nullptr, nullptr};
+        for (int p = 0; p < g.planes; ++p) {
+            arrs.emplace_back(std::vector<py::ssize_t>{py::ssize_t(g.plane_h(p)), py::ssize_t(g.plane_w(p))});
+            ptrs[p] = arrs.back().mutable_data();
+        }
+        {
+            py::gil_scoped_release nogil;
+            image_to_planes(image.data(), g, ptrs);
+        }
+        for (auto& a : arrs) out.append(a);
+        return out;
+    }, py::arg("image"), py::arg("block"), py::arg("sub420"));
+
+    m.def("planes_to_image", [](const std::vector<carray<float>>& planes, int64_t height,
+                                int64_t width, int block, bool sub420) {
+        const Geometry g = make_geometry(height, width, int(planes.size()), block, sub420);
+        const float* ptrs[3] = {nullptr, nullptr, nullptr};
+        for (int p = 0; p < g.planes; ++p) {
+            const auto& a = planes[size_t(p)];
+            require(a.ndim() == 2 && a.shape(0) == g.plane_h(p) && a.shape(1) == g.plane_w(p),
+                    "plane " + std::to_string(p) + " has the wrong shape for this geometry");
+            ptrs[p] = a.data();
+        }
+        std::vector<py::ssize_t> shape{height, width};
+        if (g.planes == 3) shape.push_back(3);
+        py::array_t<uint8_t> out(shape);
+        uint8_t* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            planes_to_image(ptrs, g, dst);
+        }
+        return out;
+    }, py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("block"), py::arg("sub420"));
+
+    // blocks: (n, B, B) float32 -> (n, B, B) float32
+    auto block_op = [](bool inverse) {
+        return [inverse](const carray<float>& blocks) {
+            require(blocks.ndim() == 3 && blocks.shape(1) == blocks.shape(2),
+                    "blocks must have shape (n, B, B)");
+            const int B = int(blocks.shape(1));
+            const DctTable table(B);
+            py::array_t<float> out({blocks.shape(0), blocks.shape(1), blocks.shape(2)});
+            const float* src = blocks.data();
+            float* dst = out.mutable_data();
+            const int64_t n = blocks.shape(0);
+            py::gil_scoped_release nogil;
+            std::vector<float> tmp(size_t(B) * B);
+            for (int64_t i = 0; i < n; ++i) {
+                if (inverse) idct_block(table, src + i * B * B, dst + i * B * B, tmp.data());
+                else fdct_block(table, src + i * B * B, dst + i * B * B, tmp.data());
+            }
+            return out;
+        };
+    };
+    m.def("fdct", block_op(false), py::arg("blocks"));
+    m.def("idct", block_op(true), py::arg("blocks"));
+
+    m.def("quantize", [](const carray<float>& coeffs, int quality, bool chroma, int32_t clip) {
+        require(coeffs.ndim() == 3 && coeffs.shape(1) == coeffs.shape(2),
+                "coefficients must have shape (n, B, B)");
+        const int B = int(coeffs.shape(1));
+        const QuantPlan plan(quality, B, chroma, clip);
+        py::array_t<int32_t> out({coeffs.shape(0), py::ssize_t(B) * B});
+        for (int64_t i = 0; i < coeffs.shape(0); ++i)
+            quantize_block(plan, coeffs.data() + i * B * B, out.mutable_data() + i * B * B);
+        return out;
+    }, py::arg("coeffs"), py::arg("quality"), py::arg("chroma"), py::arg("clip"));
+
+    m.def("dequantize", [](const carray<int32_t>& values, int quality, int block, bool chroma) {
+        require(values.ndim() == 2 && values.shape(1) == int64_t(block) * block,
+                "values must have shape (n, B*B)");
+        const QuantPlan plan(quality, block, chroma, 0);
+        py::array_t<float> out({values.shape(0), py::ssize_t(block), py::ssize_t(block)});
+        for (int64_t i = 0; i < values.shape(0); ++i)
+            dequantize_block(plan, values.data() + i * block * block,
+                             out.mutable_data() + i * block * block);
+        return out;
+    }, py::arg("values"), py::arg("quality"), py::arg("block"), py::arg("chroma"));
+}

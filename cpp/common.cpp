@@ -1,0 +1,38 @@
+#include "common.hpp"
+
+namespace dcts {
+
+Geometry make_geometry(int64_t height, int64_t width, int planes, int block, bool sub420) {
+    require(height >= 1 && width >= 1,
+            "image height and width must be >= 1, got " + std::to_string(height) + "x" +
+                std::to_string(width));
+    require(planes == 1 || planes == 3,
+            "number of planes must be 1 or 3, got " + std::to_string(planes));
+    require(block >= kMinBlock && block <= kMaxBlock,
+            "block_size must be in [2, 64], got " + std::to_string(block));
+    require(height <= kMaxPixels && width <= kMaxPixels && height * width <= kMaxPixels,
+            "image of " + std::to_string(height) + "x" + std::to_string(width) +
+                " pixels is larger than the core's limit of 2^31 pixels");
+    Geometry g;
+    g.height = height;
+    g.width = width;
+    g.planes = planes;
+    g.block = block;
+    g.sub420 = sub420;
+    const int64_t m = sub420 ? 2 * block : block;
+    g.hp = (height + m - 1) / m * m;
+    g.wp = (width + m - 1) / m * m;
+    g.hb = g.hp / block;
+    g.wb = g.wp / block;
+    require(g.hp * g.wp <= 2 * kMaxPixels, "padded image is too large");
+    return g;
+}
+
+int32_t max_abs_value(int block, int32_t clip) {
+    // |D| <= ||basis||_2 * ||block||_2 = 1 * 128 B for level-shifted 8-bit
+    // samples, and Q >= 1: no valid quantised value is larger.
+    const int32_t bound = 128 * block;
+    return clip > 0 && clip < bound ? clip : bound;
+}
+
+}  // namespace dcts

@@ -1,0 +1,62 @@
+// Shared definitions of the core: the geometry of an encoded image and the
+// validation helper. Every stage validates the sizes and indices it is handed
+// through `require`, which throws std::invalid_argument (ValueError in Python).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace dcts {
+
+constexpr int kMinBlock = 2;
+constexpr int kMaxBlock = 64;
+// Positions are int32 and the padded image must be addressable with int64
+// arithmetic everywhere; the Python layer applies a (lower, adjustable) pixel limit.
+constexpr int64_t kMaxPixels = int64_t(1) << 31;
+
+[[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+inline void require(bool ok, const std::string& msg) {
+    if (!ok) fail(msg);
+}
+
+// The sizes every stage agrees on (SPEC sections 2 and 5). Luma grid is
+// (hb, wb); a plane's own grid is (plane_hb(p), plane_wb(p)), half of it for
+// chroma under 4:2:0.
+struct Geometry {
+    int64_t height = 0, width = 0;  // image size
+    int planes = 0;                 // 1 (L) or 3 (YCbCr)
+    int block = 0;                  // B
+    bool sub420 = false;
+    int64_t hp = 0, wp = 0;  // padded size
+    int64_t hb = 0, wb = 0;  // luma block grid
+
+    int bb() const { return block * block; }
+    int64_t channels() const { return int64_t(planes) * bb(); }
+    bool subsampled(int p) const { return sub420 && p > 0; }
+    int64_t plane_h(int p) const { return subsampled(p) ? hp / 2 : hp; }
+    int64_t plane_w(int p) const { return subsampled(p) ? wp / 2 : wp; }
+    int64_t plane_hb(int p) const { return subsampled(p) ? hb / 2 : hb; }
+    int64_t plane_wb(int p) const { return subsampled(p) ? wb / 2 : wb; }
+    int64_t plane_blocks(int p) const { return plane_hb(p) * plane_wb(p); }
+    int64_t positions() const { return hb * wb; }
+};
+
+// Validates and completes a geometry: padding to a multiple of 2B under 4:2:0
+// (for every mode, as SPEC section 2 says), B otherwise.
+Geometry make_geometry(int64_t height, int64_t width, int planes, int block, bool sub420);
+
+int32_t max_abs_value(int block, int32_t clip);
+
+// Coefficients of one plane in its own block grid, block-major, zigzag order
+// inside a block: coeff[block_index * B*B + k].
+using PlaneCoeffs = std::vector<int32_t>;
+
+// The coordinate list, three parallel arrays.
+struct SparseList {
+    std::vector<int32_t> channel, position, value;
+};
+
+}  // namespace dcts

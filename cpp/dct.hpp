@@ -1,0 +1,28 @@
+// Orthonormal 2-D DCT-II of B x B blocks (SPEC section 3), as the separable
+// product D = C P C^T with a precomputed cosine table.
+#pragma once
+#include <vector>
+
+#include "common.hpp"
+
+namespace dcts {
+
+class DctTable {
+public:
+    explicit DctTable(int block);
+    int block() const { return b_; }
+    // c[u * B + x] = a(u) sqrt(2/B) cos((2x + 1) u pi / 2B)
+    const float* c() const { return c_.data(); }
+    // ct[x * B + u] = c[u * B + x]
+    const float* ct() const { return ct_.data(); }
+
+private:
+    int b_;
+    std::vector<float> c_, ct_;
+};
+
+// in, out: B x B row-major; scratch: B x B. `in` and `out` may not alias.
+void fdct_block(const DctTable& t, const float* in, float* out, float* scratch);
+void idct_block(const DctTable& t, const float* in, float* out, float* scratch);
+
+}  // namespace dcts

@@ -1,0 +1,67 @@
+#include "quant.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "zigzag.hpp"
+
+namespace dcts {
+namespace {
+
+const int kLuma[64] = {16, 11, 10, 16, 24,  40,  51,  61,  12, 12, 14, 19, 26,  58,  60,  55,
+                       14, 13, 16, 24, 40,  57,  69,  56,  14, 17, 22, 29, 51,  87,  80,  62,
+                       18, 22, 37, 56, 68,  109, 103, 77,  24, 35, 55, 64, 81,  104, 113, 92,
+                       49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99};
+const int kChroma[64] = {17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+                         24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+                         99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99,
+                         99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99, 99};
+
+}  // namespace
+
+std::vector<int32_t> quant_matrix(int quality, int block, bool chroma) {
+    require(quality >= 1 && quality <= 100,
+            "quality must be in [1, 100], got " + std::to_string(quality));
+    require(block >= kMinBlock && block <= kMaxBlock,
+            "block_size must be in [2, 64], got " + std::to_string(block));
+    const int* base = chroma ? kChroma : kLuma;
+    const int scale = quality < 50 ? 5000 / quality : 200 - 2 * quality;
+    std::vector<int32_t> q(size_t(block) * block);
+    for (int i = 0; i < block; ++i) {
+        const int si = ((2 * i + 1) * 4) / block;  // nearest neighbour, pixel centres
+        for (int j = 0; j < block; ++j) {
+            const int sj = ((2 * j + 1) * 4) / block;
+            const int v = (scale * base[si * 8 + sj] + 50) / 100;
+            q[size_t(i) * block + j] = std::clamp(v, 1, 255);
+        }
+    }
+    return q;
+}
+
+QuantPlan::QuantPlan(int quality, int block, bool chroma, int32_t clip_) : clip(clip_) {
+    const std::vector<int32_t> q = quant_matrix(quality, block, chroma);
+    zz = zigzag(block);
+    q_zz.resize(zz.size());
+    for (size_t k = 0; k < zz.size(); ++k) {
+        q_zz[k] = float(q[size_t(zz[k])]);
+    }
+}
+
+void quantize_block(const QuantPlan& p, const float* coeffs, int32_t* out) {
+    const size_t n = p.zz.size();
+    const float lim = p.clip > 0 ? float(p.clip) : 1e9f;
+    for (size_t k = 0; k < n; ++k) {
+        // Division, not a reciprocal multiply: exact ties (D = (n + 1/2) Q) stay ties.
+        const float x = coeffs[p.zz[k]] / p.q_zz[k];
+        // std::round is round-half-away-from-zero (x + 0.5 would misround 0.49999997).
+        const float r = std::min(lim, std::max(-lim, std::round(x)));
+        out[k] = int32_t(r);
+    }
+}
+
+void dequantize_block(const QuantPlan& p, const int32_t* in, float* coeffs) {
+    const size_t n = p.zz.size();
+    for (size_t k = 0; k < n; ++k) coeffs[p.zz[k]] = float(in[k]) * p.q_zz[k];
+}
+
+}  // namespace dcts

@@ -1,0 +1,142 @@
+"""Each stage of the C++ core against dctsparse.reference, on natural images."""
+
+import numpy as np
+import pytest
+
+import dctsparse
+from dctsparse import _core
+from dctsparse import reference as R
+
+from conftest import natural_image, ref_planes, tie_distance
+
+
+@pytest.mark.parametrize("sub", ["4:2:0", "4:4:4"])
+@pytest.mark.parametrize("b", [8, 13])
+def test_color_and_subsampling(rgb_image, sub, b):
+    img = rgb_image[:301, :299]  # odd sizes exercise the edge padding
+    got = _core.image_to_planes(img, b, sub == "4:2:0")
+    want = ref_planes(img, b, sub)
+    assert [g.shape for g in got] == [w.shape for w in want]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, atol=2e-4)
+
+
+def test_grey_planes(grey_image):
+    got = _core.image_to_planes(grey_image[:100, :77], 8, True)
+    np.testing.assert_array_equal(got[0], ref_planes(grey_image[:100, :77], 8, "4:2:0")[0])
+
+
+@pytest.mark.parametrize("b", [2, 3, 4, 7, 8, 16, 31, 32, 64])
+def test_fdct_idct(b):
+    img = natural_image("camera").astype(np.float32) - 128
+    plane = img[: (512 // b) * b, : (512 // b) * b]
+    blocks = R.to_blocks(plane, b).reshape(-1, b, b)
+    got = _core.fdct(np.ascontiguousarray(blocks))
+    want = R.block_dct(plane.astype(np.float64), b).reshape(-1, b, b)
+    np.testing.assert_allclose(got, want, atol=2e-3 * b, rtol=1e-5)
+    back = _core.idct(got)
+    np.testing.assert_allclose(back, blocks, atol=2e-3 * b)
+
+
+@pytest.mark.parametrize("b", [2, 5, 8, 16, 32, 64])
+@pytest.mark.parametrize("q", [1, 10, 50, 75, 90, 100])
+def test_quant_matrix_matches_reference(b, q):
+    for comp in ("luma", "chroma"):
+        np.testing.assert_array_equal(dctsparse.quant_matrix(q, b, comp), R.quant_matrix(q, b, comp))
+
+
+def test_quant_matrix_all_qualities_all_blocks():
+    for b in range(2, 65):
+        for q in range(1, 101, 7):
+            np.testing.assert_array_equal(dctsparse.quant_matrix(q, b), R.quant_matrix(q, b))
+
+
+def test_zigzag_matches_reference():
+    for b in range(2, 65):
+        np.testing.assert_array_equal(dctsparse.zigzag(b), R.zigzag(b))
+
+
+@pytest.mark.parametrize("clip", [0, 5])
+@pytest.mark.parametrize("b", [4, 8, 16])
+def test_quantize(b, clip):
+    rng = np.random.default_rng(b)
+    coeffs = rng.normal(0, 200, (500, b, b)).astype(np.float32)
+    # exact ties must round away from zero
+    qm = R.quant_matrix(50, b)
+    coeffs[0] = (np.arange(b * b).reshape(b, b) % 7 - 3 + 0.5) * qm
+    got = _core.quantize(coeffs, 50, False, clip)
+    want = R.quantize(coeffs.astype(np.float64), qm, clip or None).reshape(-1, b * b)[:, R.zigzag(b)]
+    ratio = (coeffs.astype(np.float64) / qm).reshape(-1, b * b)[:, R.zigzag(b)]
+    bad = got != want
+    # float32 may only differ on near-ties (SPEC section 4), by 1
+    assert np.all(np.abs(got - want)[bad] == 1)
+    assert np.all(np.abs(np.abs(ratio[bad]) % 1 - 0.5) < 1e-4)
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+def test_dequantize():
+    b = 8
+    vals = np.random.default_rng(0).integers(-50, 50, (10, b * b)).astype(np.int32)
+    got = _core.dequantize(vals, 30, b, True)
+    want = R.dequantize(R.plane_from_dct_image(vals.reshape(10, 1, b * b), b).reshape(10, b, b),
+                        R.quant_matrix(30, b, "chroma"))
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+@pytest.mark.parametrize("b,q,sub", [(8, 75, "4:2:0"), (16, 50, "4:4:4"), (32, 90, "4:2:0"), (5, 30, "4:2:0")])
+def test_encode_matches_reference(rgb_image, b, q, sub):
+    img = rgb_image[:333, :257]
+    s = dctsparse.encode(img, block_size=b, quality=q, subsampling=sub)
+    got = s.dct_image()
+    want = R.encode_dct_image(img, b, q, sub)
+    bad = got != want
+    assert np.all(np.abs(got - want)[bad] <= 1)
+    # SPEC section 4: float32 may differ by 1 only where D/Q sits on a tie
+    assert np.all(tie_distance(img, b, q, sub)[bad] < 1e-3)
+    assert bad.mean() < 1e-4
+
+
+def test_encode_grey_matches_reference(grey_image):
+    s = dctsparse.encode(grey_image, block_size=8, quality=60)
+    want = R.encode_dct_image(grey_image, 8, 60, "4:2:0")
+    bad = s.dct_image() != want
+    assert np.all(np.abs(s.dct_image() - want)[bad] == 1)
+    assert np.all(tie_distance(grey_image, 8, 60, "4:2:0")[bad] < 1e-3)
+    assert bad.mean() < 1e-3
+
+
+@pytest.mark.parametrize("order", ["frequency", "luma_first"])
+def test_list_order_matches_reference(order):
+    img = natural_image("coffee")
+    s = dctsparse.encode(img, block_size=8, quality=75, order=order)
+    c, p, v = R.to_list(s.dct_image(), order)
+    np.testing.assert_array_equal(s.channel, c)
+    np.testing.assert_array_equal(s.position, p)
+    np.testing.assert_array_equal(s.value, v)
+
+
+@pytest.mark.parametrize("b,q,sub", [(8, 75, "4:2:0"), (16, 30, "4:4:4"), (4, 95, "4:2:0")])
+def test_decode_matches_reference(rgb_image, b, q, sub):
+    img = rgb_image[:250, :301]
+    s = dctsparse.encode(img, block_size=b, quality=q, subsampling=sub)
+    got = dctsparse.decode(s)
+    want = R.decode_dct_image(s.dct_image(), *img.shape[:2], block_size=b, quality=q, subsampling=sub)
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1          # float32 vs float64 rounding on ties only
+    assert (diff > 0).mean() < 1e-3
+
+
+def test_decode_grey_matches_reference(grey_image):
+    s = dctsparse.encode(grey_image, block_size=16, quality=40, subsampling="4:4:4")
+    want = R.decode_dct_image(s.dct_image(), *grey_image.shape, 16, 40, "4:4:4")
+    diff = np.abs(dctsparse.decode(s).astype(int) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_planes_to_image_matches_reference(rgb_image):
+    img = rgb_image[:64, :80]
+    planes = _core.image_to_planes(img, 8, True)
+    got = _core.planes_to_image(planes, 64, 80, 8, True)
+    ycc = np.stack([planes[0], R.upsample_420(planes[1]), R.upsample_420(planes[2])], -1)
+    want = R.ycbcr_to_rgb(ycc.astype(np.float64))
+    assert np.abs(got.astype(int) - want).max() <= 1
