@@ -184,17 +184,20 @@ class SparseDCT:
     def bits_per_subpixel(self, dense: bool = False) -> float:
         """Bits per image subpixel of this list (or, with ``dense=True``, of the DCT image).
 
-        Counting rule: a triple costs ceil(log2 P*B*B) + ceil(log2 Hb*Wb) +
-        ceil(log2 2*vmax) bits, where vmax is the clip or the largest absolute
-        value present; the dense form costs ceil(log2 2*vmax+1) bits per entry
-        of the (Hb, Wb, P*B*B) image. Subpixels are H*W*3 (H*W for L), as in
-        the paper's figure 3.
+        Counting rule (fixed-length codes, no entropy coding): a triple costs
+        ceil(log2 P*B*B) + ceil(log2 Hb*Wb) + ceil(log2 2*vmax) bits, where
+        vmax is the clip or the largest absolute value present; the dense form
+        stores every coefficient of every block (chroma blocks counted once
+        under 4:2:0, not the zeros between them) at ceil(log2 2*vmax+1) bits.
+        Subpixels are H*W*3 (H*W for L), as in the paper's figure 3.
         """
         vmax = self.clip or int(np.abs(self.value).max(initial=1))
         hb, wb = self.grid
         subpixels = self.height * self.width * self.planes
         if dense:
-            return hb * wb * self.num_channels * _bits(2 * vmax + 1) / subpixels
+            chroma_blocks = hb * wb // 4 if self.subsampling == "4:2:0" else hb * wb
+            blocks = hb * wb + (self.planes - 1) * chroma_blocks
+            return blocks * self.block_size ** 2 * _bits(2 * vmax + 1) / subpixels
         per = _bits(self.num_channels) + _bits(hb * wb) + _bits(2 * vmax)
         return len(self) * per / subpixels
 

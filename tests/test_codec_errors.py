@@ -1,0 +1,177 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem, never a crash."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import dctsparse
+from dctsparse import SparseDCT
+
+IMG = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("image,exc,match", [
+    (IMG.astype(np.float32), TypeError, "dtype uint8"),
+    (IMG.astype(np.int32), TypeError, "dtype uint8"),
+    (np.zeros((4, 4, 4), np.uint8), ValueError, "drop_alpha"),
+    (np.zeros((4, 4, 2), np.uint8), ValueError, "1 or 3 channels"),
+    (np.zeros((4,), np.uint8), ValueError, "shape"),
+    (np.zeros((2, 4, 4, 3), np.uint8), ValueError, "shape"),
+    (np.zeros((0, 5, 3), np.uint8), ValueError, "empty"),
+    (np.zeros((5, 0), np.uint8), ValueError, "empty"),
+    ([[1, 2], [3, 4]], TypeError, "numpy array"),
+    (np.full((4, 4), np.nan), TypeError, "dtype uint8"),
+])
+def test_bad_images(image, exc, match):
+    with pytest.raises(exc, match=match):
+        dctsparse.encode(image)
+
+
+def test_views_are_accepted_and_alpha_can_be_dropped():
+    # a non-contiguous view of the right rank is fine: the codec copies it
+    s = dctsparse.encode(IMG[::2, ::3])
+    assert (s.height, s.width) == (10, 10)
+    rgba = np.dstack([IMG, np.full(IMG.shape[:2], 255, np.uint8)])
+    assert dctsparse.encode(rgba, drop_alpha=True) == dctsparse.encode(IMG)
+    assert dctsparse.encode(IMG[..., :1]) == dctsparse.encode(np.ascontiguousarray(IMG[..., 0]))
+
+
+def test_pil_images():
+    assert dctsparse.encode(Image.fromarray(IMG)) == dctsparse.encode(IMG)
+    assert dctsparse.encode(Image.fromarray(IMG[..., 0])).mode == "L"
+    pal = Image.fromarray(IMG).convert("P")
+    assert dctsparse.encode(pal).mode == "RGB"
+    with pytest.raises(ValueError, match="alpha"):
+        dctsparse.encode(Image.fromarray(IMG).convert("RGBA"))
+    assert dctsparse.encode(Image.fromarray(IMG).convert("RGBA"), drop_alpha=True).mode == "RGB"
+
+
+@pytest.mark.parametrize("kw,exc,match", [
+    (dict(block_size=1), ValueError, "block_size"),
+    (dict(block_size=65), ValueError, "block_size"),
+    (dict(block_size=8.0), TypeError, "block_size"),
+    (dict(block_size=True), TypeError, "block_size"),
+    (dict(quality=0), ValueError, "quality"),
+    (dict(quality=101), ValueError, "quality"),
+    (dict(quality="75"), TypeError, "quality"),
+    (dict(subsampling="4:2:2"), ValueError, "subsampling"),
+    (dict(order="zigzag"), ValueError, "unknown order"),
+    (dict(order=[0, 1, 2]), ValueError, "all 192 channels"),
+    (dict(order=list(range(191)) + [0]), ValueError, "permutation"),
+    (dict(order=list(range(1, 193))), ValueError, "channel ids"),
+    (dict(order=np.arange(192.0)), TypeError, "order"),
+    (dict(clip=0), ValueError, "clip"),
+    (dict(clip=-3), ValueError, "clip"),
+])
+def test_bad_settings(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        dctsparse.encode(IMG, **kw)
+
+
+def test_bad_settings_elsewhere():
+    with pytest.raises(ValueError, match="quality"):
+        dctsparse.quant_matrix(0)
+    with pytest.raises(ValueError, match="component"):
+        dctsparse.quant_matrix(50, 8, "blue")
+    with pytest.raises(ValueError, match="block_size"):
+        dctsparse.zigzag(100)
+    with pytest.raises(TypeError, match="SparseDCT"):
+        dctsparse.decode(IMG)
+
+
+def test_pixel_limit(monkeypatch):
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+        dctsparse.encode(IMG)
+    tokens = np.array([[192, 0, 0]], np.int32)
+    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+        SparseDCT.from_tokens(tokens, height=100_000, width=100_000)
+
+
+S = dctsparse.encode(IMG, block_size=8, quality=75)
+H = S.header()
+
+
+def tok(rows):
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+@pytest.mark.parametrize("tokens,exc,match", [
+    (tok([[0, 0, 5]]), ValueError, "no stop token"),
+    (tok([]), ValueError, "no stop token"),
+    (np.zeros((3, 2), np.int32), ValueError, r"shape \(M, 3\)"),
+    (np.zeros((3,), np.int32), ValueError, r"shape \(M, 3\)"),
+    (np.zeros((2, 3), np.float64), TypeError, "integers"),
+    (tok([[-1, 0, 5], [192, 0, 0]]), ValueError, "channel -1 is out of range"),
+    (tok([[193, 0, 5], [192, 0, 0]]), ValueError, "no stop token|out of range"),
+    (tok([[0, 16, 5], [192, 0, 0]]), ValueError, "position 16 is out of range"),
+    (tok([[0, -1, 5], [192, 0, 0]]), ValueError, "position -1"),
+    (tok([[0, 0, 0], [192, 0, 0]]), ValueError, "value 0"),
+    (tok([[0, 0, 1025], [192, 0, 0]]), ValueError, "value 1025"),
+    (tok([[0, 0, 2**40], [192, 0, 0]]), ValueError, "int32"),
+    (tok([[0, 3, 5], [0, 3, 6], [192, 0, 0]]), ValueError, "appears twice"),
+    (tok([[64, 1, 5], [192, 0, 0]]), ValueError, "4:2:0 chroma grid"),
+])
+def test_malformed_tokens(tokens, exc, match):
+    with pytest.raises(exc, match=match):
+        SparseDCT.from_tokens(tokens, **H)
+
+
+def test_clip_bounds_values_in_tokens():
+    s = dctsparse.encode(IMG, clip=3)
+    t = s.tokens()
+    t[0, 2] = 4
+    with pytest.raises(ValueError, match="value 4"):
+        SparseDCT.from_tokens(t, **s.header())
+
+
+def test_slicing_only_prefixes():
+    with pytest.raises(TypeError, match="prefix"):
+        S[1:3]
+    with pytest.raises(TypeError, match="prefix"):
+        S[::2]
+    with pytest.raises(TypeError, match="prefix"):
+        S[3]
+
+
+def test_bad_dct_image():
+    d = S.dct_image()
+    with pytest.raises(ValueError, match="shape"):
+        SparseDCT.from_dct_image(d[:, :-1], **H)
+    d[1, 0, 64] = 3  # odd chroma row
+    with pytest.raises(ValueError, match="off the 4:2:0 chroma grid"):
+        SparseDCT.from_dct_image(d, **H)
+    with pytest.raises(TypeError, match="integers"):
+        SparseDCT.from_dct_image(S.dct_image().astype(float), **H)
+
+
+def test_arrays_are_read_only():
+    with pytest.raises(ValueError):
+        S.value[0] = 3
+
+
+@given(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
+                  elements=st.integers(-(2**33), 2**33)))
+def test_random_token_arrays_never_crash(arr):
+    """Anything goes in; a SparseDCT or a ValueError/TypeError comes out."""
+    try:
+        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50)
+    except (ValueError, TypeError):
+        return
+    assert dctsparse.decode(s).shape == (10, 10, 3)
+
+
+@given(st.lists(st.tuples(st.integers(-2, 50), st.integers(-2, 20), st.integers(-5, 5)),
+                max_size=40))
+def test_near_valid_token_arrays_never_crash(rows):
+    arr = np.array(rows + [(48, 0, 0)], np.int32).reshape(-1, 3)
+    try:
+        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50,
+                                  subsampling="4:2:0")
+    except ValueError:
+        return
+    out = dctsparse.decode(s)
+    assert out.shape == (10, 10, 3)
