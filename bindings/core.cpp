@@ -58,8 +58,11 @@ ListView view(const carray<int32_t>& c, const carray<int32_t>& p, const carray<i
 
 }  // namespace
 
+void init_container(py::module_& m);  // bindings/container.cpp
+
 PYBIND11_MODULE(_core, m) {
     m.doc() = "C++ core of dctsparse (private: use the dctsparse package)";
+    init_container(m);
 
     m.def("zigzag", [](int block) {
         auto z = zigzag(block);
