@@ -11,11 +11,11 @@
 
 #include "codec.hpp"
 #include "common.hpp"
-#include "dct.hpp"
 #include "quant.hpp"
 #include "sparse.hpp"
 #include "zigzag.hpp"
 #include "color.hpp"
+#include "kernels.hpp"
 
 namespace py = pybind11;
 using namespace dcts;
@@ -204,48 +204,61 @@ PYBIND11_MODULE(_core, m) {
         return out;
     }, py::arg("planes"), py::arg("height"), py::arg("width"), py::arg("block"), py::arg("sub420"));
 
-    // blocks: (n, B, B) float32 -> (n, B, B) float32
+    // blocks: (n, B, B) float32 -> (n, B, B) float32, through the active kernels.
     auto block_op = [](bool inverse) {
         return [inverse](const carray<float>& blocks) {
             require(blocks.ndim() == 3 && blocks.shape(1) == blocks.shape(2),
                     "blocks must have shape (n, B, B)");
             const int B = int(blocks.shape(1));
-            const DctTable table(B);
+            const BlockPlan plan(50, B, false, 0);
+            const BlockTables t = plan.tables();
             py::array_t<float> out({blocks.shape(0), blocks.shape(1), blocks.shape(2)});
             const float* src = blocks.data();
             float* dst = out.mutable_data();
-            const int64_t n = blocks.shape(0);
+            const int64_t n = blocks.shape(0), bb = int64_t(B) * B;
+            const Kernels& k = kernels();
             py::gil_scoped_release nogil;
-            std::vector<float> tmp(size_t(B) * B);
-            for (int64_t i = 0; i < n; ++i) {
-                if (inverse) idct_block(table, src + i * B * B, dst + i * B * B, tmp.data());
-                else fdct_block(table, src + i * B * B, dst + i * B * B, tmp.data());
-            }
+            std::vector<float> scratch(plan.scratch_size());
+            for (int64_t i = 0; i < n; ++i)
+                (inverse ? k.idct : k.fdct)(src + i * bb, t, dst + i * bb, scratch.data());
             return out;
         };
     };
     m.def("fdct", block_op(false), py::arg("blocks"));
     m.def("idct", block_op(true), py::arg("blocks"));
 
+    // coefficients (n, B, B) float32 -> (n, B, B) int32, natural order.
     m.def("quantize", [](const carray<float>& coeffs, int quality, bool chroma, int32_t clip) {
         require(coeffs.ndim() == 3 && coeffs.shape(1) == coeffs.shape(2),
                 "coefficients must have shape (n, B, B)");
         const int B = int(coeffs.shape(1));
-        const QuantPlan plan(quality, B, chroma, clip);
-        py::array_t<int32_t> out({coeffs.shape(0), py::ssize_t(B) * B});
+        const BlockPlan plan(quality, B, chroma, clip);
+        const BlockTables t = plan.tables();
+        py::array_t<int32_t> out({coeffs.shape(0), coeffs.shape(1), coeffs.shape(2)});
+        const int64_t bb = int64_t(B) * B;
         for (int64_t i = 0; i < coeffs.shape(0); ++i)
-            quantize_block(plan, coeffs.data() + i * B * B, out.mutable_data() + i * B * B);
+            kernels().quantize(coeffs.data() + i * bb, t, out.mutable_data() + i * bb);
         return out;
     }, py::arg("coeffs"), py::arg("quality"), py::arg("chroma"), py::arg("clip"));
 
-    m.def("dequantize", [](const carray<int32_t>& values, int quality, int block, bool chroma) {
-        require(values.ndim() == 2 && values.shape(1) == int64_t(block) * block,
-                "values must have shape (n, B*B)");
-        const QuantPlan plan(quality, block, chroma, 0);
-        py::array_t<float> out({values.shape(0), py::ssize_t(block), py::ssize_t(block)});
+    // quantised (n, B, B) int32 natural order -> dequantised, inverse DCT, (n, B, B) float32.
+    m.def("dequant_idct", [](const carray<int32_t>& values, int quality, bool chroma) {
+        require(values.ndim() == 3 && values.shape(1) == values.shape(2),
+                "values must have shape (n, B, B)");
+        const int B = int(values.shape(1));
+        const BlockPlan plan(quality, B, chroma, 0);
+        const BlockTables t = plan.tables();
+        py::array_t<float> out({values.shape(0), values.shape(1), values.shape(2)});
+        std::vector<float> scratch(plan.scratch_size());
+        const int64_t bb = int64_t(B) * B;
         for (int64_t i = 0; i < values.shape(0); ++i)
-            dequantize_block(plan, values.data() + i * block * block,
-                             out.mutable_data() + i * block * block);
+            kernels().dequant_idct(values.data() + i * bb, t, out.mutable_data() + i * bb, B,
+                                   scratch.data());
         return out;
-    }, py::arg("values"), py::arg("quality"), py::arg("block"), py::arg("chroma"));
+    }, py::arg("values"), py::arg("quality"), py::arg("chroma"));
+
+    m.def("simd_level", [] { return std::string(kernels().name); });
+    m.def("simd_levels", [] { return available_simd_levels(); });
+    m.def("set_simd_level", [](const std::string& level) { set_simd_level(level); },
+          py::arg("level"));
 }

@@ -1,5 +1,8 @@
 // The whole pipeline, composed from the stages: image -> planes -> quantised
-// block coefficients -> coordinate list, and back.
+// block coefficients -> coordinate list, and back. Both directions work in
+// stripes of block rows (2B pixel rows under 4:2:0, B otherwise), so the
+// float planes never exist at full size: colour conversion, DCT and
+// quantisation of a stripe run while it is in cache.
 #pragma once
 #include <cstdint>
 #include <vector>

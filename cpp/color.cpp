@@ -1,94 +1,66 @@
 #include "color.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
+#include "kernels.hpp"
+
 namespace dcts {
-namespace {
 
-inline float luma(float r, float g, float b) { return 0.299f * r + 0.587f * g + 0.114f * b; }
-inline float cb_of(float r, float g, float b) {
-    return 128.0f - 0.168736f * r - 0.331264f * g + 0.5f * b;
-}
-inline float cr_of(float r, float g, float b) {
-    return 128.0f + 0.5f * r - 0.418688f * g - 0.081312f * b;
-}
-
-// Round half away from zero, then clip to the 8-bit range.
-inline uint8_t to_u8(float x) {
-    return uint8_t(std::min(255.0f, std::max(0.0f, std::round(x))));
-}
-
-}  // namespace
-
-void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]) {
-    const int64_t W = g.width, H = g.height, hp = g.hp, wp = g.wp;
+void image_row_to_planes(const uint8_t* image, const Geometry& g, int64_t y, float* Y, float* Cb,
+                         float* Cr) {
+    const Kernels& k = kernels();
+    const int64_t W = g.width, wp = g.wp;
+    const int64_t src_row = std::min(y, g.height - 1);
     if (g.planes == 1) {
-        for (int64_t y = 0; y < hp; ++y) {
-            const uint8_t* row = image + std::min(y, H - 1) * W;
-            float* out = planes[0] + y * wp;
-            for (int64_t x = 0; x < W; ++x) out[x] = float(row[x]);
-            std::fill(out + W, out + wp, float(row[W - 1]));
-        }
+        k.grey_to_y(image + src_row * W, W, Y);
+        std::fill(Y + W, Y + wp, Y[W - 1]);
         return;
     }
-    // Full-resolution chroma rows are only needed two at a time under 4:2:0.
-    std::vector<float> cb_full, cr_full;
-    if (g.sub420) {
-        cb_full.resize(size_t(2 * wp));
-        cr_full.resize(size_t(2 * wp));
+    k.rgb_to_ycbcr(image + src_row * W * 3, W, Y, Cb, Cr);
+    std::fill(Y + W, Y + wp, Y[W - 1]);
+    std::fill(Cb + W, Cb + wp, Cb[W - 1]);
+    std::fill(Cr + W, Cr + wp, Cr[W - 1]);
+}
+
+void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]) {
+    const Kernels& k = kernels();
+    const int64_t wp = g.wp;
+    if (g.planes == 1 || !g.sub420) {
+        for (int64_t y = 0; y < g.hp; ++y)
+            image_row_to_planes(image, g, y, planes[0] + y * wp,
+                                g.planes > 1 ? planes[1] + y * wp : nullptr,
+                                g.planes > 1 ? planes[2] + y * wp : nullptr);
+        return;
     }
-    for (int64_t y = 0; y < hp; ++y) {
-        const uint8_t* row = image + std::min(y, H - 1) * W * 3;
-        float* Y = planes[0] + y * wp;
-        float* Cb = g.sub420 ? cb_full.data() + (y & 1) * wp : planes[1] + y * wp;
-        float* Cr = g.sub420 ? cr_full.data() + (y & 1) * wp : planes[2] + y * wp;
-        for (int64_t x = 0; x < wp; ++x) {
-            const uint8_t* px = row + std::min(x, W - 1) * 3;
-            const float r = px[0], gg = px[1], b = px[2];
-            Y[x] = luma(r, gg, b);
-            Cb[x] = cb_of(r, gg, b);
-            Cr[x] = cr_of(r, gg, b);
-        }
-        if (g.sub420 && (y & 1)) {
-            float* oCb = planes[1] + (y / 2) * (wp / 2);
-            float* oCr = planes[2] + (y / 2) * (wp / 2);
-            const float* a = cb_full.data();
-            const float* c = cr_full.data();
-            for (int64_t x = 0; x < wp / 2; ++x) {
-                const int64_t i = 2 * x;
-                oCb[x] = (a[i] + a[i + 1] + a[wp + i] + a[wp + i + 1]) * 0.25f;
-                oCr[x] = (c[i] + c[i + 1] + c[wp + i] + c[wp + i + 1]) * 0.25f;
-            }
-        }
+    // Full-resolution chroma is only needed two rows at a time.
+    std::vector<float> cb(size_t(2 * wp)), cr(size_t(2 * wp));
+    for (int64_t y = 0; y < g.hp; y += 2) {
+        for (int64_t r = 0; r < 2; ++r)
+            image_row_to_planes(image, g, y + r, planes[0] + (y + r) * wp, cb.data() + r * wp,
+                                cr.data() + r * wp);
+        k.downsample2x2(cb.data(), cb.data() + wp, wp / 2, planes[1] + (y / 2) * (wp / 2));
+        k.downsample2x2(cr.data(), cr.data() + wp, wp / 2, planes[2] + (y / 2) * (wp / 2));
     }
+}
+
+void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
+                         int64_t y, uint8_t* image) {
+    const Kernels& k = kernels();
+    if (g.planes == 1) {
+        k.y_to_grey(Y, g.width, image + y * g.width);
+        return;
+    }
+    k.ycbcr_to_rgb(Y, Cb, Cr, g.width, g.sub420 ? 1 : 0, image + y * g.width * 3);
 }
 
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {
-    const int64_t W = g.width, H = g.height, wp = g.wp;
-    if (g.planes == 1) {
-        for (int64_t y = 0; y < H; ++y) {
-            const float* in = planes[0] + y * wp;
-            uint8_t* out = image + y * W;
-            for (int64_t x = 0; x < W; ++x) out[x] = to_u8(in[x]);
-        }
-        return;
-    }
     const int shift = g.sub420 ? 1 : 0;
     const int64_t cw = g.plane_w(1);
-    for (int64_t y = 0; y < H; ++y) {
-        const float* Y = planes[0] + y * wp;
-        const float* Cb = planes[1] + (y >> shift) * cw;
-        const float* Cr = planes[2] + (y >> shift) * cw;
-        uint8_t* out = image + y * W * 3;
-        for (int64_t x = 0; x < W; ++x) {
-            const float l = Y[x];
-            const float cb = Cb[x >> shift] - 128.0f, cr = Cr[x >> shift] - 128.0f;
-            out[3 * x + 0] = to_u8(l + 1.402f * cr);
-            out[3 * x + 1] = to_u8(l - 0.344136f * cb - 0.714136f * cr);
-            out[3 * x + 2] = to_u8(l + 1.772f * cb);
-        }
+    for (int64_t y = 0; y < g.height; ++y) {
+        const int64_t cy = y >> shift;
+        planes_to_image_row(planes[0] + y * g.wp, g.planes > 1 ? planes[1] + cy * cw : nullptr,
+                            g.planes > 1 ? planes[2] + cy * cw : nullptr, g, y, image);
     }
 }
 

@@ -1,5 +1,6 @@
 // Colour conversion, edge padding and 4:2:0 chroma resampling (SPEC sections
-// 2 and 7). Planes are float32, row-major, NOT level-shifted.
+// 2 and 7). Planes are float32, row-major and centred (value - 128), the
+// level shift of section 3 folded in.
 #pragma once
 #include <cstdint>
 
@@ -7,15 +8,22 @@
 
 namespace dcts {
 
-// uint8 (height, width, planes) interleaved -> planes[p] of size
-// plane_h(p) x plane_w(p). The image is padded by edge replication to
-// (hp, wp) first; under 4:2:0 the chroma planes are 2x2 box means of the
-// padded full-resolution chroma.
+// Padded row y (0 <= y < hp) of the image -> centred full-resolution rows
+// (wp samples each; chroma rows ignored for greyscale). The image is padded
+// by edge replication: row min(y, H-1), columns past W repeat the last one.
+void image_row_to_planes(const uint8_t* image, const Geometry& g, int64_t y, float* Y, float* Cb,
+                         float* Cr);
+
+// uint8 (height, width, planes) -> centred planes[p] of plane_h(p) x plane_w(p);
+// under 4:2:0 chroma is the 2x2 box mean of the padded full-resolution chroma.
 void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]);
 
-// Inverse: planes -> uint8 (height, width, planes), chroma replicated 2x2,
-// JFIF YCbCr -> RGB, rounded half away from zero, clipped to [0, 255],
-// cropped to the image size.
+// Centred rows -> image row y (< height): chroma replicated 2x2 under 4:2:0,
+// JFIF YCbCr -> RGB, rounded half away from zero, clipped, cropped to width.
+void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
+                         int64_t y, uint8_t* image);
+
+// Centred planes -> uint8 (height, width, planes).
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image);
 
 }  // namespace dcts

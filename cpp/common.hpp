@@ -50,8 +50,9 @@ Geometry make_geometry(int64_t height, int64_t width, int planes, int block, boo
 
 int32_t max_abs_value(int block, int32_t clip);
 
-// Coefficients of one plane in its own block grid, block-major, zigzag order
-// inside a block: coeff[block_index * B*B + k].
+// Quantised coefficients of one plane in its own block grid, block-major,
+// natural (row-major) order inside a block: coeff[block_index * B*B + row * B + col].
+// The zigzag permutation is applied where the list or the DCT image is built.
 using PlaneCoeffs = std::vector<int32_t>;
 
 // The coordinate list, three parallel arrays.

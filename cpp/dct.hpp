@@ -1,5 +1,5 @@
-// Orthonormal 2-D DCT-II of B x B blocks (SPEC section 3), as the separable
-// product D = C P C^T with a precomputed cosine table.
+// Orthonormal 2-D DCT-II of B x B blocks (SPEC section 3): the cosine tables.
+// The transforms themselves are kernels (dct_kernels.inl), dispatched per CPU.
 #pragma once
 #include <vector>
 
@@ -20,9 +20,5 @@ private:
     int b_;
     std::vector<float> c_, ct_;
 };
-
-// in, out: B x B row-major; scratch: B x B. `in` and `out` may not alias.
-void fdct_block(const DctTable& t, const float* in, float* out, float* scratch);
-void idct_block(const DctTable& t, const float* in, float* out, float* scratch);
 
 }  // namespace dcts

@@ -1,9 +1,6 @@
 #include "quant.hpp"
 
 #include <algorithm>
-#include <cmath>
-
-#include "zigzag.hpp"
 
 namespace dcts {
 namespace {
@@ -38,30 +35,11 @@ std::vector<int32_t> quant_matrix(int quality, int block, bool chroma) {
     return q;
 }
 
-QuantPlan::QuantPlan(int quality, int block, bool chroma, int32_t clip_) : clip(clip_) {
-    const std::vector<int32_t> q = quant_matrix(quality, block, chroma);
-    zz = zigzag(block);
-    q_zz.resize(zz.size());
-    for (size_t k = 0; k < zz.size(); ++k) {
-        q_zz[k] = float(q[size_t(zz[k])]);
-    }
-}
-
-void quantize_block(const QuantPlan& p, const float* coeffs, int32_t* out) {
-    const size_t n = p.zz.size();
-    const float lim = p.clip > 0 ? float(p.clip) : 1e9f;
-    for (size_t k = 0; k < n; ++k) {
-        // Division, not a reciprocal multiply: exact ties (D = (n + 1/2) Q) stay ties.
-        const float x = coeffs[p.zz[k]] / p.q_zz[k];
-        // std::round is round-half-away-from-zero (x + 0.5 would misround 0.49999997).
-        const float r = std::min(lim, std::max(-lim, std::round(x)));
-        out[k] = int32_t(r);
-    }
-}
-
-void dequantize_block(const QuantPlan& p, const int32_t* in, float* coeffs) {
-    const size_t n = p.zz.size();
-    for (size_t k = 0; k < n; ++k) coeffs[p.zz[k]] = float(in[k]) * p.q_zz[k];
+BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
+    : dct(block), clip(clip_) {
+    require(clip_ >= 0, "clip must be positive (or 0 for none), got " + std::to_string(clip_));
+    const std::vector<int32_t> qi = quant_matrix(quality, block, chroma);
+    q.assign(qi.begin(), qi.end());
 }
 
 }  // namespace dcts

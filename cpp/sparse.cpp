@@ -1,6 +1,10 @@
 #include "sparse.hpp"
 
+#include <algorithm>
 #include <cstdlib>
+
+#include "kernels.hpp"
+#include "zigzag.hpp"
 
 namespace dcts {
 
@@ -64,13 +68,20 @@ SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry
     check_planes(coeffs, g);
     const int bb = g.bb();
     const int64_t nch = g.channels();
+    const std::vector<int32_t> zz = zigzag(g.block);
+    std::vector<int32_t> inv(static_cast<size_t>(bb));  // natural index -> zigzag index
+    for (int k = 0; k < bb; ++k) inv[size_t(zz[size_t(k)])] = k;
+
+    // Pass 1: non-zeros per (plane, natural index); contiguous, so it vectorises.
     std::vector<int64_t> count(size_t(nch), 0);
+    std::vector<int64_t> nat_count(static_cast<size_t>(bb));
     for (int p = 0; p < g.planes; ++p) {
+        std::fill(nat_count.begin(), nat_count.end(), 0);
         const int32_t* c = coeffs[size_t(p)].data();
-        int64_t* cnt = count.data() + int64_t(p) * bb;
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb)
-            for (int k = 0; k < bb; ++k) cnt[k] += c[k] != 0;
+            for (int k = 0; k < bb; ++k) nat_count[size_t(k)] += c[k] != 0;
+        for (int k = 0; k < bb; ++k) count[size_t(p * bb + inv[size_t(k)])] = nat_count[size_t(k)];
     }
     // Start offset of each channel in the list, in the sequence's order.
     std::vector<int64_t> cursor(size_t(nch), 0);
@@ -83,18 +94,29 @@ SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry
     out.channel.resize(size_t(total));
     out.position.resize(size_t(total));
     out.value.resize(size_t(total));
+    for (int64_t ch = 0; ch < nch; ++ch)
+        std::fill_n(out.channel.begin() + cursor[size_t(ch)], count[size_t(ch)], int32_t(ch));
+
+    // Pass 2: visit blocks in raster order (so positions ascend within each
+    // channel) and only their non-zeros, found with a bit mask.
+    const Kernels& kern = kernels();
+    int32_t* position = out.position.data();
+    int32_t* value = out.value.data();
     for (int p = 0; p < g.planes; ++p) {
         const int32_t* c = coeffs[size_t(p)].data();
         int64_t* cur = cursor.data() + int64_t(p) * bb;
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb) {
             const int32_t pos = int32_t(block_position(g, p, i));
-            for (int k = 0; k < bb; ++k) {
-                if (c[k] == 0) continue;
-                const size_t at = size_t(cur[k]++);
-                out.channel[at] = p * bb + k;
-                out.position[at] = pos;
-                out.value[at] = c[k];
+            for (int base = 0; base < bb; base += 64) {
+                uint64_t mask = kern.nonzero_mask(c + base, std::min(64, bb - base));
+                while (mask) {
+                    const int nat = base + __builtin_ctzll(mask);
+                    mask &= mask - 1;
+                    const size_t at = size_t(cur[inv[size_t(nat)]]++);
+                    position[at] = pos;
+                    value[at] = c[nat];
+                }
             }
         }
     }
@@ -106,6 +128,7 @@ std::vector<PlaneCoeffs> list_to_planes(const int32_t* channel, const int32_t* p
                                         int32_t vmax) {
     const int bb = g.bb();
     const int64_t nch = g.channels(), npos = g.positions();
+    const std::vector<int32_t> zz = zigzag(g.block);
     std::vector<PlaneCoeffs> coeffs(size_t(g.planes));
     for (int p = 0; p < g.planes; ++p) coeffs[size_t(p)].assign(size_t(g.plane_blocks(p) * bb), 0);
     for (int64_t t = 0; t < n; ++t) {
@@ -131,7 +154,7 @@ std::vector<PlaneCoeffs> list_to_planes(const int32_t* channel, const int32_t* p
             r /= 2;
             c /= 2;
         }
-        int32_t& slot = coeffs[size_t(p)][size_t((r * g.plane_wb(p) + c) * bb + k)];
+        int32_t& slot = coeffs[size_t(p)][size_t((r * g.plane_wb(p) + c) * bb + zz[size_t(k)])];
         if (slot != 0)
             fail(at() + ": (channel " + std::to_string(ch) + ", position " + std::to_string(pos) +
                  ") appears twice");
@@ -144,13 +167,14 @@ void planes_to_dense(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g, 
     check_planes(coeffs, g);
     const int bb = g.bb();
     const int64_t nch = g.channels();
+    const std::vector<int32_t> zz = zigzag(g.block);
     std::fill(dense, dense + g.positions() * nch, 0);
     for (int p = 0; p < g.planes; ++p) {
         const int32_t* c = coeffs[size_t(p)].data();
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb) {
             int32_t* out = dense + block_position(g, p, i) * nch + int64_t(p) * bb;
-            std::copy(c, c + bb, out);
+            for (int k = 0; k < bb; ++k) out[k] = c[zz[size_t(k)]];
         }
     }
 }
@@ -158,6 +182,7 @@ void planes_to_dense(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g, 
 std::vector<PlaneCoeffs> dense_to_planes(const int32_t* dense, const Geometry& g, int32_t vmax) {
     const int bb = g.bb();
     const int64_t nch = g.channels();
+    const std::vector<int32_t> zz = zigzag(g.block);
     std::vector<PlaneCoeffs> coeffs(size_t(g.planes));
     for (int p = 0; p < g.planes; ++p) coeffs[size_t(p)].assign(size_t(g.plane_blocks(p) * bb), 0);
     for (int64_t pos = 0; pos < g.positions(); ++pos) {
@@ -181,7 +206,8 @@ std::vector<PlaneCoeffs> dense_to_planes(const int32_t* dense, const Geometry& g
             if (off_grid) continue;
             const int64_t i = g.subsampled(p) ? (r / 2) * g.plane_wb(p) + c / 2
                                               : r * g.plane_wb(p) + c;
-            std::copy(v, v + bb, coeffs[size_t(p)].begin() + i * bb);
+            int32_t* dst = coeffs[size_t(p)].data() + i * bb;
+            for (int k = 0; k < bb; ++k) dst[zz[size_t(k)]] = v[k];
         }
     }
     return coeffs;

@@ -10,12 +10,18 @@ version of every stage.
 
 from . import inputs
 from .codec import decode, encode, quant_matrix, zigzag
+from .simd import set_simd_level, simd_info
 from .sparse import SparseDCT
+from .container import load, save  # also attaches SparseDCT.to_bytes / from_bytes
+from . import simd as _simd
+
+_simd._check_env()
 
 #: Images (to encode, or headers to decode) with more pixels than this are
 #: refused before anything is allocated, like Pillow's ``Image.MAX_IMAGE_PIXELS``.
 #: Set to ``None`` to lift it (the C++ core still refuses more than 2**31 pixels).
 MAX_IMAGE_PIXELS: "int | None" = 1 << 28
 
-__all__ = ["SparseDCT", "encode", "decode", "quant_matrix", "zigzag", "MAX_IMAGE_PIXELS"]
+__all__ = ["SparseDCT", "encode", "decode", "quant_matrix", "zigzag", "MAX_IMAGE_PIXELS",
+           "simd_info", "set_simd_level", "save", "load"]
 __version__ = "0.1.0"

@@ -1,0 +1,24 @@
+// Assembles the kernel table of one instruction set. Included by isa_*.cpp
+// after defining DCTS_ISA_NS (the namespace) and DCTS_ISA_NAME.
+#include <cstdint>
+
+#include "kernels.hpp"
+
+namespace dcts {
+namespace DCTS_ISA_NS {
+
+#include "vec.inl"
+#include "color_kernels.inl"
+#include "dct_kernels.inl"
+#include "quant_kernels.inl"
+
+const Kernels& table() {
+    static const Kernels k = {
+        DCTS_ISA_NAME, rgb_to_ycbcr, grey_to_y, downsample2x2, ycbcr_to_rgb, y_to_grey,
+        fdct_quant,    dequant_idct, fdct,      idct,          quantize,     nonzero_mask,
+    };
+    return k;
+}
+
+}  // namespace DCTS_ISA_NS
+}  // namespace dcts

@@ -1,0 +1,56 @@
+// The hot loops of every stage, as a table of function pointers filled once
+// per process for the best instruction set the CPU has (or the one forced by
+// DCTSPARSE_SIMD=scalar|avx2|avx512). The kernels are written once, in the
+// *_kernels.inl files, and compiled once per instruction set (isa_*.cpp);
+// floating-point contraction is off everywhere, so every level computes the
+// same operations in the same order and the outputs are bit-identical.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dcts {
+
+// Constants of the block transform + quantiser for one (B, luma/chroma) pair.
+struct BlockTables {
+    int block = 0;
+    const float* c = nullptr;   // c[u*B + x]: DCT matrix
+    const float* ct = nullptr;  // ct[x*B + u]: its transpose
+    const float* q = nullptr;   // Q, natural (row-major) order
+    int32_t clip = 0;           // 0: no clipping
+};
+
+struct Kernels {
+    const char* name;
+    // Colour: n pixels of one row -> centred planes (Y - 128, Cb - 128, Cr - 128).
+    void (*rgb_to_ycbcr)(const uint8_t* rgb, int64_t n, float* y, float* cb, float* cr);
+    void (*grey_to_y)(const uint8_t* grey, int64_t n, float* y);
+    // 2x2 box mean of two rows of 2n samples -> n samples.
+    void (*downsample2x2)(const float* row0, const float* row1, int64_t n, float* out);
+    // Centred planes -> n pixels; `up` = 1 reads chroma at x >> 1 (2x replication).
+    void (*ycbcr_to_rgb)(const float* y, const float* cb, const float* cr, int64_t n, int up,
+                         uint8_t* rgb);
+    void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
+    // One B x B block read from a plane with row stride `stride` (floats):
+    // DCT, then round(D / Q) with clipping, natural order. scratch: 2*B*B floats.
+    void (*fdct_quant)(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
+                       float* scratch);
+    // Natural-order quantised values -> dequantise, inverse DCT -> plane at `stride`.
+    void (*dequant_idct)(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
+                         float* scratch);
+    // Single stages, for tests against the reference (contiguous B x B blocks).
+    void (*fdct)(const float* src, const BlockTables& t, float* out, float* scratch);
+    void (*idct)(const float* src, const BlockTables& t, float* out, float* scratch);
+    void (*quantize)(const float* coeffs, const BlockTables& t, int32_t* out);
+    // Bit k set iff v[k] != 0, for n <= 64 values.
+    uint64_t (*nonzero_mask)(const int32_t* v, int n);
+};
+
+// The active table (chosen on first use).
+const Kernels& kernels();
+// Levels this build and CPU can run, best last (always starts with "scalar").
+std::vector<std::string> available_simd_levels();
+// Force a level for the whole process (tests, benchmarks); throws if unavailable.
+void set_simd_level(const std::string& level);
+
+}  // namespace dcts

@@ -1,0 +1,38 @@
+// Quantisation kernels (SPEC section 4), compiled once per instruction set
+// inside namespace dcts::DCTS_ISA_NS. Natural (row-major) order: the zigzag
+// permutation is applied when the list is built, as a table lookup.
+
+// round(D / Q), half away from zero, clipped. Division rather than a
+// reciprocal multiply so exact ties (D = (n + 1/2) Q) stay ties.
+static void quantize(const float* __restrict coeffs, const BlockTables& t, int32_t* __restrict out) {
+    const int n = t.block * t.block;
+    const int32_t lim = t.clip > 0 ? t.clip : 0x7fffffff;
+    const float* __restrict q = t.q;
+    for (int k = 0; k < n; ++k) {
+        int32_t v = round_away(coeffs[k] / q[k]);
+        v = v > lim ? lim : v;
+        v = v < -lim ? -lim : v;
+        out[k] = v;
+    }
+}
+
+static void fdct_quant(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
+                       float* scratch) {
+    float* coeffs = scratch;                        // B*B
+    fdct_strided(src, stride, t, coeffs, scratch + t.block * t.block);
+    quantize(coeffs, t, out);
+}
+
+static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, float* dst,
+                         int64_t stride, float* scratch) {
+    const int n = t.block * t.block;
+    float* __restrict d = scratch;                  // B*B
+    for (int k = 0; k < n; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
+    idct_strided(d, t, dst, stride, 0.0f, scratch + n);
+}
+
+static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
+    uint64_t m = 0;
+    for (int k = 0; k < n; ++k) m |= static_cast<uint64_t>(v[k] != 0) << k;
+    return m;
+}

@@ -1,0 +1,42 @@
+// A row of N floats as one value, for the block kernels. In the SIMD builds
+// it is a GCC vector type (one or a few registers); in the scalar build it is
+// a plain array with lane-by-lane operators, so the scalar fallback performs
+// exactly the same IEEE operations as the vector code, lane by lane.
+
+#if defined(DCTS_SCALAR_LANES)
+template <int N>
+struct vf {
+    float lane[N];
+    float operator[](int i) const { return lane[i]; }
+    vf operator*(float s) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] * s; return r; }
+    vf operator+(float s) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] + s; return r; }
+    vf& operator+=(const vf& o) { for (int i = 0; i < N; ++i) lane[i] += o.lane[i]; return *this; }
+};
+template <int N>
+static inline vf<N> vload(const float* p) { vf<N> r; for (int i = 0; i < N; ++i) r.lane[i] = p[i]; return r; }
+template <int N>
+static inline void vstore(float* p, const vf<N>& v) { for (int i = 0; i < N; ++i) p[i] = v.lane[i]; }
+template <int N>
+static inline float lane(const vf<N>& v, int i) { return v.lane[i]; }
+#else
+// GCC 12 silently drops a template-dependent vector_size in an alias
+// template, so each width is spelled out.
+template <int N> struct vf_t;
+template <> struct vf_t<4> { typedef float type __attribute__((vector_size(16))); };
+template <> struct vf_t<8> { typedef float type __attribute__((vector_size(32))); };
+template <> struct vf_t<16> { typedef float type __attribute__((vector_size(64))); };
+template <> struct vf_t<32> { typedef float type __attribute__((vector_size(128))); };
+template <int N>
+using vf = typename vf_t<N>::type;
+template <int N>
+static inline vf<N> vload(const float* p) { vf<N> r; __builtin_memcpy(&r, p, sizeof r); return r; }
+template <int N>
+static inline void vstore(float* p, const vf<N>& v) { __builtin_memcpy(p, &v, sizeof v); }
+// Subscripting a template-dependent vector type is not accepted by GCC 12.
+template <int N>
+static inline float lane(const vf<N>& v, int i) {
+    float out;
+    __builtin_memcpy(&out, reinterpret_cast<const char*>(&v) + sizeof(float) * i, sizeof out);
+    return out;
+}
+#endif

@@ -1,0 +1,142 @@
+"""The ``.dcts`` file format: one :class:`SparseDCT` per file, entropy-coded.
+
+    dctsparse.save(s, "x.dcts")          # or an open binary file
+    s = dctsparse.load("x.dcts")         # load(save(s)) == s, list order included
+    data = s.to_bytes(); t = dctsparse.SparseDCT.from_bytes(data)
+    dctsparse.container.info("x.dcts")   # the header as a dict, without decoding
+
+The layout (magic, version, header, coded payload, CRC-32) is documented in
+``cpp/container.hpp``; the coefficient coder in ``cpp/container.cpp``.
+Every malformed file (wrong magic, other version, truncation, bit flips,
+lying headers, a size over :data:`dctsparse.MAX_IMAGE_PIXELS`) raises
+``ValueError`` naming the problem, before anything that scales with the
+header is allocated.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, BinaryIO, Union
+
+import numpy as np
+
+from . import _core, inputs
+from .sparse import SparseDCT
+
+#: The first 8 bytes of every .dcts file.
+MAGIC = b"\x89DCTS\r\n\x1a"
+#: The format version this module writes and reads.
+VERSION = 1
+#: File extension and MIME type.
+EXTENSION = ".dcts"
+MIME = "image/x-dcts"
+
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+
+
+def _pixel_limit() -> int:
+    import dctsparse
+
+    limit = dctsparse.MAX_IMAGE_PIXELS
+    return -1 if limit is None else int(limit)
+
+
+def _order_fields(s: SparseDCT) -> tuple[int, np.ndarray]:
+    if isinstance(s.order, str):
+        return inputs.NAMED_ORDERS[s.order], np.zeros(0, np.int32)
+    return 2, np.asarray(s.order, dtype=np.int32)
+
+
+def to_bytes(s: SparseDCT) -> bytes:
+    """The ``.dcts`` file of ``s`` as bytes."""
+    if not isinstance(s, SparseDCT):
+        raise TypeError(f"expected a SparseDCT, got {type(s).__name__}")
+    kind, perm = _order_fields(s)
+    return _core.container_encode(s.channel, s.position, s.value, s.height, s.width, s.planes,
+                                  s.block_size, s.quality, s.subsampling == "4:2:0", kind, perm,
+                                  s.clip or 0)
+
+
+def _as_buffer(data: Any):
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"expected bytes-like data, got {type(data).__name__}") from None
+    return view.cast("B") if view.c_contiguous else view.tobytes()
+
+
+def from_bytes(data) -> SparseDCT:
+    """Parse a ``.dcts`` file held in a bytes-like object -> :class:`SparseDCT`.
+
+    Raises ValueError for anything that is not a valid .dcts file of version
+    :data:`VERSION` within :data:`dctsparse.MAX_IMAGE_PIXELS`.
+    """
+    header, c, p, v = _core.container_decode(_as_buffer(data), _pixel_limit())
+    shell = SparseDCT._header_only(**_sparse_header(header))
+    # The decoder only produces triples that are valid for the header (range,
+    # 4:2:0 grid, no repeats, by construction), so no second validation pass.
+    return SparseDCT._trusted(c, p, v, shell)
+
+
+def _sparse_header(h: dict) -> dict:
+    return {k: h[k] for k in ("height", "width", "block_size", "quality", "subsampling", "order",
+                              "clip", "mode")}
+
+
+def _read_all(path_or_file: PathOrFile) -> bytes:
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "rb") as f:
+            return f.read()
+    if hasattr(path_or_file, "read"):
+        data = path_or_file.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("the file must be opened in binary mode ('rb')")
+        return data
+    raise TypeError(f"expected a path or a binary file object, got {type(path_or_file).__name__}")
+
+
+def save(s: SparseDCT, path_or_file: PathOrFile) -> int:
+    """Write ``s`` as a ``.dcts`` file (a path, or a binary file object). Returns the byte count."""
+    data = to_bytes(s)
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "wb") as f:
+            f.write(data)
+    elif hasattr(path_or_file, "write"):
+        path_or_file.write(data)
+    else:
+        raise TypeError(f"expected a path or a binary file object, got {type(path_or_file).__name__}")
+    return len(data)
+
+
+def load(path_or_file: PathOrFile) -> SparseDCT:
+    """Read a ``.dcts`` file (a path, or a binary file object positioned at its start)."""
+    return from_bytes(_read_all(path_or_file))
+
+
+def info(source: Union[PathOrFile, bytes, bytearray, memoryview]) -> dict:
+    """The header of a ``.dcts`` file, checksum verified, coefficients not decoded.
+
+    Keys: version, height, width, mode, block_size, quality, subsampling,
+    order, clip, count (N), canonical (list in its order's sequence),
+    payload_bytes, file_bytes.
+    """
+    data = source if isinstance(source, (bytes, bytearray, memoryview)) else _read_all(source)
+    return _core.container_header(_as_buffer(data), _pixel_limit())
+
+
+def _attach() -> None:
+    def _to_bytes(self) -> bytes:
+        """The ``.dcts`` file of this list as bytes (see :mod:`dctsparse.container`)."""
+        return to_bytes(self)
+
+    def _from_bytes(cls, data) -> SparseDCT:
+        """Parse a ``.dcts`` file held in a bytes-like object."""
+        return from_bytes(data)
+
+    SparseDCT.to_bytes = _to_bytes
+    SparseDCT.from_bytes = classmethod(_from_bytes)
+
+
+_attach()

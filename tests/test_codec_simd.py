@@ -1,0 +1,74 @@
+"""Every SIMD level this machine has gives output bit-identical to the scalar path."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import dctsparse
+from dctsparse import _core
+
+from conftest import natural_image
+
+LEVELS = _core.simd_levels()
+
+
+@pytest.fixture
+def restore_level():
+    before = _core.simd_level()
+    yield
+    _core.set_simd_level(before)
+
+
+def run_all(level):
+    _core.set_simd_level(level)
+    out = []
+    rng = np.random.default_rng(0)
+    imgs = [natural_image("astronaut")[:203, :317], natural_image("camera")[:77, :130],
+            rng.integers(0, 256, (37, 61, 3), dtype=np.uint8)]
+    for img in imgs:
+        for b in (2, 3, 4, 8, 11, 16, 32, 64):
+            for sub in ("4:2:0", "4:4:4"):
+                s = dctsparse.encode(img, block_size=b, quality=83, subsampling=sub,
+                                     clip=None if b != 8 else 40)
+                out += [s.channel, s.position, s.value, dctsparse.decode(s),
+                        dctsparse.decode(s[: len(s) // 3])]
+    blocks = rng.normal(0, 50, (64, 16, 16)).astype(np.float32)
+    out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0),
+            _core.image_to_planes(imgs[0], 8, True)[1]]
+    return out
+
+
+def test_scalar_is_always_available():
+    assert LEVELS[0] == "scalar"
+    info = dctsparse.simd_info()
+    assert info["level"] in LEVELS and set(info["stages"].values()) == {info["level"]}
+
+
+@pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])
+def test_levels_bit_identical_to_scalar(level, restore_level):
+    if level not in LEVELS:
+        pytest.skip("this machine has no SIMD level beyond scalar")
+    want = run_all("scalar")
+    got = run_all(level)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+
+
+def test_unknown_level_is_refused(restore_level):
+    with pytest.raises(ValueError, match="not available"):
+        dctsparse.set_simd_level("sse9")
+
+
+def test_env_var_forces_level():
+    for level in LEVELS:
+        r = subprocess.run([sys.executable, "-c", "import dctsparse; print(dctsparse.simd_info()['level'])"],
+                           env={**os.environ, "DCTSPARSE_SIMD": level}, capture_output=True, text=True)
+        assert r.stdout.strip() == level, r.stderr
+    r = subprocess.run([sys.executable, "-W", "error", "-c", "import dctsparse"],
+                       env={**os.environ, "DCTSPARSE_SIMD": "bogus"}, capture_output=True, text=True)
+    assert r.returncode != 0 and "DCTSPARSE_SIMD" in r.stderr
