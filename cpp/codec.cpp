@@ -5,6 +5,8 @@
 #include "color.hpp"
 #include "kernels.hpp"
 #include "quant.hpp"
+#include "sparse.hpp"
+#include "workspace.hpp"
 
 namespace dcts {
 namespace {
@@ -39,8 +41,8 @@ struct Stripe {
 
 }  // namespace
 
-std::vector<PlaneCoeffs> encode_planes(const uint8_t* image, const Geometry& g,
-                                       const CodecParams& prm) {
+void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                   const Coeffs& coeffs) {
     check_params(g, prm);
     const Kernels& k = kernels();
     const int B = g.block, bb = g.bb();
@@ -49,9 +51,6 @@ std::vector<PlaneCoeffs> encode_planes(const uint8_t* image, const Geometry& g,
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
     std::vector<float> scratch(luma.scratch_size());
     Stripe st(g);
-
-    std::vector<PlaneCoeffs> coeffs(size_t(g.planes));
-    for (int p = 0; p < g.planes; ++p) coeffs[size_t(p)].resize(size_t(g.plane_blocks(p) * bb));
 
     const int64_t stripes = g.hp / st.rows;
     const int64_t luma_block_rows = st.rows / B;
@@ -77,7 +76,7 @@ std::vector<PlaneCoeffs> encode_planes(const uint8_t* image, const Geometry& g,
             }
         }
         for (int64_t br = 0; br < luma_block_rows; ++br) {
-            int32_t* dst = coeffs[0].data() + ((s * luma_block_rows + br) * g.wb) * bb;
+            int32_t* dst = coeffs.plane[0] + ((s * luma_block_rows + br) * g.wb) * bb;
             const float* src = st.y.data() + br * B * wp;
             for (int64_t bj = 0; bj < g.wb; ++bj, dst += bb)
                 k.fdct_quant(src + bj * B, wp, lt, dst, scratch.data());
@@ -86,52 +85,98 @@ std::vector<PlaneCoeffs> encode_planes(const uint8_t* image, const Geometry& g,
             // One chroma block row per stripe in both subsamplings.
             const float* src = (p == 1 ? st.cb : st.cr).data();
             const int64_t cwb = g.plane_wb(p);
-            int32_t* dst = coeffs[size_t(p)].data() + s * cwb * bb;
+            int32_t* dst = coeffs.plane[p] + s * cwb * bb;
             for (int64_t bj = 0; bj < cwb; ++bj, dst += bb)
                 k.fdct_quant(src + bj * B, cw, ctab, dst, scratch.data());
         }
     }
-    return coeffs;
 }
 
-void decode_planes(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g,
-                   const CodecParams& prm, uint8_t* image) {
+StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm)
+    : g(g_),
+      luma(prm.quality, g_.block, false, prm.clip),
+      chroma(prm.quality, g_.block, true, prm.clip),
+      scratch(luma.scratch_size()),
+      rows(g_.sub420 ? 2 * g_.block : g_.block) {
     check_params(g, prm);
-    require(coeffs.size() == size_t(g.planes), "wrong number of coefficient planes");
-    for (int p = 0; p < g.planes; ++p)
-        require(int64_t(coeffs[size_t(p)].size()) == g.plane_blocks(p) * g.bb(),
-                "coefficient plane " + std::to_string(p) + " has the wrong size");
+    y.resize(size_t(rows * g.wp));
+    if (g.planes == 3) {
+        cb.resize(size_t((g.sub420 ? rows / 2 : rows) * g.plane_w(1)));
+        cr.resize(cb.size());
+    }
+}
+
+void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool rezero) {
     const Kernels& k = kernels();
     const int B = g.block, bb = g.bb();
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
-    const BlockPlan luma(prm.quality, B, false, prm.clip), chroma(prm.quality, B, true, prm.clip);
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
-    std::vector<float> scratch(luma.scratch_size());
-    Stripe st(g);
-    const int shift = g.sub420 ? 1 : 0;
-
-    const int64_t luma_block_rows = st.rows / B;
-    for (int64_t y0 = 0, s = 0; y0 < g.height; y0 += st.rows, ++s) {
-        for (int64_t br = 0; br < luma_block_rows; ++br) {
-            const int32_t* src = coeffs[0].data() + ((s * luma_block_rows + br) * g.wb) * bb;
-            float* dst = st.y.data() + br * B * wp;
-            for (int64_t bj = 0; bj < g.wb; ++bj, src += bb)
-                k.dequant_idct(src, lt, dst + bj * B, wp, scratch.data());
-        }
-        for (int p = 1; p < g.planes; ++p) {
-            const int64_t cwb = g.plane_wb(p);
-            const int32_t* src = coeffs[size_t(p)].data() + s * cwb * bb;
-            float* dst = (p == 1 ? st.cb : st.cr).data();
-            for (int64_t bj = 0; bj < cwb; ++bj, src += bb)
-                k.dequant_idct(src, ctab, dst + bj * B, cw, scratch.data());
-        }
-        for (int64_t r = 0; r < st.rows && y0 + r < g.height; ++r) {
-            const int64_t cr_row = (r >> shift) * cw;
-            planes_to_image_row(st.y.data() + r * wp,
-                                g.planes > 1 ? st.cb.data() + cr_row : nullptr,
-                                g.planes > 1 ? st.cr.data() + cr_row : nullptr, g, y0 + r, image);
+    const int64_t luma_block_rows = rows / B;
+    int32_t* src = c.plane[0];
+    for (int64_t br = 0; br < luma_block_rows; ++br) {
+        float* dst = y.data() + br * B * wp;
+        for (int64_t bj = 0; bj < g.wb; ++bj, src += bb) {
+            k.dequant_idct(src, lt, dst + bj * B, wp, scratch.data());
+            if (rezero) std::fill(src, src + bb, 0);
         }
     }
+    for (int p = 1; p < g.planes; ++p) {  // one chroma block row per stripe
+        int32_t* csrc = c.plane[p];
+        float* dst = (p == 1 ? cb : cr).data();
+        for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, csrc += bb) {
+            k.dequant_idct(csrc, ctab, dst + bj * B, cw, scratch.data());
+            if (rezero) std::fill(csrc, csrc + bb, 0);
+        }
+    }
+    const int shift = g.sub420 ? 1 : 0;
+    const int64_t y0 = s * rows;
+    for (int64_t r = 0; r < rows && y0 + r < g.height; ++r) {
+        const int64_t crow = (r >> shift) * cw;
+        planes_to_image_row(y.data() + r * wp, g.planes > 1 ? cb.data() + crow : nullptr,
+                            g.planes > 1 ? cr.data() + crow : nullptr, g, y0 + r, image);
+    }
+}
+
+void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,
+                   uint8_t* image, bool rezero) {
+    StripeDecoder dec(g, prm);
+    const int64_t stripes = g.hp / dec.rows, luma_blocks = (dec.rows / g.block) * g.wb;
+    for (int64_t s = 0; s < stripes; ++s) {
+        Coeffs c;
+        c.plane[0] = coeffs.plane[0] + s * luma_blocks * g.bb();
+        for (int p = 1; p < g.planes; ++p) c.plane[p] = coeffs.plane[p] + s * g.plane_wb(p) * g.bb();
+        dec(s, c, image, rezero);
+    }
+}
+
+SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                  const int32_t* seq) {
+    CoeffStore& store = encode_store();
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, false);
+    encode_planes(image, g, prm, c);
+    return planes_to_list(c, g, seq);
+}
+
+void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,
+            const Geometry& g, const CodecParams& prm, uint8_t* image) {
+    StripeDecoder dec(g, prm);
+    const int32_t vmax = max_abs_value(g.block, prm.clip);
+    if (StripeScatter::fits(g)) {
+        for_each_stripe(channel, position, value, n, g, vmax,
+                        [&](int64_t s, const Coeffs& c) { dec(s, c, image, false); });
+        return;
+    }
+    CoeffStore& store = decode_store();  // very wide images: whole-image scatter
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, true);
+    try {
+        list_to_planes(channel, position, value, n, g, vmax, c);
+    } catch (...) {
+        store.dirty();
+        throw;
+    }
+    decode_planes(c, g, prm, image, true);
 }
 
 }  // namespace dcts

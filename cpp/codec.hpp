@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "quant.hpp"
 
 namespace dcts {
 
@@ -18,11 +19,31 @@ struct CodecParams {
     int32_t clip = 0;  // 0: no clipping
 };
 
-// uint8 (h, w, planes) -> per-plane quantised coefficients (sections 2-4).
-std::vector<PlaneCoeffs> encode_planes(const uint8_t* image, const Geometry& g,
-                                       const CodecParams& prm);
+// uint8 (h, w, planes) -> per-plane quantised coefficients (sections 2-4),
+// written to every entry of `out`.
+void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                   const Coeffs& out);
 // Per-plane quantised coefficients -> uint8 (h, w, planes) (section 7).
-void decode_planes(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g,
-                   const CodecParams& prm, uint8_t* image);
+// `rezero`: zero each block once read (keeps a CoeffStore's zero invariant).
+void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,
+                   uint8_t* image, bool rezero);
+
+// Decodes one stripe (2B pixel rows under 4:2:0, B otherwise) from its
+// coefficients: c.plane[0] holds the stripe's luma block rows, c.plane[1..2]
+// its chroma block row; writes the stripe's rows of the image.
+struct StripeDecoder {
+    const Geometry& g;
+    BlockPlan luma, chroma;
+    std::vector<float> scratch, y, cb, cr;
+    int64_t rows;  // pixel rows per stripe
+    StripeDecoder(const Geometry& g, const CodecParams& prm);
+    void operator()(int64_t stripe, const Coeffs& c, uint8_t* image, bool rezero);
+};
+
+// The whole encoder and decoder on this thread's coefficient stores.
+SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                  const int32_t* seq);
+void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,
+            const Geometry& g, const CodecParams& prm, uint8_t* image);
 
 }  // namespace dcts

@@ -50,10 +50,14 @@ Geometry make_geometry(int64_t height, int64_t width, int planes, int block, boo
 
 int32_t max_abs_value(int block, int32_t clip);
 
-// Quantised coefficients of one plane in its own block grid, block-major,
-// natural (row-major) order inside a block: coeff[block_index * B*B + row * B + col].
-// The zigzag permutation is applied where the list or the DCT image is built.
-using PlaneCoeffs = std::vector<int32_t>;
+// Quantised coefficients of an image: per plane, in the plane's own block
+// grid, block-major, natural (row-major) order inside a block:
+// plane[p][block_index * B*B + row * B + col]. The zigzag permutation is
+// applied where the list or the DCT image is built. A view: the storage is a
+// CoeffStore (workspace.hpp).
+struct Coeffs {
+    int32_t* plane[3] = {nullptr, nullptr, nullptr};
+};
 
 // The coordinate list, three parallel arrays.
 struct SparseList {

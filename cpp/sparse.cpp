@@ -54,18 +54,55 @@ inline int64_t block_position(const Geometry& g, int p, int64_t i) {
     return g.subsampled(p) ? (2 * r) * g.wb + 2 * c : r * g.wb + c;
 }
 
-void check_planes(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g) {
-    require(coeffs.size() == size_t(g.planes), "wrong number of coefficient planes");
-    for (int p = 0; p < g.planes; ++p)
-        require(int64_t(coeffs[size_t(p)].size()) == g.plane_blocks(p) * g.bb(),
-                "coefficient plane " + std::to_string(p) + " has the wrong size");
+// Exact x / d for 0 <= x < 2^31 without a hardware division (which costs
+// more than everything else done per triple): a double estimate, corrected.
+struct FastDiv {
+    int64_t d;
+    double inv;
+    explicit FastDiv(int64_t d_) : d(d_), inv(1.0 / double(d_)) {}
+    int64_t operator()(int64_t x) const {
+        int64_t q = int64_t(double(x) * inv);
+        if (q * d > x) --q;
+        else if ((q + 1) * d <= x) ++q;
+        return q;
+    }
+};
+
+// Where each channel's coefficients live: plane and natural index in a block.
+struct ChannelMap {
+    std::vector<int32_t> plane, nat;
+    explicit ChannelMap(const Geometry& g) {
+        const std::vector<int32_t> zz = zigzag(g.block);
+        const int bb = g.bb();
+        for (int p = 0; p < g.planes; ++p)
+            for (int k = 0; k < bb; ++k) {
+                plane.push_back(p);
+                nat.push_back(zz[size_t(k)]);
+            }
+    }
+};
+
+// Index of (channel, position) in its plane's coefficients; validates the
+// 4:2:0 grid. `t` is the triple's index, for the message.
+inline int64_t coeff_index(const Geometry& g, const ChannelMap& m, const FastDiv& div_wb,
+                           int32_t ch, int32_t pos, int64_t t) {
+    const int p = m.plane[size_t(ch)];
+    int64_t r = div_wb(pos), c = pos - r * g.wb;
+    if (g.subsampled(p)) {
+        if ((r | c) & 1)
+            fail("triple " + std::to_string(t) + ": chroma channel " + std::to_string(ch) +
+                 " at position " + std::to_string(pos) + " (block row " + std::to_string(r) +
+                 ", column " + std::to_string(c) +
+                 ") is not on the 4:2:0 chroma grid (even rows and columns)");
+        r >>= 1;
+        c >>= 1;
+    }
+    return (r * g.plane_wb(p) + c) * g.bb() + m.nat[size_t(ch)];
 }
 
 }  // namespace
 
-SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g,
-                          const int32_t* seq) {
-    check_planes(coeffs, g);
+SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq) {
     const int bb = g.bb();
     const int64_t nch = g.channels();
     const std::vector<int32_t> zz = zigzag(g.block);
@@ -77,7 +114,7 @@ SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry
     std::vector<int64_t> nat_count(static_cast<size_t>(bb));
     for (int p = 0; p < g.planes; ++p) {
         std::fill(nat_count.begin(), nat_count.end(), 0);
-        const int32_t* c = coeffs[size_t(p)].data();
+        const int32_t* c = coeffs.plane[p];
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb)
             for (int k = 0; k < bb; ++k) nat_count[size_t(k)] += c[k] != 0;
@@ -103,7 +140,7 @@ SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry
     int32_t* position = out.position.data();
     int32_t* value = out.value.data();
     for (int p = 0; p < g.planes; ++p) {
-        const int32_t* c = coeffs[size_t(p)].data();
+        const int32_t* c = coeffs.plane[p];
         int64_t* cur = cursor.data() + int64_t(p) * bb;
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb) {
@@ -123,14 +160,11 @@ SparseList planes_to_list(const std::vector<PlaneCoeffs>& coeffs, const Geometry
     return out;
 }
 
-std::vector<PlaneCoeffs> list_to_planes(const int32_t* channel, const int32_t* position,
-                                        const int32_t* value, int64_t n, const Geometry& g,
-                                        int32_t vmax) {
-    const int bb = g.bb();
+void list_to_planes(const int32_t* channel, const int32_t* position, const int32_t* value,
+                    int64_t n, const Geometry& g, int32_t vmax, const Coeffs& out) {
     const int64_t nch = g.channels(), npos = g.positions();
-    const std::vector<int32_t> zz = zigzag(g.block);
-    std::vector<PlaneCoeffs> coeffs(size_t(g.planes));
-    for (int p = 0; p < g.planes; ++p) coeffs[size_t(p)].assign(size_t(g.plane_blocks(p) * bb), 0);
+    const ChannelMap map(g);
+    const FastDiv div_wb(g.wb);
     for (int64_t t = 0; t < n; ++t) {
         const int32_t ch = channel[t], pos = position[t], v = value[t];
         // Messages are built only on failure: this loop runs once per triple.
@@ -141,50 +175,45 @@ std::vector<PlaneCoeffs> list_to_planes(const int32_t* channel, const int32_t* p
         if (pos < 0 || pos >= npos)
             fail(at() + ": position " + std::to_string(pos) + " is out of range [0, " +
                  std::to_string(npos) + ")");
-        if (v == 0 || std::abs(int64_t(v)) > vmax)
+        if (v == 0 || v > vmax || v < -vmax)
             fail(at() + ": value " + std::to_string(v) + " is not a non-zero integer in [-" +
                  std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
-        const int p = ch / bb, k = ch % bb;
-        int64_t r = pos / g.wb, c = pos % g.wb;
-        if (g.subsampled(p)) {
-            if ((r | c) & 1)
-                fail(at() + ": chroma channel " + std::to_string(ch) + " at position " +
-                     std::to_string(pos) + " (block row " + std::to_string(r) + ", column " +
-                     std::to_string(c) + ") is not on the 4:2:0 chroma grid (even rows and columns)");
-            r /= 2;
-            c /= 2;
-        }
-        int32_t& slot = coeffs[size_t(p)][size_t((r * g.plane_wb(p) + c) * bb + zz[size_t(k)])];
+        int32_t& slot = out.plane[map.plane[size_t(ch)]][coeff_index(g, map, div_wb, ch, pos, t)];
         if (slot != 0)
             fail(at() + ": (channel " + std::to_string(ch) + ", position " + std::to_string(pos) +
                  ") appears twice");
         slot = v;
     }
-    return coeffs;
 }
 
-void planes_to_dense(const std::vector<PlaneCoeffs>& coeffs, const Geometry& g, int32_t* dense) {
-    check_planes(coeffs, g);
+void clear_list(const int32_t* channel, const int32_t* position, int64_t n, const Geometry& g,
+                const Coeffs& out) {
+    const ChannelMap map(g);
+    const FastDiv div_wb(g.wb);
+    for (int64_t t = 0; t < n; ++t)
+        out.plane[map.plane[size_t(channel[t])]]
+                 [coeff_index(g, map, div_wb, channel[t], position[t], t)] = 0;
+}
+
+void planes_to_dense(const Coeffs& coeffs, const Geometry& g, int32_t* dense) {
     const int bb = g.bb();
     const int64_t nch = g.channels();
     const std::vector<int32_t> zz = zigzag(g.block);
     std::fill(dense, dense + g.positions() * nch, 0);
     for (int p = 0; p < g.planes; ++p) {
-        const int32_t* c = coeffs[size_t(p)].data();
+        const int32_t* c = coeffs.plane[p];
         const int64_t n = g.plane_blocks(p);
         for (int64_t i = 0; i < n; ++i, c += bb) {
-            int32_t* out = dense + block_position(g, p, i) * nch + int64_t(p) * bb;
-            for (int k = 0; k < bb; ++k) out[k] = c[zz[size_t(k)]];
+            int32_t* o = dense + block_position(g, p, i) * nch + int64_t(p) * bb;
+            for (int k = 0; k < bb; ++k) o[k] = c[zz[size_t(k)]];
         }
     }
 }
 
-std::vector<PlaneCoeffs> dense_to_planes(const int32_t* dense, const Geometry& g, int32_t vmax) {
+void dense_to_planes(const int32_t* dense, const Geometry& g, int32_t vmax, const Coeffs& out) {
     const int bb = g.bb();
     const int64_t nch = g.channels();
     const std::vector<int32_t> zz = zigzag(g.block);
-    std::vector<PlaneCoeffs> coeffs(size_t(g.planes));
-    for (int p = 0; p < g.planes; ++p) coeffs[size_t(p)].assign(size_t(g.plane_blocks(p) * bb), 0);
     for (int64_t pos = 0; pos < g.positions(); ++pos) {
         const int64_t r = pos / g.wb, c = pos % g.wb;
         const int32_t* px = dense + pos * nch;
@@ -206,11 +235,98 @@ std::vector<PlaneCoeffs> dense_to_planes(const int32_t* dense, const Geometry& g
             if (off_grid) continue;
             const int64_t i = g.subsampled(p) ? (r / 2) * g.plane_wb(p) + c / 2
                                               : r * g.plane_wb(p) + c;
-            int32_t* dst = coeffs[size_t(p)].data() + i * bb;
+            int32_t* dst = out.plane[p] + i * bb;
             for (int k = 0; k < bb; ++k) dst[zz[size_t(k)]] = v[k];
         }
     }
-    return coeffs;
+}
+
+bool StripeScatter::fits(const Geometry& g) {
+    const int64_t rows = g.sub420 ? 2 : 1;
+    return (rows * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * g.bb() < (int64_t(1) << 32);
+}
+
+StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
+                             const int32_t* value, int64_t n, const Geometry& g, int32_t vmax)
+    : channel_(channel), position_(position), value_(value), n_(n), g_(g), vmax_(vmax) {
+    const int bb = g.bb();
+    const int64_t nch = g.channels(), npos = g.positions();
+    const int rows_shift = g.sub420 ? 1 : 0;  // luma block rows per stripe: 1 << rows_shift
+    const int64_t nstripes = g.hb >> rows_shift;
+    // Stripe buffer: luma block rows, then one chroma block row per chroma plane.
+    offset_[0] = 0;
+    for (int p = 1; p < g.planes; ++p)
+        offset_[p] = ((int64_t(1) << rows_shift) * g.wb + (p - 1) * g.plane_wb(p)) * bb;
+    const int64_t stripe_entries =
+        ((int64_t(1) << rows_shift) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bb;
+    require(stripe_entries < (int64_t(1) << 32), "image too wide for the stripe decoder");
+
+    const ChannelMap map(g);
+    const FastDiv div_wb(g.wb);
+    std::vector<int64_t> count(size_t(nstripes) + 1, 0);
+    // Pass 1: validate ranges and the 4:2:0 grid, count triples per stripe.
+    for (int64_t t = 0; t < n; ++t) {
+        const int32_t ch = channel[t], pos = position[t], v = value[t];
+        if (ch < 0 || ch >= nch || pos < 0 || pos >= npos || v == 0 || v > vmax || v < -vmax)
+            first_error();
+        const int64_t r = div_wb(pos), c = pos - r * g.wb;
+        if (g.subsampled(map.plane[size_t(ch)]) && ((r | c) & 1)) first_error();
+        ++count[size_t(r >> rows_shift)];
+    }
+    start_.assign(size_t(nstripes) + 1, 0);
+    for (int64_t s = 0; s < nstripes; ++s) start_[size_t(s) + 1] = start_[size_t(s)] + count[size_t(s)];
+    // Pass 2: the stripe-local index of each triple, bucketed by stripe.
+    records_.resize(size_t(n));
+    std::vector<int64_t> cur(start_.begin(), start_.end() - 1);
+    for (int64_t t = 0; t < n; ++t) {
+        const int32_t ch = channel[t], pos = position[t];
+        const int p = map.plane[size_t(ch)];
+        const int64_t r = div_wb(pos), c = pos - r * g.wb;
+        const int64_t s = r >> rows_shift;
+        int64_t local;
+        if (g.subsampled(p)) local = offset_[p] + (c >> 1) * bb;  // one chroma block row
+        else if (p == 0) local = ((r - (s << rows_shift)) * g.wb + c) * bb;
+        else local = offset_[p] + c * bb;
+        local += map.nat[size_t(ch)];
+        records_[size_t(cur[size_t(s)]++)] = {uint32_t(local), value[t]};
+    }
+    buffer_.assign(size_t(stripe_entries), 0);
+}
+
+Coeffs StripeScatter::scatter(int64_t s) {
+    int32_t* buf = buffer_.data();
+    for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
+        const auto& rec = records_[size_t(i)];
+        if (buf[rec.first] != 0) {
+            clear(s);
+            first_error();
+        }
+        buf[rec.first] = rec.second;
+    }
+    Coeffs c;
+    for (int p = 0; p < g_.planes; ++p) c.plane[p] = buf + offset_[p];
+    return c;
+}
+
+void StripeScatter::clear(int64_t s) {
+    int32_t* buf = buffer_.data();
+    for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) buf[records_[size_t(i)].first] = 0;
+}
+
+void StripeScatter::first_error() const {
+    // Rare path: rerun the plain validator, which reports the first bad
+    // triple in list order, with the exact message.
+    std::vector<int32_t> storage;
+    Coeffs c;
+    size_t total = 0, off[3] = {0, 0, 0};
+    for (int p = 0; p < g_.planes; ++p) {
+        off[p] = total;
+        total += size_t(g_.plane_blocks(p) * g_.bb());
+    }
+    storage.assign(total, 0);
+    for (int p = 0; p < g_.planes; ++p) c.plane[p] = storage.data() + off[p];
+    list_to_planes(channel_, position_, value_, n_, g_, vmax_, c);
+    fail("internal error: the stripe scatter found an error the list validator did not");
 }
 
 }  // namespace dcts

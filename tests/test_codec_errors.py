@@ -175,3 +175,17 @@ def test_near_valid_token_arrays_never_crash(rows):
         return
     out = dctsparse.decode(s)
     assert out.shape == (10, 10, 3)
+
+
+def test_errors_leave_no_state_behind():
+    """The core reuses per-thread coefficient buffers: a list rejected half-way
+    through must not leak its coefficients into the next decode."""
+    want = dctsparse.decode(S)
+    t = S.tokens()
+    for bad_row in (5, len(S) // 2, len(S) - 1):
+        bad = t.copy()
+        bad[bad_row] = bad[0]  # repeats the first (channel, position)
+        with pytest.raises(ValueError, match="appears twice"):
+            SparseDCT.from_tokens(bad, **H)
+        np.testing.assert_array_equal(dctsparse.decode(S), want)
+        np.testing.assert_array_equal(dctsparse.decode(S[:0]), np.full_like(want, 128))
