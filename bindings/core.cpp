@@ -17,6 +17,7 @@
 #include "zigzag.hpp"
 #include "color.hpp"
 #include "kernels.hpp"
+#include "profile.hpp"
 
 namespace py = pybind11;
 using namespace dcts;
@@ -276,6 +277,29 @@ PYBIND11_MODULE(_core, m) {
                                    scratch.data());
         return out;
     }, py::arg("values"), py::arg("quality"), py::arg("chroma"));
+
+    m.def("profile_encode", [](const carray<uint8_t>& image, int block, int quality, bool sub420,
+                               int32_t clip, const carray<int32_t>& seq) {
+        const Geometry g = make_geometry(image.shape(0), image.ndim() > 1 ? image.shape(1) : 0,
+                                         planes_of(image), block, sub420);
+        check_permutation(seq.data(), int64_t(seq.size()), g.channels());
+        py::gil_scoped_release nogil;
+        return profile_encode(image.data(), g, CodecParams{block, quality, sub420, clip}, seq.data());
+    }, py::arg("image"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
+       py::arg("seq"));
+
+    m.def("profile_decode", [](const carray<int32_t>& c, const carray<int32_t>& p,
+                               const carray<int32_t>& v, int64_t height, int64_t width, int planes,
+                               int block, int quality, bool sub420, int32_t clip) {
+        const Geometry g = make_geometry(height, width, planes, block, sub420);
+        const ListView l = view(c, p, v);
+        std::vector<uint8_t> out(size_t(height * width * planes));
+        py::gil_scoped_release nogil;
+        return profile_decode(l.c, l.p, l.v, l.n, g, CodecParams{block, quality, sub420, clip},
+                              out.data());
+    }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
+       py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("quality"), py::arg("sub420"),
+       py::arg("clip"));
 
     m.def("simd_level", [] { return std::string(kernels().name); });
     m.def("simd_levels", [] { return available_simd_levels(); });

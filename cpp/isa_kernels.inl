@@ -1,6 +1,9 @@
 // Assembles the kernel table of one instruction set. Included by isa_*.cpp
 // after defining DCTS_ISA_NS (the namespace) and DCTS_ISA_NAME.
 #include <cstdint>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "kernels.hpp"
 

@@ -31,8 +31,24 @@ static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, flo
     idct_strided(d, t, dst, stride, 0.0f, scratch + n);
 }
 
+// Compilers do not turn the bit-by-bit loop into compare + movemask, so the
+// SIMD builds spell it out (the result is the same bits at every level).
 static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
     uint64_t m = 0;
-    for (int k = 0; k < n; ++k) m |= static_cast<uint64_t>(v[k] != 0) << k;
+    int k = 0;
+#if defined(__AVX512F__)
+    for (; k + 16 <= n; k += 16) {
+        const __m512i x = _mm512_loadu_si512(reinterpret_cast<const void*>(v + k));
+        m |= static_cast<uint64_t>(_mm512_test_epi32_mask(x, x)) << k;
+    }
+#elif defined(__AVX2__)
+    const __m256i zero = _mm256_setzero_si256();
+    for (; k + 8 <= n; k += 8) {
+        const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + k));
+        const int eq = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(x, zero)));
+        m |= static_cast<uint64_t>(~eq & 0xff) << k;
+    }
+#endif
+    for (; k < n; ++k) m |= static_cast<uint64_t>(v[k] != 0) << k;
     return m;
 }

@@ -9,6 +9,7 @@ version of every stage.
 """
 
 from . import inputs
+from .batch import decode_batch, encode_batch
 from .codec import decode, encode, quant_matrix, zigzag
 from .simd import set_simd_level, simd_info
 from .sparse import SparseDCT
@@ -23,5 +24,5 @@ _simd._check_env()
 MAX_IMAGE_PIXELS: "int | None" = 1 << 28
 
 __all__ = ["SparseDCT", "encode", "decode", "quant_matrix", "zigzag", "MAX_IMAGE_PIXELS",
-           "simd_info", "set_simd_level", "save", "load"]
+           "simd_info", "set_simd_level", "encode_batch", "decode_batch", "save", "load"]
 __version__ = "0.1.0"

@@ -1,0 +1,103 @@
+#include "profile.hpp"
+
+#include <chrono>
+
+#include "color.hpp"
+#include "kernels.hpp"
+#include "quant.hpp"
+#include "sparse.hpp"
+#include "workspace.hpp"
+
+namespace dcts {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<std::vector<float>> alloc_planes(const Geometry& g) {
+    std::vector<std::vector<float>> planes(size_t(g.planes));
+    for (int p = 0; p < g.planes; ++p) planes[size_t(p)].resize(size_t(g.plane_h(p) * g.plane_w(p)));
+    return planes;
+}
+
+}  // namespace
+
+StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                          const int32_t* seq) {
+    const Kernels& k = kernels();
+    auto planes = alloc_planes(g);
+    float* ptrs[3] = {nullptr, nullptr, nullptr};
+    for (int p = 0; p < g.planes; ++p) ptrs[p] = planes[size_t(p)].data();
+    CoeffStore& store = encode_store();
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, false);
+    StageTimes out;
+
+    auto t0 = Clock::now();
+    image_to_planes(image, g, ptrs);
+    out.emplace_back("color+downsample", since(t0));
+
+    t0 = Clock::now();
+    for (int p = 0; p < g.planes; ++p) {
+        const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
+        const BlockTables t = plan.tables();
+        std::vector<float> scratch(plan.scratch_size());
+        const int64_t pw = g.plane_w(p), B = g.block;
+        int32_t* dst = c.plane[p];
+        for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
+            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, dst += g.bb())
+                k.fdct_quant(ptrs[p] + bi * B * pw + bj * B, pw, t, dst, scratch.data());
+    }
+    out.emplace_back("dct+quantize", since(t0));
+
+    t0 = Clock::now();
+    SparseList list = planes_to_list(c, g, seq);
+    out.emplace_back("sparsify (zigzag + counting sort)", since(t0));
+    return out;
+}
+
+StageTimes profile_decode(const int32_t* channel, const int32_t* position, const int32_t* value,
+                          int64_t n, const Geometry& g, const CodecParams& prm, uint8_t* image) {
+    const Kernels& k = kernels();
+    StageTimes out;
+    CoeffStore& store = decode_store();
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, true);
+
+    auto t0 = Clock::now();
+    try {
+        list_to_planes(channel, position, value, n, g, max_abs_value(g.block, prm.clip), c);
+    } catch (...) {
+        store.dirty();
+        throw;
+    }
+    out.emplace_back("validate+scatter", since(t0));
+
+    auto planes = alloc_planes(g);
+    float* ptrs[3] = {nullptr, nullptr, nullptr};
+    for (int p = 0; p < g.planes; ++p) ptrs[p] = planes[size_t(p)].data();
+    t0 = Clock::now();
+    for (int p = 0; p < g.planes; ++p) {
+        const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
+        const BlockTables t = plan.tables();
+        std::vector<float> scratch(plan.scratch_size());
+        const int64_t pw = g.plane_w(p), B = g.block;
+        int32_t* src = c.plane[p];
+        for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
+            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, src += g.bb()) {
+                k.dequant_idct(src, t, ptrs[p] + bi * B * pw + bj * B, pw, scratch.data());
+                std::fill(src, src + g.bb(), 0);
+            }
+    }
+    out.emplace_back("dequantize+idct", since(t0));
+
+    t0 = Clock::now();
+    const float* cptrs[3] = {ptrs[0], ptrs[1], ptrs[2]};
+    planes_to_image(cptrs, g, image);
+    out.emplace_back("upsample+color", since(t0));
+    return out;
+}
+
+}  // namespace dcts
