@@ -1,0 +1,113 @@
+"""Chunked training (section 3.1, appendix C): chunk building, chunk selection, length filter.
+
+A sequence of ``L`` tokens (stop token included) is split into chunks of ``C``
+tokens starting at ``0, C, 2C, ...``; the last one holds the remaining
+``L mod C`` (or ``C``).  Training on chunk ``k`` (start ``s = k*C``) uses
+
+* the *input prefix* ``tokens[:s]`` scattered into the dense DCT image that
+  the encoder sees, and
+* a decoder window of ``O + C`` steps.  Step ``j`` predicts token
+  ``i = s - O + j`` from the previous token ``i - 1`` (the decoder input).
+  Only the ``C`` steps with ``s <= i < L`` carry a loss; the ``O`` overlap steps
+  let the first targets attend to their predecessors directly.
+
+Decoder inputs before the sequence start are ``BOS`` (for ``i - 1 == -1``)
+and ``PAD``; targets past the end are ``PAD`` with zero weight.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+
+def num_chunks(length: int, chunk: int) -> int:
+    return -(-int(length) // int(chunk))
+
+
+def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0,
+                pmin: float = 0.1) -> np.ndarray:
+    """Selection probabilities of the chunks of a sequence, float64 ``(num_chunks,)``.
+
+    ``policy="power"`` (appendix C): weight ``max(l ** -power, pmin)`` then
+    normalised, where ``l = 1, 2, ...`` is the chunk's 1-based index (its start
+    position in units of ``C``, plus one).  The paper says "the chunk beginning
+    at position l", which cannot be literal: position 0 has no finite ``l^-3``
+    and in token units every chunk after the first would sit at the floor.
+    With the default ``pmin = 0.1`` the weights are ``1, 1/8, 0.1, 0.1, ...``.
+    ``policy="uniform"``: every chunk equally likely.
+    """
+    n = num_chunks(length, chunk)
+    if policy == "uniform":
+        return np.full(n, 1.0 / n)
+    if policy != "power":
+        raise ValueError(f"unknown chunk policy {policy!r}")
+    l = np.arange(1, n + 1, dtype=np.float64)
+    w = np.maximum(l ** -float(power), float(pmin))
+    return w / w.sum()
+
+
+def length_keep_prob(length: int, lmax: Optional[int]) -> float:
+    """Probability of keeping a sequence of ``length`` tokens: ``min(L / Lmax, 1)``.
+
+    Appendix C's equation 11 prints ``p_filter = maximum(L / Lmax, 1)``, which
+    is at least 1 for every ``L`` and so filters nothing (or everything); the
+    text says sequences are filtered "with a probability that is inversely
+    proportional to the sequence length".  The reading that removes the bias
+    is *keep* with ``min(L / Lmax, 1)``: under uniform chunk selection a kept
+    sequence contributes each chunk with probability ``C / L``, so chunk ``k``
+    is then seen at a rate ``~ C / Lmax`` independent of ``L`` for every
+    ``L <= Lmax``.  ``lmax=None`` disables the filter.
+    """
+    if lmax is None:
+        return 1.0
+    return min(float(length) / float(lmax), 1.0)
+
+
+def build_chunk(tokens: np.ndarray, start: int, chunk: int, overlap: int, *, hb: int, wb: int,
+                grid: int, num_channels: int, clip: int) -> dict:
+    """One training example from a token sequence.
+
+    Args:
+      tokens: int32 ``(L, 3)`` ending with the stop token ``(num_channels, 0, 0)``.
+      start: first target index ``s`` (a multiple of ``chunk`` in training).
+      hb, wb: the image's luma block grid; ``grid``: the canvas side (config).
+    Returns dict of numpy arrays:
+      ``dct`` int32 ``(grid, grid, num_channels)``: ``tokens[:start]`` scattered;
+      ``inp`` int32 ``(O+C, 3)``: previous tokens (channel id, position, value class);
+      ``tgt`` int32 ``(O+C, 3)``: tokens to predict, same encoding;
+      ``weight`` float32 ``(O+C,)``: 1 on the target chunk, 0 on overlap and padding;
+      ``hw`` int32 ``(2,)``; ``chunk_index`` int32 ``()`` = start // chunk.
+    Value classes follow :func:`dctmodel.tokens.value_to_class`; non-values
+    (stop, BOS, PAD) use class ``2*clip``.
+    """
+    from .tokens import dense_dct, value_to_class
+
+    tokens = np.asarray(tokens, np.int32)
+    L = tokens.shape[0]
+    bos, pad, none_v = num_channels + 1, num_channels + 2, 2 * clip
+    S = overlap + chunk
+    enc = np.empty((L, 3), np.int32)
+    enc[:, :2] = tokens[:, :2]
+    enc[:, 2] = value_to_class(tokens[:, 2], clip)
+    enc[tokens[:, 0] >= num_channels, 2] = none_v
+
+    def window(first: int) -> np.ndarray:
+        idx = first + np.arange(S)
+        out = np.tile(np.array([pad, 0, none_v], np.int32), (S, 1))
+        ok = (idx >= 0) & (idx < L)
+        out[ok] = enc[idx[ok]]
+        out[idx == -1] = (bos, 0, none_v)
+        return out
+
+    tgt_idx = start - overlap + np.arange(S)
+    weight = ((tgt_idx >= start) & (tgt_idx < L)).astype(np.float32)
+    return dict(
+        dct=dense_dct(tokens, start, hb, wb, grid, num_channels),
+        inp=window(start - overlap - 1),
+        tgt=window(start - overlap),
+        weight=weight,
+        hw=np.array([hb, wb], np.int32),
+        chunk_index=np.int32(start // chunk),
+    )

@@ -1,0 +1,232 @@
+"""Image sources -> token sequences -> batches of chunks.
+
+Every batch is a pure function of ``(seed, step)``: the sampler draws from
+``np.random.default_rng([seed, step])``, so a resumed run sees exactly the
+batches an uninterrupted run would, without saving any iterator state.  A
+background thread (:class:`Prefetcher`) prepares batches ahead of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from functools import lru_cache
+from typing import Iterator, Optional
+
+import numpy as np
+
+from .chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks
+from .config import Config, DataConfig
+from .scenes import render_scene
+from .tokens import grid_of
+
+_IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
+
+
+def encode_tokens(image: np.ndarray, data: DataConfig) -> np.ndarray:
+    """uint8 image -> int32 ``(N + 1, 3)`` tokens with the config's codec settings."""
+    import dctsparse
+
+    s = dctsparse.encode(image, block_size=data.block_size, quality=data.quality,
+                         subsampling=data.subsampling, order=data.order, clip=data.clip)
+    return np.asarray(s.tokens(), np.int32)
+
+
+class Source:
+    """Indexable image source with cached tokens.  ``split`` is "train" or "eval"."""
+
+    def __init__(self, data: DataConfig, split: str = "train"):
+        self.data = data
+        self.split = split
+        self._tokens = lru_cache(maxsize=200_000)(self._encode)
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def image(self, i: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def label(self, i: int) -> int:
+        return 0
+
+    def _encode(self, i: int):
+        img = self.image(i)
+        h, w = img.shape[:2]
+        hb, wb = grid_of(h, w, self.data.block_size, self.data.subsampling, self.data.planes)
+        return encode_tokens(img, self.data), (hb, wb), h * w * 3
+
+    def tokens(self, i: int) -> tuple[np.ndarray, tuple[int, int], int]:
+        """``(tokens (N+1, 3) int32, (Hb, Wb), number of subpixels H*W*3)``."""
+        return self._tokens(int(i))
+
+
+class SceneSource(Source):
+    """The built-in CLEVR-like scenes; train and eval splits are disjoint scene indices."""
+
+    def __len__(self) -> int:
+        return self.data.num_train if self.split == "train" else self.data.num_eval
+
+    def image(self, i: int) -> np.ndarray:
+        # Eval scenes live far above any train index, so the splits never overlap.
+        idx = int(i) if self.split == "train" else (1 << 40) + int(i)
+        img = render_scene(self.data.seed, idx, self.data.image_size, max_objects=self.data.max_objects)
+        if self.data.grey:
+            img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+        return img
+
+
+class FolderSource(Source):
+    """Images of a folder (recursively, sorted), resized to long side ``image_size``.
+
+    The last ``num_eval`` files (in sorted order) are the held-out split.
+    """
+
+    def __init__(self, data: DataConfig, split: str = "train"):
+        super().__init__(data, split)
+        if not data.folder or not os.path.isdir(data.folder):
+            raise ValueError(f"data.folder {data.folder!r} is not a directory")
+        files = sorted(
+            os.path.join(r, f) for r, _, fs in os.walk(data.folder) for f in fs
+            if f.lower().endswith(_IMAGE_EXT)
+        )
+        if len(files) <= data.num_eval:
+            raise ValueError(f"{data.folder}: {len(files)} images, need more than num_eval={data.num_eval}")
+        self.files = files[:-data.num_eval] if split == "train" else files[-data.num_eval:]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def image(self, i: int) -> np.ndarray:
+        from PIL import Image
+
+        with Image.open(self.files[int(i)]) as im:
+            im = im.convert("L" if self.data.grey else "RGB")
+            w, h = im.size
+            s = self.data.image_size / max(w, h)
+            size = (max(1, round(w * s)), max(1, round(h * s)))
+            if size != (w, h):
+                im = im.resize(size, Image.Resampling.LANCZOS)
+            return np.asarray(im)
+
+
+class ArraySource(Source):
+    """In-memory list of uint8 images (tests, notebooks)."""
+
+    def __init__(self, data: DataConfig, images, split: str = "train"):
+        super().__init__(data, split)
+        self.images = list(images)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image(self, i: int) -> np.ndarray:
+        return self.images[int(i)]
+
+
+def make_source(data: DataConfig, split: str = "train") -> Source:
+    if data.source == "scenes":
+        return SceneSource(data, split)
+    if data.source == "folder":
+        return FolderSource(data, split)
+    raise ValueError(f"unknown data source {data.source!r}")
+
+
+def _example(cfg: Config, source: Source, i: int, start: int) -> dict:
+    toks, (hb, wb), subpixels = source.tokens(i)
+    ex = build_chunk(toks, start, cfg.model.chunk_size, cfg.model.overlap, hb=hb, wb=wb,
+                     grid=cfg.data.grid, num_channels=cfg.data.num_channels, clip=cfg.data.clip)
+    ex["label"] = np.int32(source.label(i))
+    ex["subpixels"] = np.float32(subpixels)
+    return ex
+
+
+def _stack(examples: list[dict]) -> dict:
+    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+
+
+def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: Optional[int] = None) -> dict:
+    """The training batch of ``step``: deterministic in ``(seed, step)``.
+
+    Images are drawn uniformly, kept with :func:`length_keep_prob`, and one
+    chunk per kept image is drawn with :func:`chunk_probs`.
+    """
+    t = cfg.train
+    rng = np.random.default_rng([int(seed), int(step), 0xDC7])
+    out = []
+    while len(out) < (batch_size or t.batch_size):
+        i = int(rng.integers(len(source)))
+        L = source.tokens(i)[0].shape[0]
+        if rng.random() >= length_keep_prob(L, t.length_filter_lmax):
+            continue
+        p = chunk_probs(L, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        k = int(rng.choice(p.size, p=p))
+        out.append(_example(cfg, source, i, k * cfg.model.chunk_size))
+    return _stack(out)
+
+
+def eval_batches(cfg: Config, source: Source, indices, batch_size: int) -> Iterator[dict]:
+    """Every chunk of every image in ``indices``, batched; padding rows have zero weight.
+
+    Also yields ``image`` (int32, position in ``indices``; -1 for padding) so
+    the per-image bits can be summed over chunks.
+    """
+    todo = []
+    for n, i in enumerate(indices):
+        L = source.tokens(i)[0].shape[0]
+        todo += [(n, i, k * cfg.model.chunk_size) for k in range(num_chunks(L, cfg.model.chunk_size))]
+    for b in range(0, len(todo), batch_size):
+        part = todo[b:b + batch_size]
+        exs = [dict(_example(cfg, source, i, s), image=np.int32(n)) for n, i, s in part]
+        while len(exs) < batch_size:  # fixed shapes: one compilation for the whole eval
+            pad = dict(exs[0])
+            pad["weight"] = np.zeros_like(pad["weight"])
+            pad["image"] = np.int32(-1)
+            exs.append(pad)
+        yield _stack(exs)
+
+
+class Prefetcher:
+    """Prepares ``sample_batch(step)`` for ``step = start, start+1, ...`` on a thread.
+
+    Iterate to get ``(step, batch)``; ``close()`` stops the thread.
+    """
+
+    def __init__(self, cfg: Config, source: Source, seed: int, start: int, stop: int, depth: int = 4):
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._args = (cfg, source, seed)
+        self._range = range(start, stop)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        cfg, source, seed = self._args
+        try:
+            for step in self._range:
+                item = (step, sample_batch(cfg, source, seed, step))
+                while not self._stop.is_set():
+                    try:
+                        self._q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        pass
+                if self._stop.is_set():
+                    return
+        except BaseException as e:  # surfaced in the consumer
+            self._q.put(e)
+            return
+        self._q.put(None)
+
+    def __iter__(self):
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(timeout=5)

@@ -1,0 +1,240 @@
+"""DCTransformer (Nash et al. 2021, section 3.2 and appendix B) in Flax NNX, in one file.
+
+    dct image of the input prefix --(sign*log1p, strided conv, 2-D pos emb)--> encoder --> E_input
+    previous tokens (C + P + V + P_chunk) --> channel decoder  --> H_channel --> channel logits
+    H_channel + C(next channel)           --> position decoder --> H_position --> position logits
+    H_position + gather(E_input, p_next)  --> value decoder    --> H_value --> value logits
+
+Every decoder block is right-masked self-attention, cross-attention into
+E_input, then the block's MLP layers (PAR spec ``(n_attention, n_mlp)``).
+Every sublayer is ``H + alpha * dropout(f(LayerNorm(H)))`` with ReZero
+``alpha`` initialised at 0 (appendix B, eq. 10).
+
+Shapes: ``B`` batch, ``S = overlap + chunk`` decoder steps, ``G`` the DCT
+grid side, ``G' = ceil(G / stride)`` after downsampling, ``D`` d_model.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from . import masks as M
+from .config import Config, LayerSpec
+
+
+class Attention(nnx.Module):
+    """Multi-head attention; self-attention when ``context is None``."""
+
+    def __init__(self, d: int, heads: int, head_dim: int, *, dtype, rngs: nnx.Rngs):
+        self.heads, self.head_dim = heads, head_dim
+        inner = heads * head_dim
+        self.q = nnx.Linear(d, inner, dtype=dtype, rngs=rngs)
+        self.kv = nnx.Linear(d, 2 * inner, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(inner, d, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, context=None, causal: bool = False):
+        """``x`` ``(B, S, D)``, ``context`` ``(B, T, D)`` or None -> ``(B, S, D)``."""
+        ctx = x if context is None else context
+        B, S, _ = x.shape
+        T = ctx.shape[1]
+        q = self.q(x).reshape(B, S, self.heads, self.head_dim)
+        k, v = jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2)
+        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
+        if causal:
+            att = jnp.where(jnp.tril(jnp.ones((S, T), bool)), att, -1e30)
+        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
+        y = jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1)
+        return self.out(y)
+
+
+class MLP(nnx.Module):
+    def __init__(self, d: int, ratio: int, *, dtype, rngs: nnx.Rngs):
+        self.up = nnx.Linear(d, ratio * d, dtype=dtype, rngs=rngs)
+        self.down = nnx.Linear(ratio * d, d, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        return self.down(jax.nn.gelu(self.up(x)))
+
+
+class Residual(nnx.Module):
+    """``H + alpha * dropout(f(LayerNorm(H)))``, ReZero ``alpha`` starts at 0."""
+
+    def __init__(self, d: int, f: nnx.Module, dropout: float, *, dtype, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+        self.f = f
+        self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, h, *args, deterministic: bool, rngs: Optional[nnx.Rngs], **kw):
+        y = self.f(self.norm(h), *args, **kw)
+        y = self.drop(y, deterministic=deterministic, rngs=rngs)
+        return h + (self.alpha[...] * y).astype(h.dtype)
+
+
+class Stack(nnx.Module):
+    """A PAR Transformer: for each ``(n_attn, n_mlp)`` in ``spec``, ``n_attn`` x
+    (self-attention [+ cross-attention]) then ``n_mlp`` MLP layers; final LayerNorm.
+
+    ``causal=True, cross=True`` is a decoder; ``False, False`` the encoder.
+    """
+
+    def __init__(self, spec: LayerSpec, d: int, heads: int, head_dim: int, ratio: int, dropout: float,
+                 *, causal: bool, cross: bool, dtype, rngs: nnx.Rngs):
+        self.causal = causal
+        layers, kinds = [], []
+        def res(f):
+            return Residual(d, f, dropout, dtype=dtype, rngs=rngs)
+        for n_attn, n_mlp in spec:
+            for _ in range(n_attn):
+                layers.append(res(Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))); kinds.append("self")
+                if cross:
+                    layers.append(res(Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))); kinds.append("cross")
+            for _ in range(n_mlp):
+                layers.append(res(MLP(d, ratio, dtype=dtype, rngs=rngs))); kinds.append("mlp")
+        self.layers = nnx.List(layers)
+        self.kinds = tuple(kinds)
+        self.norm = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+
+    def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
+        """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``."""
+        for kind, layer in zip(self.kinds, self.layers):
+            kw = dict(deterministic=deterministic, rngs=rngs)
+            if kind == "self":
+                h = layer(h, causal=self.causal, **kw)
+            elif kind == "cross":
+                h = layer(h, context, **kw)
+            else:
+                h = layer(h, **kw)
+        return h, self.norm(h)
+
+
+def _squash(v):
+    """DCT values -> features: ``sign(v) * log1p(|v|)`` keeps +-4000 within +-8.3 and stays injective."""
+    v = v.astype(jnp.float32)
+    return jnp.sign(v) * jnp.log1p(jnp.abs(v))
+
+
+class DCTransformer(nnx.Module):
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        m, d = cfg.model, cfg.model.d_model
+        dtype = jnp.bfloat16 if cfg.train.bf16 else jnp.float32
+        self.cfg = cfg
+        self.num_channels = cfg.data.num_channels
+        self.grid = cfg.data.grid
+        self.stride = m.downsample_stride
+        self.kernel = m.downsample_kernel
+        self.grid_out = -(-self.grid // self.stride)
+        hd = m.heads_dim
+        self.mask_tables = M.MaskTables.from_config(cfg)
+
+        # Encoder: strided conv embeds (and optionally downsamples) the dense DCT image.
+        self.conv = nnx.Conv(self.num_channels, d, kernel_size=(self.kernel, self.kernel),
+                             strides=(self.stride, self.stride), padding="VALID", dtype=dtype, rngs=rngs)
+        self.enc_row = nnx.Embed(self.grid_out, d, dtype=dtype, rngs=rngs)
+        self.enc_col = nnx.Embed(self.grid_out, d, dtype=dtype, rngs=rngs)
+        self.encoder = Stack(m.encoder_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
+                             causal=False, cross=False, dtype=dtype, rngs=rngs)
+
+        # Decoder token embeddings: channel ids include stop, BOS, PAD; value classes include "none".
+        self.emb_channel = nnx.Embed(self.num_channels + 3, d, dtype=dtype, rngs=rngs)
+        self.emb_row = nnx.Embed(self.grid, d, dtype=dtype, rngs=rngs)
+        self.emb_col = nnx.Embed(self.grid, d, dtype=dtype, rngs=rngs)
+        self.emb_value = nnx.Embed(cfg.value_vocab + 1, d, dtype=dtype, rngs=rngs)
+        self.emb_chunk = nnx.Embed(m.overlap + m.chunk_size, d, dtype=dtype, rngs=rngs)
+        self.emb_class = nnx.Embed(max(m.num_classes, 1), d, dtype=dtype, rngs=rngs) if m.num_classes else None
+        self.drop = nnx.Dropout(m.dropout)
+
+        def dec():
+            return Stack(m.channel_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
+                         causal=True, cross=True, dtype=dtype, rngs=rngs)
+        self.channel_decoder = dec()
+        self.position_decoder = Stack(m.position_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
+                                      causal=True, cross=True, dtype=dtype, rngs=rngs)
+        self.value_decoder = Stack(m.value_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
+                                   causal=True, cross=True, dtype=dtype, rngs=rngs)
+        # Heads in float32: logits feed a softmax over up to 8000 classes.
+        self.head_channel = nnx.Linear(d, cfg.channel_vocab, rngs=rngs)
+        self.head_position = nnx.Linear(d, cfg.position_vocab, rngs=rngs)
+        self.head_value = nnx.Linear(d, cfg.value_vocab, rngs=rngs)
+
+    # -- pieces -------------------------------------------------------------
+
+    def encode(self, dct, label=None, *, deterministic: bool = True, rngs=None):
+        """int32 ``(B, G, G, P*B*B)`` -> ``(B, G'*G', D)``."""
+        x = _squash(dct)
+        k, s, g = self.kernel, self.stride, self.grid
+        # Output cell i covers input rows [i*s, i*s + s) (what the value decoder's gather assumes).
+        lo = (k - s) // 2
+        hi = max((self.grid_out - 1) * s + k - g - lo, 0)
+        x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+        x = self.conv(x)
+        go = self.grid_out
+        idx = jnp.arange(go)
+        x = x + self.enc_row(idx)[None, :, None, :] + self.enc_col(idx)[None, None, :, :]
+        x = x.reshape(x.shape[0], go * go, -1)
+        if self.emb_class is not None and label is not None:
+            x = x + self.emb_class(label)[:, None, :]
+        x = self.drop(x, deterministic=deterministic, rngs=rngs)
+        _, e = self.encoder(x, deterministic=deterministic, rngs=rngs)
+        return e
+
+    def embed_position(self, p, hw):
+        """2-D embedding of positions ``p`` ``(B, S)`` in each image's own ``Wb`` -> ``(B, S, D)``."""
+        wb = hw[:, 1:2]
+        row = jnp.clip(p // wb, 0, self.grid - 1)
+        return self.emb_row(row) + self.emb_col(p % wb)
+
+    def gather_input(self, e_input, p, hw):
+        """``E_input`` at the (downsampled) cell of positions ``p`` ``(B, S)`` -> ``(B, S, D)``."""
+        wb = hw[:, 1:2]
+        cell = (jnp.clip(p // wb, 0, self.grid - 1) // self.stride) * self.grid_out + (p % wb) // self.stride
+        return jnp.take_along_axis(e_input, cell[..., None], axis=1)
+
+    # -- forward ------------------------------------------------------------
+
+    def __call__(self, batch: dict, *, deterministic: bool = True, rngs: Optional[nnx.Rngs] = None,
+                 structure_masks: Optional[bool] = None):
+        """Logits for one batch of chunks.
+
+        ``batch``: ``dct`` int32 ``(B, G, G, P*B*B)``, ``inp``/``tgt`` int32
+        ``(B, S, 3)``, ``hw`` int32 ``(B, 2)``, optional ``label`` int32 ``(B,)``.
+        Returns float32 logits ``(B, S, P*B*B+1)``, ``(B, S, G*G)``, ``(B, S, 2*clip)``.
+        """
+        kw = dict(deterministic=deterministic, rngs=rngs)
+        inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
+        label = batch.get("label") if self.emb_class is not None else None
+        e_input = self.encode(batch["dct"], label, **kw)
+
+        S = inp.shape[1]
+        e = (self.emb_channel(inp[..., 0]) + self.embed_position(inp[..., 1], hw)
+             + self.emb_value(inp[..., 2]) + self.emb_chunk(jnp.arange(S))[None])
+        if label is not None:
+            e = e + self.emb_class(label)[:, None, :]
+        e = self.drop(e, **kw)
+        h_channel, n = self.channel_decoder(e, e_input, **kw)
+        channel_logits = self.head_channel(n.astype(jnp.float32))
+
+        # Teacher forcing: the position decoder knows the next channel (eq. 6)...
+        h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)
+        position_logits = self.head_position(n.astype(jnp.float32))
+
+        # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
+        h_value, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
+        value_logits = self.head_value(n.astype(jnp.float32))
+
+        if self.cfg.model.structure_masks if structure_masks is None else structure_masks:
+            t = self.mask_tables
+            channel_logits = M.apply(channel_logits, M.channel_mask(t, inp, hw))
+            position_logits = M.apply(position_logits, M.position_mask(t, inp, tgt[..., 0], hw))
+        return channel_logits, position_logits, value_logits
+
+
+def count_params(cfg: Config) -> int:
+    """Parameter count without allocating (``nnx.eval_shape``)."""
+    abstract = nnx.eval_shape(lambda: DCTransformer(cfg, rngs=nnx.Rngs(0)))
+    return int(sum(math.prod(x.shape) for x in jax.tree.leaves(nnx.state(abstract, nnx.Param))))

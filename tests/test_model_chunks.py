@@ -1,0 +1,168 @@
+"""dctmodel data side: token conventions, chunk builder, chunk selection, length filter, scenes."""
+
+import numpy as np
+import pytest
+
+from dctmodel.chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks
+from dctmodel.config import get_config, override
+from dctmodel.data import Source, sample_batch
+from dctmodel.scenes import render_scene
+from dctmodel.tokens import channel_sequence, class_to_value, value_to_class
+
+
+def random_tokens(rng, n, num_channels, positions, clip):
+    """A synthetic coordinate list of ``n`` tokens plus the stop token (the builder does not care about order)."""
+    ch = rng.integers(0, num_channels, n)
+    pos = rng.integers(0, positions, n)
+    val = rng.integers(1, clip + 1, n) * rng.choice([-1, 1], n)
+    toks = np.stack([ch, pos, val], 1).astype(np.int32)
+    return np.concatenate([toks, [[num_channels, 0, 0]]]).astype(np.int32)
+
+
+def brute_chunk(tokens, start, C, O, hb, wb, grid, nch, clip):
+    """Reference by a different route: pad the encoded stream on both sides and slice it."""
+    bos, pad, none = nch + 1, nch + 2, 2 * clip
+
+    def enc(t):
+        c, p, v = (int(x) for x in t)
+        if c == nch:
+            return (c, p, none)
+        return (c, p, v + clip if v < 0 else v + clip - 1)
+
+    front = O + 1
+    stream = [(pad, 0, none)] * front + [(bos, 0, none)] + [enc(t) for t in tokens] + [(pad, 0, none)] * (O + C + 2)
+    # stream[front + 1 + i] is token i; stream[front] is BOS (token -1).
+    inp = np.array(stream[front + 1 + start - O - 1: front + 1 + start - O - 1 + O + C], np.int32)
+    tgt = np.array(stream[front + 1 + start - O: front + 1 + start - O + O + C], np.int32)
+    weight = np.array([1.0 if start <= start - O + j < len(tokens) else 0.0 for j in range(O + C)], np.float32)
+    dct = np.zeros((grid, grid, nch), np.int32)
+    for c, p, v in tokens[:start]:
+        if c < nch:
+            dct[p // wb, p % wb, c] = v
+    return dct, inp, tgt, weight
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chunk_builder_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    nch, clip, C, O = 12, 7, int(rng.integers(3, 9)), int(rng.integers(0, 5))
+    hb, wb, grid = int(rng.integers(1, 4)), int(rng.integers(1, 4)), 4
+    toks = random_tokens(rng, int(rng.integers(1, 40)), nch, hb * wb, clip)
+    # Unique (channel, position) pairs so the dense image is well defined.
+    _, first = np.unique(toks[:-1, 0] * 100 + toks[:-1, 1], return_index=True)
+    toks = np.concatenate([toks[:-1][np.sort(first)], toks[-1:]])
+    for k in range(num_chunks(len(toks), C)):
+        got = build_chunk(toks, k * C, C, O, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)
+        dct, inp, tgt, weight = brute_chunk(toks, k * C, C, O, hb, wb, grid, nch, clip)
+        np.testing.assert_array_equal(got["dct"], dct)
+        np.testing.assert_array_equal(got["inp"], inp)
+        np.testing.assert_array_equal(got["tgt"], tgt)
+        np.testing.assert_array_equal(got["weight"], weight)
+        assert got["chunk_index"] == k
+        # Teacher forcing: step j's target is step j+1's input.
+        np.testing.assert_array_equal(got["tgt"][:-1], got["inp"][1:])
+    # Every token is a weighted target in exactly one chunk.
+    total = sum(build_chunk(toks, k * C, C, O, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)["weight"].sum()
+                for k in range(num_chunks(len(toks), C)))
+    assert total == len(toks)
+
+
+def test_value_classes_roundtrip_and_layout():
+    clip = 5
+    v = np.array([-5, -1, 1, 5])
+    np.testing.assert_array_equal(value_to_class(v, clip), [0, 4, 5, 9])
+    allv = np.concatenate([np.arange(-clip, 0), np.arange(1, clip + 1)])
+    np.testing.assert_array_equal(np.sort(value_to_class(allv, clip)), np.arange(2 * clip))
+    np.testing.assert_array_equal(class_to_value(value_to_class(allv, clip), clip), allv)
+    assert value_to_class(np.array([0]), clip)[0] == 2 * clip
+
+
+@pytest.mark.parametrize("L,C", [(1, 4), (4, 4), (5, 4), (37, 8), (900, 896), (10 * 896, 896)])
+def test_chunk_probs_match_formula(L, C):
+    n = -(-L // C)
+    p = chunk_probs(L, C)
+    assert p.shape == (n,)
+    expect = np.array([max((k + 1.0) ** -3, 0.1) for k in range(n)])
+    np.testing.assert_allclose(p, expect / expect.sum(), rtol=1e-12)
+    if n >= 3:
+        assert p[0] / p[1] == pytest.approx(8.0)          # 1 vs 2^-3
+        assert p[1] / p[2] == pytest.approx(1.25)         # 1/8 vs the floor 0.1
+    np.testing.assert_allclose(chunk_probs(L, C, "uniform"), np.full(n, 1 / n))
+    q = chunk_probs(L, C, power=2.0, pmin=0.05)
+    e2 = np.maximum((np.arange(n) + 1.0) ** -2, 0.05)
+    np.testing.assert_allclose(q, e2 / e2.sum())
+
+
+def test_length_keep_prob():
+    assert length_keep_prob(50, 200) == 0.25
+    assert length_keep_prob(200, 200) == 1.0
+    assert length_keep_prob(1000, 200) == 1.0
+    assert length_keep_prob(3, None) == 1.0
+
+
+class LengthSource(Source):
+    """Synthetic sequences of given lengths (no codec needed)."""
+
+    def __init__(self, data, lengths):
+        super().__init__(data)
+        rng = np.random.default_rng(0)
+        self.seqs = [random_tokens(rng, L - 1, data.num_channels, data.grid ** 2, data.clip) for L in lengths]
+
+    def __len__(self):
+        return len(self.seqs)
+
+    def tokens(self, i):
+        return self.seqs[i], (self.data.grid, self.data.grid), 1000 + int(i)
+
+
+def test_sampler_keep_rate_and_chunk_frequencies():
+    cfg = override(get_config("micro"), **{"train.length_filter_lmax": 200, "model.chunk_size": 16,
+                                            "model.overlap": 4})
+    lengths = [50, 100, 200, 400]
+    src = LengthSource(cfg.data, lengths)
+    n = 6000
+    b = sample_batch(cfg, src, seed=3, step=0, batch_size=n)
+    # LengthSource reports 1000 + index as the subpixel count: it names each example's sequence.
+    seq_of = b["subpixels"].astype(int) - 1000
+    ok = seq_of >= 0
+    assert ok.all()
+    keep = np.array([min(L / 200, 1) for L in lengths])
+    expect = keep / keep.sum()
+    freq = np.bincount(seq_of[ok], minlength=4) / ok.sum()
+    # 6000 draws: standard error of each frequency < 0.007.
+    np.testing.assert_allclose(freq, expect, atol=0.03)
+    # Chunk index frequencies within the 400-token sequence follow chunk_probs.
+    ci = b["chunk_index"][seq_of == 3]
+    p = chunk_probs(400, 16)
+    f = np.bincount(ci, minlength=p.size) / ci.size
+    np.testing.assert_allclose(f[:3], p[:3], atol=0.04)
+
+
+def test_sampler_is_deterministic_per_step():
+    cfg = get_config("micro")
+    src = LengthSource(cfg.data, [30, 60, 90])
+    a, b, c = (sample_batch(cfg, src, 0, s) for s in (5, 5, 6))
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    assert any(not np.array_equal(a[k], c[k]) for k in a)
+
+
+def test_scenes_deterministic_any_resolution():
+    a = render_scene(1, 7, 32)
+    np.testing.assert_array_equal(a, render_scene(1, 7, 32))
+    assert a.shape == (32, 32, 3) and a.dtype == np.uint8
+    assert not np.array_equal(a, render_scene(1, 8, 32))
+    assert not np.array_equal(a, render_scene(2, 7, 32))
+    big = render_scene(1, 7, 128)
+    # The same scene at two resolutions: the big one box-downsampled is close to the small one.
+    down = big.reshape(32, 4, 32, 4, 3).mean(axis=(1, 3))
+    assert np.abs(down - a.astype(float)).mean() < 6.0
+    assert render_scene(1, 7, 40, height=24).shape == (24, 40, 3)
+    # Shapes on a flat background: several distinct colours, mostly background.
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) > 20
+
+
+def test_channel_sequence_orders():
+    np.testing.assert_array_equal(channel_sequence("frequency", 3, 2), [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
+    np.testing.assert_array_equal(channel_sequence("luma_first", 3, 2), [0, 1, 2, 3, 4, 8, 5, 9, 6, 10, 7, 11])
+    np.testing.assert_array_equal(channel_sequence("frequency", 1, 2), [0, 1, 2, 3])

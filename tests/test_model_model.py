@@ -1,0 +1,207 @@
+"""DCTransformer modules: shapes, causality of the three decoders, gather/downsampling geometry, presets."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from dctmodel.config import PRESETS, get_config, override, spec
+from dctmodel.model import MLP, Attention, DCTransformer, Residual, Stack, count_params
+
+
+def _cfg(**kw):
+    base = {"model.structure_masks": True}
+    base.update(kw)
+    return override(get_config("micro"), **base)
+
+
+def _nonzero_alphas(model, value=0.7):
+    """ReZero starts every residual branch at 0, which would make the decoders trivially causal."""
+    for path, var in nnx.iter_graph(model):
+        if isinstance(var, nnx.Param) and path and path[-1] == "alpha":
+            var[...] = jnp.asarray(value, jnp.float32)
+    return model
+
+
+def _batch(cfg, B=2, seed=0):
+    """A random but well-formed batch (no codec needed)."""
+    rng = np.random.default_rng(seed)
+    d, m = cfg.data, cfg.model
+    S, n = m.overlap + m.chunk_size, d.num_channels
+    g = d.grid
+    ch = np.sort(rng.integers(0, n, (B, S)), axis=1)
+    pos = rng.integers(0, g * g, (B, S))
+    val = rng.integers(0, 2 * d.clip, (B, S))
+    tgt = np.stack([ch, pos, val], -1).astype(np.int32)
+    inp = np.concatenate([np.tile([[[n + 1, 0, 2 * d.clip]]], (B, 1, 1)), tgt[:, :-1]], 1).astype(np.int32)
+    return {
+        "dct": rng.integers(-5, 6, (B, g, g, n)).astype(np.int32),
+        "inp": inp, "tgt": tgt,
+        "weight": np.ones((B, S), np.float32),
+        "hw": np.full((B, 2), g, np.int32),
+        "label": rng.integers(0, max(m.num_classes, 1), B).astype(np.int32),
+    }
+
+
+def test_block_shapes():
+    rngs = nnx.Rngs(0)
+    x = jnp.ones((3, 5, 16))
+    ctx = jnp.ones((3, 7, 16))
+    att = Attention(16, 2, 8, dtype=jnp.float32, rngs=rngs)
+    assert att(x).shape == (3, 5, 16)
+    assert att(x, ctx).shape == (3, 5, 16)
+    assert att(x, causal=True).shape == (3, 5, 16)
+    assert MLP(16, 3, dtype=jnp.float32, rngs=rngs)(x).shape == (3, 5, 16)
+    r = Residual(16, MLP(16, 2, dtype=jnp.float32, rngs=rngs), 0.0, dtype=jnp.float32, rngs=rngs)
+    # ReZero: alpha = 0 at init makes every residual block the identity.
+    np.testing.assert_array_equal(r(x, deterministic=True, rngs=None), x)
+    st = Stack(spec((1, 2), (2, 3)), 16, 2, 8, 2, 0.0, causal=True, cross=True, dtype=jnp.float32, rngs=rngs)
+    assert st.kinds == ("self", "cross", "mlp", "mlp", "self", "cross", "self", "cross", "mlp", "mlp", "mlp")
+    h, n = st(x, ctx, deterministic=True)
+    assert h.shape == n.shape == (3, 5, 16)
+    enc = Stack(spec((1, 2)), 16, 2, 8, 2, 0.0, causal=False, cross=False, dtype=jnp.float32, rngs=rngs)
+    assert enc.kinds == ("self", "mlp", "mlp")
+
+
+@pytest.mark.parametrize("kernel,stride", [(1, 1), (4, 2), (3, 3)])
+def test_model_shapes(kernel, stride):
+    cfg = _cfg(**{"model.downsample_kernel": kernel, "model.downsample_stride": stride, "model.num_classes": 5})
+    model = DCTransformer(cfg, rngs=nnx.Rngs(0))
+    b = {k: jnp.asarray(v) for k, v in _batch(cfg, B=3).items()}
+    g = cfg.data.grid
+    go = -(-g // stride)
+    assert model.grid_out == go
+    e = model.encode(b["dct"], b["label"])
+    assert e.shape == (3, go * go, cfg.model.d_model)
+    assert model.embed_position(b["tgt"][..., 1], b["hw"]).shape == (3, 40, cfg.model.d_model)
+    assert model.gather_input(e, b["tgt"][..., 1], b["hw"]).shape == (3, 40, cfg.model.d_model)
+    ch, pos, val = jax.jit(lambda b: model(b))(b)
+    S = cfg.model.overlap + cfg.model.chunk_size
+    assert ch.shape == (3, S, cfg.channel_vocab) and ch.dtype == jnp.float32
+    assert pos.shape == (3, S, cfg.position_vocab)
+    assert val.shape == (3, S, cfg.value_vocab)
+    assert np.isfinite(np.asarray(val)).all()
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_gather_and_downsampling_geometry(stride):
+    """Block (r, c) of the DCT image reaches exactly encoder cell (r//s, c//s), which the gather reads."""
+    cfg = _cfg(**{"model.encoder_spec": (), "model.downsample_kernel": stride, "model.downsample_stride": stride})
+    model = DCTransformer(cfg, rngs=nnx.Rngs(1))
+    g, go, wb = cfg.data.grid, model.grid_out, cfg.data.grid
+    base = jnp.zeros((1, g, g, cfg.data.num_channels), jnp.int32)
+    e0 = model.encode(base)
+    for r, c in [(0, 0), (1, 2), (g - 1, g - 1), (2, 1)]:
+        e1 = model.encode(base.at[0, r, c, 3].set(9))
+        changed = np.nonzero(np.abs(np.asarray(e1 - e0)).sum(-1)[0] > 1e-6)[0].tolist()
+        assert changed == [(r // stride) * go + c // stride]
+        p = jnp.array([[r * wb + c]])
+        got = model.gather_input(e1, p, jnp.array([[g, wb]]))
+        np.testing.assert_array_equal(got[0, 0], e1[0, changed[0]])
+
+
+def _perturb(b, j, field, cfg):
+    """Change token at decoder step j (target j and input j+1 are the same token)."""
+    b = {k: np.array(v) for k, v in b.items()}
+    n = cfg.data.num_channels
+    mod = {0: lambda x: (x + 1) % n, 1: lambda x: (x + 3) % cfg.position_vocab,
+           2: lambda x: (x + 5) % cfg.value_vocab}[field]
+    b["tgt"][:, j, field] = mod(b["tgt"][:, j, field])
+    if j + 1 < b["inp"].shape[1]:
+        b["inp"][:, j + 1, field] = b["tgt"][:, j, field]
+    return b
+
+
+@pytest.mark.parametrize("masks", [False, True])
+def test_decoders_are_causal(masks):
+    """Changing token j never changes logits of earlier steps; it only reaches its own step through
+    the teacher-forced fields each decoder is allowed to see (eq. 2: p(c), p(p | c), p(v | c, p))."""
+    cfg = _cfg(**{"model.structure_masks": masks})
+    model = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)))
+    fwd = jax.jit(lambda b: model(b))
+    b0 = _batch(cfg, B=2, seed=3)
+    ref = [np.asarray(x) for x in fwd(b0)]
+    S = b0["inp"].shape[1]
+    for j in [0, 5, S // 2, S - 2]:
+        for field in (0, 1, 2):
+            out = [np.asarray(x) for x in fwd(_perturb(b0, j, field, cfg))]
+            ch, pos, val = out
+            # Channel logits at step j predict token j: independent of token j entirely.
+            np.testing.assert_array_equal(ch[:, : j + 1], ref[0][:, : j + 1])
+            # Position logits at step j see token j's channel only; value logits its channel and position.
+            np.testing.assert_array_equal(pos[:, :j], ref[1][:, :j])
+            np.testing.assert_array_equal(val[:, :j], ref[2][:, :j])
+            if field == 2:
+                np.testing.assert_array_equal(pos[:, j], ref[1][:, j])
+                np.testing.assert_array_equal(val[:, j], ref[2][:, j])
+            if field == 1:
+                np.testing.assert_array_equal(pos[:, j], ref[1][:, j])
+            # Sanity: the change is visible later (the test can fail).
+            later = slice(j + 1, None)
+            assert not np.array_equal(ch[:, later], ref[0][:, later])
+            assert not np.array_equal(val[:, later], ref[2][:, later])
+
+
+def test_dropout_changes_outputs_only_when_training():
+    cfg = _cfg(**{"model.dropout": 0.3})
+    model = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)))
+    b = _batch(cfg)
+    ev = jax.jit(lambda b: model(b, deterministic=True)[2])
+    tr = jax.jit(lambda b, k: model(b, deterministic=False, rngs=nnx.Rngs(dropout=k))[2])
+    a = ev(b)
+    np.testing.assert_array_equal(a, ev(b))
+    d1, d2, d3 = (tr(b, jax.random.key(k)) for k in (1, 1, 2))
+    np.testing.assert_array_equal(d1, d2)
+    assert not np.allclose(d1, a) and not np.allclose(d1, d3)
+
+
+def test_class_label_conditions_the_model():
+    cfg = _cfg(**{"model.num_classes": 4})
+    model = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)))
+    b = _batch(cfg)
+    b2 = dict(b, label=(b["label"] + 1) % 4)
+    fwd = jax.jit(lambda b: model(b)[0])
+    assert not np.allclose(fwd(b), fwd(b2))
+
+
+def test_table3_presets_exact():
+    p = PRESETS
+    assert [p[k].data.image_size for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves",
+                                           "retinopathy", "clevr")] == [384, 1024, 384, 640, 2048, 1024, 480]
+    assert (p["ffhq"].data.block_size, p["ffhq"].data.quality, p["ffhq"].data.clip) == (16, 35, 3200)
+    assert (p["plant_leaves"].data.block_size, p["plant_leaves"].data.clip) == (32, 4000)
+    assert p["lsun"].model.value_spec == ((1, 2),) * 5 + ((1, 7),)
+    assert p["clevr"].model.value_spec == ((1, 2),) * 6 + ((1, 7),)
+    assert p["retinopathy"].model.value_spec == ((1, 2), (1, 2), (1, 3), (1, 3), (1, 7))
+    assert p["retinopathy"].model.channel_spec == ((1, 2),) * 3 + ((1, 3),)
+    assert (p["imagenet"].model.d_model, p["imagenet"].model.num_heads, p["imagenet"].model.num_classes) == (1152, 14, 1000)
+    assert (p["imagenet"].model.downsample_kernel, p["imagenet"].model.downsample_stride) == (8, 4)
+    assert (p["clevr"].train.batch_size, p["clevr"].model.dropout, p["clevr"].train.total_tokens) == (128, 0.5, 50e9)
+    assert p["openimages"].model.num_heads == 18 and p["openimages"].data.order == "luma_first"
+    for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"):
+        c = p[k]
+        assert (c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps) == (896, 128, 5e-4, 1000)
+    # Vocabularies: channel P*B*B+1, position Hb*Wb of the largest image, value 2*clip.
+    assert (p["lsun"].channel_vocab, p["lsun"].position_vocab, p["lsun"].value_vocab) == (193, 48 * 48, 2400)
+
+
+def test_param_count_without_allocation():
+    cfg = get_config("micro")
+    model = DCTransformer(cfg, rngs=nnx.Rngs(0))
+    real = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert count_params(cfg) == real
+
+
+def test_bf16_forward_close_to_f32():
+    cfg = _cfg()
+    m32 = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)), 0.3)
+    m16 = _nonzero_alphas(DCTransformer(override(cfg, **{"train.bf16": True}), rngs=nnx.Rngs(0)), 0.3)
+    b = _batch(cfg)
+    for a, c in zip(jax.jit(lambda b: m32(b))(b), jax.jit(lambda b: m16(b))(b)):
+        assert c.dtype == jnp.float32  # heads and logits stay in float32
+        assert np.isfinite(np.asarray(c)).all()
+        ok = np.asarray(a) > -1e8  # masked entries are the same constant in both
+        np.testing.assert_allclose(np.asarray(c)[ok], np.asarray(a)[ok], atol=0.15, rtol=0.05)

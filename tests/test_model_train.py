@@ -1,0 +1,178 @@
+"""dctmodel training: overfitting, evaluation, resume equality, 4-device vs 1-device equality, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from dctmodel.config import get_config, override
+from dctmodel.data import ArraySource
+from dctmodel.scenes import render_scene
+from dctmodel.train import evaluate, functions, make_mesh, train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _images(n, seed=11):
+    return [render_scene(seed, i, 16, max_objects=2) for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory):
+    steps = 250
+    cfg = override(get_config("micro"), **{
+        "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.learning_rate": 3e-3,
+        "train.warmup_steps": 20, "train.log_every": 10, "train.checkpoint_every": 0,
+    })
+    src = ArraySource(cfg.data, _images(4))
+    wd = str(tmp_path_factory.mktemp("overfit"))
+    state, records = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+    return cfg, src, state, records, wd
+
+
+def test_tiny_model_overfits_a_handful_of_images(overfit_run):
+    cfg, _, state, records, wd = overfit_run
+    losses = [r["loss"] for r in records if "loss" in r]
+    # Chance level: ln(49) + ln(16) + ln(64) ~= 10.8 nats per token.
+    assert losses[0] > 8.0
+    assert losses[-1] < losses[0] / 6, losses
+    assert int(state["step"]) == cfg.steps
+    with open(os.path.join(wd, "log.jsonl")) as f:
+        logged = [json.loads(line) for line in f]
+    assert [r["step"] for r in logged] == list(range(10, cfg.steps + 1, 10))
+    r = logged[-1]
+    assert r["tokens_per_s"] > 0 and set(r) >= {"nats_channel", "nats_position", "nats_value", "bpd_per_chunk"}
+    assert r["nats_value"] + r["nats_position"] + r["nats_channel"] == pytest.approx(r["loss"], rel=0.05)
+
+
+def test_heldout_bpd_both_ways(overfit_run):
+    cfg, src, state, _, _ = overfit_run
+    mesh = make_mesh(1)
+    fns = functions(cfg)
+    trained = evaluate(cfg, state["params"], src, mesh)
+    fresh = evaluate(cfg, fns.init(0)["params"], src, mesh)
+    # Training on these images must have lowered their bpd by a lot.
+    assert trained["bpd"] < fresh["bpd"] / 4
+    for e in (trained, fresh):
+        parts = e["bpd_channel"] + e["bpd_position"] + e["bpd_value"]
+        assert parts == pytest.approx(e["bpd"], rel=1e-6)
+        # Per-chunk contributions add up to the image bpd (every image here has the same chunk count or fewer).
+        assert sum(e["bpd_per_chunk"]) >= e["bpd"] * 0.99
+        # Masks only renormalise over tokens that include the true one: never more bits.
+        assert e["bpd_masked"] <= e["bpd_unmasked"] + 1e-9
+        assert e["bpd_value_masked"] == pytest.approx(e["bpd_value_unmasked"])
+    # An untrained model wastes many bits on impossible tokens; the masks recover them.
+    assert fresh["bpd_masked"] < 0.97 * fresh["bpd_unmasked"]
+    # Chance-level check of the fresh model: uniform over each vocabulary, bits summed per image.
+    toks = [src.tokens(i) for i in range(len(src))]
+    chance = np.mean([(len(t) * np.log2(cfg.channel_vocab) + (len(t) - 1) * np.log2(cfg.position_vocab * cfg.value_vocab))
+                      / sp for t, _, sp in toks])
+    assert fresh["bpd_unmasked"] == pytest.approx(chance, rel=0.15)
+
+
+def test_resume_gives_identical_results(tmp_path):
+    cfg = override(get_config("micro"), **{
+        "model.dropout": 0.1, "train.total_tokens": 8 * 32 * 12, "train.log_every": 2, "train.checkpoint_every": 4,
+        "train.length_filter_lmax": 60,
+    })
+    src = ArraySource(cfg.data, _images(6, seed=5))
+    full, rec_full = train(cfg, str(tmp_path / "a"), source=src, eval_source=src, progress=False, do_eval=False)
+    part, rec_part = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
+                           stop_after=6)
+    assert int(part["step"]) == 6
+    res, rec_res = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
+                         resume=True)
+    assert int(res["step"]) == 12
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # And not trivially: training moved the parameters.
+    init = functions(cfg).init(cfg.train.seed)
+    assert any(not np.array_equal(np.asarray(a), np.asarray(b))
+               for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(init["params"])))
+    # The log of the resumed run continues where the interrupted one stopped.
+    losses = {r["step"]: r["loss"] for r in rec_full}
+    with open(tmp_path / "b" / "log.jsonl") as f:
+        logged = [json.loads(line) for line in f]
+    assert [r["step"] for r in logged] == sorted(losses)
+    assert [r["loss"] for r in logged] == [losses[s] for s in sorted(losses)]
+
+
+MULTI_DEVICE = textwrap.dedent(r"""
+    import json, sys
+    import jax, numpy as np
+    from dctmodel.config import get_config, override
+    from dctmodel.data import make_source, sample_batch
+    from dctmodel.train import functions, make_mesh, main
+    assert len(jax.devices()) == 4, jax.devices()
+    cfg = override(get_config("micro"), **{"train.warmup_steps": 1})
+    fns = functions(cfg)
+    src = make_source(cfg.data)
+    batch = sample_batch(cfg, src, 0, 0)
+    out = {}
+    for name, mesh in [("one", make_mesh(1, jax.devices()[:1])), ("data4", make_mesh(1)), ("fsdp2x2", make_mesh(2))]:
+        state = fns.shard_state(fns.init(0), mesh)
+        sharded = sum(1 for x in jax.tree.leaves(state["params"]) if not x.sharding.is_fully_replicated)
+        for _ in range(2):
+            state, met = fns.train_step(state, batch, mesh)
+        out[name] = dict(loss=float(met["loss"]), grad_norm=float(met["grad_norm"]), sharded=sharded,
+                         shape=dict(mesh.shape),
+                         params=[np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])])
+    # The CLI end to end on 4 devices, a few steps.
+    main(["--config", "micro", "--workdir", sys.argv[1], "--set", "train.total_tokens=1024", "train.log_every=2"])
+    json.dump(out, open(sys.argv[2], "w"))
+""")
+
+
+def test_four_devices_match_one_device(tmp_path):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    script = tmp_path / "multi.py"
+    script.write_text(MULTI_DEVICE)
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "out.json")],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["one"]["shape"] == {"data": 1, "model": 1}
+    assert out["data4"]["shape"] == {"data": 4, "model": 1}
+    assert out["fsdp2x2"]["shape"] == {"data": 2, "model": 2}
+    assert out["one"]["sharded"] == 0 and out["data4"]["sharded"] == 0 and out["fsdp2x2"]["sharded"] > 0
+    for name in ("data4", "fsdp2x2"):
+        assert out[name]["loss"] == pytest.approx(out["one"]["loss"], rel=1e-5)
+        # Adam is blind to the gradient's scale; the norm is not (e.g. a sum instead of a mean over shards).
+        assert out[name]["grad_norm"] == pytest.approx(out["one"]["grad_norm"], rel=1e-4)
+        # Parameters agree far below the step size (lr 3e-3); the residue is float summation order,
+        # amplified by Adam on near-zero gradients.
+        for a, b in zip(out["one"]["params"], out[name]["params"]):
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=2e-5)
+    with open(tmp_path / "run" / "log.jsonl") as f:
+        logged = [json.loads(line) for line in f]
+    assert logged[-1]["step"] == 4 and "eval" in logged[-1]
+    assert os.path.isdir(tmp_path / "run" / "checkpoints" / "4")
+
+
+def test_sampling_gives_valid_decodable_sequences(overfit_run):
+    from dctmodel.sample import decode_tokens, sample_tokens
+    from dctmodel.tokens import channel_rank
+
+    cfg, src, state, _, _ = overfit_run
+    toks = sample_tokens(cfg, state["params"], num=3, seed=1, max_tokens=80)
+    d = cfg.data
+    rank = channel_rank(d.order, d.planes, d.block_size)
+    for t in toks:
+        assert t.dtype == np.int32 and t.ndim == 2 and t.shape[1] == 3
+        assert tuple(t[-1]) == (d.num_channels, 0, 0) and (t[:-1, 0] < d.num_channels).all()
+        assert 1 <= len(t) <= 81
+        body = t[:-1]
+        # The list's structure (SPEC section 6): channels in order, positions increasing within one.
+        key = rank[body[:, 0]].astype(np.int64) * 10_000 + body[:, 1]
+        assert (np.diff(key) > 0).all()
+        assert (body[:, 2] != 0).all() and (np.abs(body[:, 2]) <= d.clip).all()
+        img = decode_tokens(cfg, t, 16, 16)
+        assert img.shape == (16, 16, 3) and img.dtype == np.uint8
+    # The model overfit 4 scenes: samples should be about as long as those scenes' sequences.
+    lengths = [len(src.tokens(i)[0]) for i in range(len(src))]
+    assert min(len(t) for t in toks) >= 0.5 * min(lengths)
