@@ -11,22 +11,12 @@
 
 #include "common.hpp"
 #include "container.hpp"
+#include "numpy_views.hpp"
 
 namespace py = pybind11;
 using namespace dcts;
 
 namespace {
-
-template <typename T>
-using carray = py::array_t<T, py::array::c_style>;
-
-// Moves a vector into a NumPy array that owns it (no copy); as in core.cpp.
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    auto* owner = new std::vector<T>(std::move(v));
-    py::capsule free_when_done(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, owner->data(), free_when_done);
-}
 
 struct Bytes {
     const uint8_t* data;
@@ -52,8 +42,11 @@ py::dict header_dict(const ContainerHeader& h) {
         d["order"] = "frequency";
     else if (h.order_kind == 1)
         d["order"] = "luma_first";
-    else
-        d["order"] = py::tuple(py::cast(h.permutation));
+    else {
+        py::tuple perm(h.permutation.size());
+        for (size_t i = 0; i < h.permutation.size(); ++i) perm[i] = py::int_(h.permutation[i]);
+        d["order"] = perm;
+    }
     d["clip"] = h.clip > 0 ? py::object(py::int_(h.clip)) : py::object(py::none());
     d["count"] = h.count;
     d["canonical"] = h.canonical;

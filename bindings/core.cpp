@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "codec.hpp"
+#include "numpy_views.hpp"
 #include "common.hpp"
 #include "quant.hpp"
 #include "sparse.hpp"
@@ -22,18 +23,7 @@
 namespace py = pybind11;
 using namespace dcts;
 
-template <typename T>
-using carray = py::array_t<T, py::array::c_style>;
-
 namespace {
-
-// Moves a vector into a NumPy array that owns it (no copy).
-template <typename T>
-py::array_t<T> to_numpy(std::vector<T>&& v, std::vector<py::ssize_t> shape) {
-    auto* owner = new std::vector<T>(std::move(v));
-    py::capsule free_when_done(owner, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-    return py::array_t<T>(shape, owner->data(), free_when_done);
-}
 
 py::tuple list_to_numpy(SparseList&& s) {
     const auto n = py::ssize_t(s.channel.size());

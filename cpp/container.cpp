@@ -13,13 +13,13 @@
 // raster order. Per block, with A the block above and L the block to the
 // left in the same plane:
 //   1. DC: residual against the MED (LOCO-I) predictor of A, L and the block
-//      above-left; context: the local gradient.
-//   2. the number of non-zero AC coefficients, context: A's and L's counts.
+//      above-left; contexts: the local gradient, the neighbours' counts.
+//   2. the number of non-zero AC coefficients, contexts: A's and L's counts.
 //   3. the AC coefficients in zigzag order until that many non-zeros have
-//      been coded (no end-of-block symbol). Zero flag context: frequency
-//      band x non-zeros still to come x |A[k]| + |L[k]|; magnitudes as
-//      Elias-gamma with adaptive exponent bits (band x neighbour context);
-//      sign context: the signs of A[k] and L[k].
+//      been coded (no end-of-block symbol): a zero flag, then an Elias-gamma
+//      magnitude and a sign, in contexts of the frequency band, the
+//      non-zeros still to come, the same coefficient in A and L, and the DC
+//      steps to A and L (see Models).
 // Luma and chroma have separate models. Only the previous block row is kept
 // (as a sparse list), so memory is O(N + width), whatever B.
 #include "container.hpp"
@@ -36,7 +36,6 @@
 #include "zigzag.hpp"
 
 namespace dcts {
-
 namespace {
 
 constexpr uint8_t kMagic[8] = {0x89, 'D', 'C', 'T', 'S', '\r', '\n', 0x1a};
@@ -84,16 +83,33 @@ constexpr int kMaxExp = 16;  // Elias-gamma exponents: values < 2^16
 constexpr int kGradQ = 12;   // buckets of the DC gradient
 constexpr int kNzCtx = 18;   // buckets of the neighbours' non-zero count, 0 = no neighbour
 
+constexpr int kNzQ2 = 6;     // coarser buckets of the same, for magnitudes
+
+// Every decision has one context, or two whose estimates are averaged
+// (rc::Encoder::bit2): a fine one and a coarse one that learns faster.
 struct Models {
+    // AC zero flags: band x non-zeros to come x |A[k]| + |L[k]|;
+    // band x previous coefficient non-zero x min(|A[k]|, 2) x min(|L[k]|, 2)
     Bit zero[kBands][kNzQ][kNbQ];
-    Bit exp[kBands][kNbQ][kMaxExp];
+    Bit zero2[kBands][2][3][3];
+    // AC magnitudes (Elias gamma): exponent bits by band x non-zeros to come x
+    // |A[k]| + |L[k]|, and by band x |A[k]| x |L[k]|; top two mantissa bits by band
+    Bit exp[kBands][kNzQ2][kNbQ][kMaxExp];
+    Bit exp2[kBands][6][6][kMaxExp];
     Bit mant[kBands][kMaxExp][2];
+    // AC signs: band x signs of A[k], L[k]; band x signs of the DC steps to L and A
     Bit sign[kBands][9];
+    Bit sign2[kBands][3][3];
+    // non-zero AC count: mean of the neighbours' counts; the two counts apart
     Bit nz_exp[kNzCtx][kMaxExp];
+    Bit nz_exp2[9][9][kMaxExp];
     Bit nz_mant[kNzCtx][kMaxExp][kMaxExp];
+    // DC residual: gradient; neighbours' non-zero counts
     Bit dc_zero[kGradQ];
+    Bit dc_zero2[kNzCtx];
     Bit dc_sign[kGradQ];
     Bit dc_exp[kGradQ][kMaxExp];
+    Bit dc_exp2[kNzCtx][kMaxExp];
     Bit dc_mant[kMaxExp][2];
 };
 
@@ -122,11 +138,11 @@ inline int sign3(int32_t v) { return v > 0 ? 1 : (v < 0 ? 2 : 0); }
 // first `adaptive` of them with contexts mant[e * stride + i].
 template <class C>
 uint32_t code_uint(C& c, uint32_t v, Bit* exp, Bit* mant, int stride, int adaptive,
-                   uint32_t vmax) {
+                   uint32_t vmax, Bit* exp2 = nullptr) {
     const int emax = bitlen(uint64_t(vmax) + 1) - 1;
     const int e_in = C::kEncoding ? bitlen(uint64_t(v) + 1) - 1 : 0;
     int e = 0;
-    while (e < emax && c.bit(exp[e], e < e_in)) ++e;
+    while (e < emax && (exp2 ? c.bit2(exp[e], exp2[e], e < e_in) : c.bit(exp[e], e < e_in))) ++e;
     const uint64_t x_in = uint64_t(v) + 1;
     uint64_t x = 1;
     for (int j = e - 1; j >= 0; --j) {
@@ -173,6 +189,12 @@ template <class C>
 int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* blk,
                int32_t nz_ac, int32_t vmax, int32_t* nz_out) {
     const int bb = t.bb;
+    // neighbours' non-zero counts: texture, for the DC and the count
+    int nzc = 0;
+    if (n.has_above && n.has_left)
+        nzc = 1 + log_bucket(uint64_t(n.nz_above + n.nz_left + 1) / 2, kNzCtx - 1);
+    else if (n.has_above || n.has_left)
+        nzc = 1 + log_bucket(uint64_t(n.has_above ? n.nz_above : n.nz_left), kNzCtx - 1);
     // 1. DC
     int64_t pred = 0, grad = 0;
     if (n.has_above && n.has_left) {
@@ -188,10 +210,10 @@ int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* b
     const int gq = log_bucket(uint64_t(grad), kGradQ);
     const int64_t r_in = C::kEncoding ? int64_t(blk[0]) - pred : 0;
     int64_t r = 0;
-    if (c.bit(m.dc_zero[gq], r_in != 0)) {
+    if (c.bit2(m.dc_zero[gq], m.dc_zero2[nzc], r_in != 0)) {
         const int neg = c.bit(m.dc_sign[gq], r_in < 0);
         const uint32_t mag = code_uint(c, uint32_t(std::abs(r_in) - 1), m.dc_exp[gq], &m.dc_mant[0][0],
-                                       2, 2, uint32_t(2 * int64_t(vmax) - 1)) + 1;
+                                       2, 2, uint32_t(2 * int64_t(vmax) - 1), m.dc_exp2[nzc]) + 1;
         r = neg ? -int64_t(mag) : int64_t(mag);
     }
     if constexpr (!C::kEncoding) {
@@ -202,13 +224,10 @@ int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* b
     }
 
     // 2. number of non-zero AC coefficients
-    int nzc = 0;
-    if (n.has_above && n.has_left)
-        nzc = 1 + log_bucket(uint64_t(n.nz_above + n.nz_left + 1) / 2, kNzCtx - 1);
-    else if (n.has_above || n.has_left)
-        nzc = 1 + log_bucket(uint64_t(n.has_above ? n.nz_above : n.nz_left), kNzCtx - 1);
-    const int32_t nz = int32_t(code_uint(c, uint32_t(nz_ac), m.nz_exp[nzc], &m.nz_mant[nzc][0][0],
-                                         kMaxExp, kMaxExp, uint32_t(bb - 1)));
+    const int32_t nz = int32_t(code_uint(
+        c, uint32_t(nz_ac), m.nz_exp[nzc], &m.nz_mant[nzc][0][0], kMaxExp, kMaxExp, uint32_t(bb - 1),
+        m.nz_exp2[n.has_above ? 1 + log_bucket(uint64_t(n.nz_above), 8) : 0]
+                 [n.has_left ? 1 + log_bucket(uint64_t(n.nz_left), 8) : 0]));
     *nz_out = nz;
 
     // 3. AC coefficients until all non-zeros are placed
@@ -217,19 +236,28 @@ int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* b
     const int both = n.has_above && n.has_left;
     int32_t left = nz;
     int k = 1;
+    // Signs of AC coefficients follow the DC steps to the neighbours (an edge
+    // between blocks shows up in the low frequencies of both).
+    const int dc_step_l = sign3(n.has_left ? blk[0] - n.dc_left : 0);
+    const int dc_step_a = sign3(n.has_above ? blk[0] - n.dc_above : 0);
     for (; left > 0; ++k) {
         const int band = t.band[size_t(k)];
-        const uint32_t s = both ? uint32_t(std::abs(A[k]) + std::abs(L[k]))
-                                : 2u * uint32_t(std::abs(A[k]) + std::abs(L[k]));
-        const int nbq = log_bucket(s, kNbQ);
+        const int32_t a = std::abs(A[k]), l = std::abs(L[k]);
+        const int nbq = log_bucket(both ? uint32_t(a + l) : 2u * uint32_t(a + l), kNbQ);
         const int32_t v_in = C::kEncoding ? blk[k] : 0;
-        const int nonzero = (bb - k == left) ? 1
-                                              : c.bit(m.zero[band][log_bucket(uint64_t(left), kNzQ)][nbq],
-                                                      v_in != 0);
+        // Known non-zero when the remaining positions must all hold one.
+        const int nonzero =
+            (bb - k == left) ||
+            c.bit2(m.zero[band][log_bucket(uint64_t(left), kNzQ)][nbq],
+                   m.zero2[band][blk[k - 1] != 0][std::min(a, 2)][std::min(l, 2)], v_in != 0);
         if (!nonzero) continue;
-        const uint32_t mag = code_uint(c, uint32_t(std::abs(v_in)) - 1u, m.exp[band][nbq],
-                                       &m.mant[band][0][0], 2, 2, uint32_t(vmax - 1)) + 1;
-        const int neg = c.bit(m.sign[band][sign3(A[k]) * 3 + sign3(L[k])], v_in < 0);
+        const uint32_t mag =
+            code_uint(c, uint32_t(std::abs(v_in)) - 1u,
+                      m.exp[band][log_bucket(uint64_t(left - 1), kNzQ2)][nbq], &m.mant[band][0][0],
+                      2, 2, uint32_t(vmax - 1),
+                      m.exp2[band][log_bucket(uint64_t(a), 6)][log_bucket(uint64_t(l), 6)]) + 1;
+        const int neg = c.bit2(m.sign[band][sign3(A[k]) * 3 + sign3(L[k])],
+                               m.sign2[band][dc_step_l][dc_step_a], v_in < 0);
         if constexpr (!C::kEncoding) blk[k] = neg ? -int32_t(mag) : int32_t(mag);
         --left;
     }
@@ -516,9 +544,11 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
     h.clip = int32_t(clip);
     require(h.height >= 1 && h.width >= 1, "bad .dcts header: image size " + std::to_string(h.height) +
                                                "x" + std::to_string(h.width) + " is empty");
-    if (pixel_limit >= 0 && h.height * h.width > pixel_limit)
+    // Both sides are < 2^32, so the product fits in 64 unsigned bits.
+    const uint64_t pixels = uint64_t(h.height) * uint64_t(h.width);
+    if (pixel_limit >= 0 && pixels > uint64_t(pixel_limit))
         fail("image of " + std::to_string(h.height) + "x" + std::to_string(h.width) + " = " +
-             std::to_string(h.height * h.width) + " pixels exceeds dctsparse.MAX_IMAGE_PIXELS = " +
+             std::to_string(pixels) + " pixels exceeds dctsparse.MAX_IMAGE_PIXELS = " +
              std::to_string(pixel_limit));
     const Geometry g = make_geometry(h.height, h.width, h.planes, h.block, h.sub420);
     require(count <= uint64_t(coefficient_slots(g)),

@@ -13,8 +13,8 @@
 // 1/(kAdaptLimit+2): fast to learn in the many rarely-used contexts, stable in
 // the busy ones.
 //
-// Encoder and Decoder expose the same interface, `bit(ctx, b)` and
-// `bypass(b)`, both returning the bit. The encoder codes `b`; the decoder
+// Encoder and Decoder expose the same interface, `bit(ctx, b)`,
+// `bit2(ctx1, ctx2, b)` and `bypass(b)`, all returning the bit. The encoder codes `b`; the decoder
 // ignores it and returns what it decodes. The coefficient coder is written
 // once, as a template over the coder, so both directions share every context
 // decision by construction.
@@ -68,6 +68,15 @@ public:
         update(ctx, b);
         return b;
     }
+    // Codes with the average of two contexts' estimates and updates both: a
+    // fine context that learns slowly and a coarse one that learns fast.
+    int bit2(Bit& c1, Bit& c2, int b) {
+        const uint32_t p = (uint32_t(c1.p) + c2.p) >> 1;
+        code(b, p);
+        update(c1, b);
+        update(c2, b);
+        return b;
+    }
     int bypass(int b) {
         code(b, 32768);
         return b;
@@ -109,6 +118,12 @@ public:
     int bit(Bit& ctx, int /*ignored*/) {
         const int b = decode(ctx.p);
         update(ctx, b);
+        return b;
+    }
+    int bit2(Bit& c1, Bit& c2, int) {
+        const int b = decode((uint32_t(c1.p) + c2.p) >> 1);
+        update(c1, b);
+        update(c2, b);
         return b;
     }
     int bypass(int /*ignored*/) { return decode(32768); }

@@ -14,6 +14,8 @@ from .codec import decode, encode, quant_matrix, zigzag
 from .simd import set_simd_level, simd_info
 from .sparse import SparseDCT
 from .container import load, save  # also attaches SparseDCT.to_bytes / from_bytes
+from . import pillow_plugin as _pillow_plugin  # registers the DCTS format with Pillow
+from .dataset import Dataset
 from . import simd as _simd
 
 _simd._check_env()
@@ -24,5 +26,5 @@ _simd._check_env()
 MAX_IMAGE_PIXELS: "int | None" = 1 << 28
 
 __all__ = ["SparseDCT", "encode", "decode", "quant_matrix", "zigzag", "MAX_IMAGE_PIXELS",
-           "simd_info", "set_simd_level", "encode_batch", "decode_batch", "save", "load"]
+           "simd_info", "set_simd_level", "encode_batch", "decode_batch", "save", "load", "Dataset"]
 __version__ = "0.1.0"

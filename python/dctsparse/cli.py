@@ -1,0 +1,569 @@
+"""The ``dctsparse`` command line (also ``python -m dctsparse``).
+
+Every subcommand is a function of parsed arguments; :func:`main` turns any
+error into a one-line message on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXAMPLES = """\
+examples:
+  dctsparse encode photo.jpg -q 75 -b 8            # -> photo.dcts
+  dctsparse decode photo.dcts -o photo.png
+  dctsparse decode photo.dcts --fraction 0.1       # progressive: the first 10% of the list
+  dctsparse info photo.dcts
+  dctsparse preview photo.dcts                     # prefix strip + coefficient heatmap
+  dctsparse convert photos/ encoded/ --jobs 4      # a whole folder, recursively
+  dctsparse convert encoded/ pngs/ --to png
+  dctsparse bench                                  # .dcts vs JPEG sizes, coder MB/s
+  dctsparse encode-dataset imgs/ shards/ --long-side 384 -q 75 -b 8
+"""
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm",
+                  ".pgm")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 1."""
+
+
+# ------------------------------------------------------------------ argument helpers
+
+def _order(text: str):
+    if text in ("frequency", "luma_first"):
+        return text
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"order must be 'frequency', 'luma_first' or comma-separated channel ids, got {text!r}"
+        ) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        num, _, den = text.partition("/")
+        f = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"not a fraction: {text!r}") from None
+    if not 0 <= f <= 1:
+        raise argparse.ArgumentTypeError(f"fractions must be in [0, 1], got {text!r}")
+    return f
+
+
+def _add_encoding_args(p: argparse.ArgumentParser, dataset: bool = False) -> None:
+    g = p.add_argument_group("encoding settings")
+    g.add_argument("-q", "--quality", type=int, default=75, help="IJG quality 1-100 (default: 75)")
+    g.add_argument("-b", "--block-size", type=int, default=8, help="DCT block size B, 2-64 (default: 8)")
+    g.add_argument("--subsampling", choices=["4:2:0", "4:4:4"], default="4:2:0",
+                   help="chroma subsampling (default: 4:2:0)")
+    g.add_argument("--order", type=_order, default="frequency",
+                   help="list order: frequency, luma_first or comma-separated channel ids "
+                        "(default: frequency)")
+    g.add_argument("--clip", type=int, default=None, help="clip values to [-CLIP, CLIP] (default: none)")
+    if not dataset:
+        g.add_argument("--drop-alpha", action="store_true",
+                       help="drop an alpha channel instead of refusing the image")
+
+
+def _encode_kwargs(a) -> dict:
+    return dict(block_size=a.block_size, quality=a.quality, subsampling=a.subsampling,
+                order=a.order, clip=a.clip)
+
+
+def _open_image(path: str | Path):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        return ImageOps.exif_transpose(im)
+
+
+def _load_or_encode(path: str, a):
+    """A .dcts file, or any image encoded with the command's settings."""
+    from . import codec, container
+
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head == container.MAGIC:
+        return container.load(path)
+    return codec.encode(_open_image(path), drop_alpha=getattr(a, "drop_alpha", False),
+                        **_encode_kwargs(a))
+
+
+def _bps(nbytes: int, s) -> float:
+    return 8 * nbytes / (s.height * s.width * s.planes)
+
+
+# ------------------------------------------------------------------ subcommands
+
+def cmd_encode(a) -> None:
+    from . import codec, container
+
+    if a.output and len(a.inputs) > 1:
+        raise CLIError("-o/--output needs a single input")
+    for src in a.inputs:
+        dst = a.output or str(Path(src).with_suffix(".dcts"))
+        s = codec.encode(_open_image(src), drop_alpha=a.drop_alpha, **_encode_kwargs(a))
+        n = container.save(s, dst)
+        if not a.quiet:
+            print(f"{src} -> {dst}: {s.width}x{s.height} {s.mode}, {len(s)} coefficients, "
+                  f"{n} bytes ({_bps(n, s):.3f} bits per subpixel)")
+
+
+def cmd_decode(a) -> None:
+    from PIL import Image
+
+    from . import codec, container
+
+    if a.prefix is not None and a.fraction is not None:
+        raise CLIError("give --prefix or --fraction, not both")
+    s = container.load(a.input)
+    n = len(s)
+    if a.prefix is not None:
+        n = min(max(a.prefix, 0), len(s))
+    elif a.fraction is not None:
+        n = int(round(a.fraction * len(s)))
+    dst = a.output or str(Path(a.input).with_suffix(".png"))
+    Image.fromarray(codec.decode(s[:n])).save(dst)
+    if not a.quiet:
+        print(f"{a.input} -> {dst}: {s.width}x{s.height} {s.mode}, "
+              f"{n} of {len(s)} coefficients")
+
+
+def file_info(path: str) -> dict:
+    """Header, file size and counts of a .dcts file (decodes the list)."""
+    from . import container
+
+    data = Path(path).read_bytes()
+    h = container.info(data)
+    s = container.from_bytes(data)
+    bb = s.block_size ** 2
+    names = ["Y", "Cb", "Cr"] if s.planes == 3 else ["Y"]
+    per_plane = np.bincount(np.asarray(s.channel) // bb, minlength=s.planes)
+    info = dict(h)
+    info["order"] = h["order"] if isinstance(h["order"], str) else "custom permutation"
+    info.update(
+        file=path,
+        grid=list(s.grid),
+        coefficients_per_plane={n: int(c) for n, c in zip(names, per_plane)},
+        bits_per_subpixel=_bps(len(data), s),
+        bits_per_coefficient=8 * len(data) / max(len(s), 1),
+        fixed_length_bits_per_subpixel=s.bits_per_subpixel(),
+        raw_bytes=s.height * s.width * s.planes,
+        compression_ratio=s.height * s.width * s.planes / len(data),
+    )
+    return info
+
+
+def cmd_info(a) -> None:
+    infos = [file_info(p) for p in a.inputs]
+    if a.json:
+        print(json.dumps(infos if len(infos) > 1 else infos[0], indent=1))
+        return
+    for i in infos:
+        order = i["order"]
+        print(f"{i['file']}: .dcts version {i['version']}, {i['file_bytes']} bytes")
+        print(f"  image        {i['width']}x{i['height']} {i['mode']}, block grid "
+              f"{i['grid'][0]}x{i['grid'][1]}")
+        print(f"  settings     block_size={i['block_size']} quality={i['quality']} "
+              f"subsampling={i['subsampling']} order={order} clip={i['clip']}")
+        per = ", ".join(f"{k} {v}" for k, v in i["coefficients_per_plane"].items())
+        canon = "" if i["canonical"] else " (stored in a non-canonical order)"
+        print(f"  coefficients {i['count']}{canon}: {per}")
+        print(f"  size         {i['bits_per_subpixel']:.4f} bits per subpixel, "
+              f"{i['bits_per_coefficient']:.2f} bits per coefficient, "
+              f"{i['compression_ratio']:.1f}:1 vs raw "
+              f"(fixed-length triples: {i['fixed_length_bits_per_subpixel']:.4f} bits per subpixel)")
+
+
+# Anchors of a perceptually ordered dark-to-bright colour map (close to "magma").
+_CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
+                  [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64)
+
+
+def colormap(x: np.ndarray) -> np.ndarray:
+    """float array in [0, 1] -> uint8 (..., 3) colours."""
+    t = np.clip(x, 0, 1) * (len(_CMAP) - 1)
+    i = np.minimum(t.astype(int), len(_CMAP) - 2)
+    f = (t - i)[..., None]
+    return np.round(_CMAP[i] * (1 - f) + _CMAP[i + 1] * f).astype(np.uint8)
+
+
+def coefficient_heatmap(s, scale: int | None = None) -> np.ndarray:
+    """uint8 (H', W', 3): where the coefficients land, two panels side by side.
+
+    Left: non-zero coefficients per block position (all channels), over the
+    luma block grid, upscaled to the image size. Right: non-zeros per
+    frequency, each plane's B x B grid of DCT coefficients (natural layout,
+    DC top left), planes side by side. Colours are log-scaled.
+    """
+    from .codec import zigzag
+
+    hb, wb = s.grid
+    b, bb = s.block_size, s.block_size ** 2
+    plane = np.asarray(s.channel) // bb
+    per_block = np.bincount(np.asarray(s.position)[plane == 0], minlength=hb * wb).astype(float)
+    chroma = np.bincount(np.asarray(s.position)[plane > 0], minlength=hb * wb).reshape(hb, wb)
+    if s.subsampling == "4:2:0":
+        # a chroma block covers 2x2 luma blocks: spread its count over them
+        chroma = np.kron(chroma[::2, ::2], np.ones((2, 2))) / 4
+    per_block = per_block.reshape(hb, wb) + chroma
+    left = np.kron(colormap(np.log1p(per_block) / np.log1p(max(per_block.max(), 1))),
+                   np.ones((b, b, 1), np.uint8))[: s.height, : s.width]
+    per_channel = np.bincount(np.asarray(s.channel), minlength=s.planes * bb)
+    freq = np.zeros((s.planes, bb), np.int64)
+    freq[:, zigzag(b)] = per_channel.reshape(s.planes, bb)  # zigzag index -> natural position
+    tiles = colormap(np.log1p(freq) / np.log1p(max(freq.max(), 1))).reshape(s.planes, b, b, 3)
+    cell = max(1, min(s.height // b, 32)) if scale is None else scale
+    gap = np.full((b * cell, max(2, cell // 2), 3), 255, np.uint8)
+    panels = []
+    for t in tiles:
+        panels += [np.kron(t, np.ones((cell, cell, 1), np.uint8)), gap]
+    right = np.concatenate(panels[:-1], axis=1)
+    height = max(left.shape[0], right.shape[0])
+    pad = lambda im: np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
+    return np.concatenate([pad(left), np.full((height, 8, 3), 255, np.uint8), pad(right)], axis=1)
+
+
+def progressive_strip(s, fractions) -> np.ndarray:
+    """uint8: decodes of growing prefixes of the list, side by side (4 px gaps)."""
+    from .codec import decode
+
+    tiles = []
+    for f in fractions:
+        im = decode(s[: int(round(f * len(s)))])
+        tiles += [im, np.full((im.shape[0], 4) + im.shape[2:], 255, np.uint8)]
+    return np.concatenate(tiles[:-1], axis=1)
+
+
+def cmd_preview(a) -> None:
+    from PIL import Image
+
+    s = _load_or_encode(a.input, a)
+    stem = Path(a.input).with_suffix("")
+    strip_path = a.output or f"{stem}_preview.png"
+    heat_path = a.heatmap or f"{stem}_heatmap.png"
+    Image.fromarray(progressive_strip(s, a.fractions)).save(strip_path)
+    Image.fromarray(coefficient_heatmap(s)).save(heat_path)
+    if not a.quiet:
+        fr = ", ".join(f"{f:g}" for f in a.fractions)
+        print(f"prefix decodes ({fr} of {len(s)} coefficients) -> {strip_path}")
+        print(f"coefficient heatmap (per block | per frequency and plane) -> {heat_path}")
+
+
+def _convert_one(job: tuple) -> str | None:
+    """Worker: (src, dst, to, kwargs, drop_alpha) -> None, or the error as one line."""
+    src, dst, to, kwargs, drop_alpha = job
+    try:
+        from PIL import Image
+
+        from . import codec, container
+
+        Path(dst).parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{dst}.tmp-{os.getpid()}"
+        if to == "dcts":
+            s = codec.encode(_open_image(src), drop_alpha=drop_alpha, **kwargs)
+            container.save(s, tmp)
+        else:
+            img = Image.fromarray(codec.decode(container.load(src)))
+            img.save(tmp, format=Image.registered_extensions()["." + to])
+        os.replace(tmp, dst)  # a file that exists is a finished one: re-runs skip it
+        return None
+    except Exception as exc:
+        for p in (f"{dst}.tmp-{os.getpid()}",):
+            if os.path.exists(p):
+                os.remove(p)
+        return f"{src}: {type(exc).__name__}: {exc}"
+
+
+def cmd_convert(a) -> None:
+    from ._progress import Progress
+
+    src, dst = Path(a.src_dir), Path(a.dst_dir)
+    if not src.is_dir():
+        raise CLIError(f"source directory {str(src)!r} does not exist")
+    to = a.to.lower().lstrip(".")
+    wanted = (".dcts",) if to != "dcts" else IMAGE_SUFFIXES
+    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in wanted)
+    jobs, skipped = [], 0
+    for p in files:
+        out = (dst / p.relative_to(src)).with_suffix("." + to)
+        if out.exists() and not a.overwrite:
+            skipped += 1
+            continue
+        jobs.append((str(p), str(out), to, _encode_kwargs(a), a.drop_alpha))
+    errors = []
+    with Progress(len(jobs), desc="convert", enabled=not a.quiet) as bar:
+        if a.jobs > 1 and len(jobs) > 1:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn") \
+                    .Pool(min(a.jobs, len(jobs))) as pool:
+                for err in pool.imap_unordered(_convert_one, jobs, chunksize=2):
+                    errors += [err] if err else []
+                    bar.update()
+        else:
+            for job in jobs:
+                err = _convert_one(job)
+                errors += [err] if err else []
+                bar.update()
+    for e in errors:
+        print(f"dctsparse: error: {e}", file=sys.stderr)
+    if not a.quiet:
+        print(f"converted {len(jobs) - len(errors)} files into {dst}"
+              + (f", skipped {skipped} already there" if skipped else "")
+              + (f", {len(errors)} failed" if errors else ""))
+    if errors:
+        raise CLIError(f"{len(errors)} of {len(jobs)} files failed")
+
+
+def bench_rows(images, qualities=(50, 75, 90), block_size: int = 8, repeat: int = 5) -> list[dict]:
+    """Sizes of .dcts vs Pillow's optimised JPEG at the same quality, and coder speed.
+
+    images: [(name, uint8 array)]. MB/s counts the image's raw bytes (H*W*P)
+    per second of the container coder alone (list -> bytes, bytes -> list),
+    best of ``repeat``.
+    """
+    from PIL import Image
+
+    from . import codec, container
+
+    rows = []
+    for name, img in images:
+        for q in qualities:
+            s = codec.encode(img, block_size=block_size, quality=q, subsampling="4:2:0")
+            t_enc, t_dec = [], []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                data = container.to_bytes(s)
+                t1 = time.perf_counter()
+                back = container.from_bytes(data)
+                t2 = time.perf_counter()
+                t_enc.append(t1 - t0)
+                t_dec.append(t2 - t1)
+            assert back == s
+            buf = io.BytesIO()
+            pil = Image.fromarray(img)
+            extra = {"subsampling": 2} if pil.mode == "RGB" else {}
+            pil.save(buf, "JPEG", quality=q, optimize=True, **extra)
+            raw = img.size
+            rows.append(dict(image=name, quality=q, coefficients=len(s), dcts_bytes=len(data),
+                             jpeg_bytes=buf.tell(), ratio=len(data) / buf.tell(),
+                             encode_mb_s=raw / min(t_enc) / 1e6, decode_mb_s=raw / min(t_dec) / 1e6,
+                             raw_bytes=raw, encode_s=min(t_enc), decode_s=min(t_dec)))
+    return rows
+
+
+def format_bench(rows: list[dict]) -> str:
+    w = max([12] + [len(r["image"]) for r in rows])
+    head = (f"{'image':<{w}} {'q':>3} {'coeffs':>8} {'.dcts B':>9} {'JPEG B':>9} {'ratio':>6} "
+            f"{'enc MB/s':>9} {'dec MB/s':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['image']:<{w}} {r['quality']:>3} {r['coefficients']:>8} "
+                     f"{r['dcts_bytes']:>9} {r['jpeg_bytes']:>9} {r['ratio']:>6.3f} "
+                     f"{r['encode_mb_s']:>9.1f} {r['decode_mb_s']:>9.1f}")
+    lines.append("-" * len(head))
+    for q in sorted({r["quality"] for r in rows}):
+        sel = [r for r in rows if r["quality"] == q]
+        lines.append(_total_line(f"all q={q}", sel, w))
+    lines.append(_total_line("all", rows, w))
+    return "\n".join(lines)
+
+
+def _total_line(label: str, rows: list[dict], w: int = 12) -> str:
+    d = sum(r["dcts_bytes"] for r in rows)
+    j = sum(r["jpeg_bytes"] for r in rows)
+    raw = sum(r["raw_bytes"] for r in rows)
+    enc = raw / sum(r["encode_s"] for r in rows) / 1e6
+    dec = raw / sum(r["decode_s"] for r in rows) / 1e6
+    n = sum(r["coefficients"] for r in rows)
+    return f"{label:<{w + 4}} {n:>8} {d:>9} {j:>9} {d / j:>6.3f} {enc:>9.1f} {dec:>9.1f}"
+
+
+def _bench_images(names: list[str]):
+    out = []
+    for n in names:
+        if os.path.exists(n):
+            out.append((Path(n).name, np.asarray(_open_image(n).convert("RGB"))))
+            continue
+        try:
+            import skimage.data
+        except ImportError:
+            raise CLIError(f"{n!r} is not a file, and scikit-image (for its sample images) is "
+                           "not installed") from None
+        if not hasattr(skimage.data, n):
+            raise CLIError(f"{n!r} is neither a file nor a scikit-image sample image")
+        out.append((n, np.ascontiguousarray(getattr(skimage.data, n)())))
+    return out
+
+
+DEFAULT_BENCH_IMAGES = ["astronaut", "chelsea", "coffee", "rocket", "camera"]
+
+
+def cmd_bench(a) -> None:
+    rows = bench_rows(_bench_images(a.images or DEFAULT_BENCH_IMAGES), a.quality, a.block_size,
+                      a.repeat)
+    if a.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(f"B={a.block_size}, 4:2:0 (greyscale images have none), JPEG: Pillow "
+              f"optimize=True; MB/s: raw image bytes per second of the container coder")
+        print(format_bench(rows))
+
+
+def cmd_encode_dataset(a) -> None:
+    from .dataset import Settings, encode_dataset
+
+    settings = Settings(block_size=a.block_size, quality=a.quality,
+                        long_side=a.long_side or None, subsampling=a.subsampling, order=a.order,
+                        clip=a.clip, mode=a.mode, upscale=not a.no_upscale)
+    m = encode_dataset(a.src_dir, a.out_dir, settings, shard_size=a.shard_size, jobs=a.jobs,
+                       progress=not a.quiet)
+    if not a.quiet:
+        print(f"{m['images']} images, {m['tokens']} tokens in {m['num_shards']} shards -> "
+              f"{a.out_dir}" + (f" ({len(m['skipped'])} unreadable files skipped, listed in "
+                                f"manifest.json)" if m["skipped"] else ""))
+
+
+def cmd_demo(a) -> None:
+    from .demo import run
+
+    run(out=a.out, image=a.image)
+
+
+# ------------------------------------------------------------------ parser
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="dctsparse", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sparse DCT image codec: images <-> coordinate lists of quantised DCT "
+                    "coefficients (Nash et al., ICML 2021), stored as .dcts files.",
+        epilog=EXAMPLES)
+    parser.add_argument("--version", action="version", version=f"dctsparse {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name, help, func):
+        p = sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("encode", "encode images (any format Pillow reads) into .dcts files", cmd_encode)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE")
+    p.add_argument("-o", "--output", help="output path (single input; default: IMAGE.dcts)")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    _add_encoding_args(p)
+
+    p = add("decode", "decode a .dcts file into an image (format from the extension)", cmd_decode)
+    p.add_argument("input", metavar="FILE.dcts")
+    p.add_argument("-o", "--output", help="output image (default: FILE.png)")
+    p.add_argument("--prefix", type=int, help="decode only the first N coefficients")
+    p.add_argument("--fraction", type=_fraction,
+                   help="decode only this fraction of the list (e.g. 0.1 or 1/8)")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+
+    p = add("info", "show the header, coefficient counts and bits per subpixel of .dcts files",
+            cmd_info)
+    p.add_argument("inputs", nargs="+", metavar="FILE.dcts")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("preview", "write a strip of progressive prefix decodes and a heatmap of where the "
+                       "coefficients land", cmd_preview)
+    p.add_argument("input", metavar="FILE", help="a .dcts file, or an image to encode first")
+    p.add_argument("-o", "--output", help="strip PNG (default: FILE_preview.png)")
+    p.add_argument("--heatmap", help="heatmap PNG (default: FILE_heatmap.png)")
+    p.add_argument("--fractions", type=_fraction, nargs="+",
+                   default=[1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0],
+                   help="prefix lengths as fractions of the list (default: 1/64 1/16 1/8 1/4 "
+                        "1/2 1)")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    _add_encoding_args(p)
+
+    p = add("convert", "convert a folder recursively: images to .dcts, or .dcts to images "
+                       "(--to png), in parallel", cmd_convert)
+    p.add_argument("src_dir", metavar="SRC_DIR")
+    p.add_argument("dst_dir", metavar="DST_DIR")
+    p.add_argument("--to", default="dcts",
+                   help="dcts (default: encode every image) or an image extension such as png, "
+                        "webp, jpg (decode every .dcts file)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo files whose output exists (default: skip them, so an interrupted "
+                        "run resumes)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    _add_encoding_args(p)
+
+    p = add("bench", "compare .dcts sizes with Pillow's optimised JPEG and time the coder",
+            cmd_bench)
+    p.add_argument("images", nargs="*", metavar="IMAGE",
+                   help="image files or scikit-image sample names (default: "
+                        + " ".join(DEFAULT_BENCH_IMAGES) + ")")
+    p.add_argument("-q", "--quality", type=int, nargs="+", default=[50, 75, 90],
+                   help="qualities (default: 50 75 90)")
+    p.add_argument("-b", "--block-size", type=int, default=8, help="block size (default: 8)")
+    p.add_argument("--repeat", type=int, default=5, help="timing repeats, best kept (default: 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("encode-dataset", "encode a folder of images into memory-mappable token shards for "
+                              "training (resumable)", cmd_encode_dataset)
+    p.add_argument("src_dir", metavar="SRC_DIR", help="folder of JPEG/PNG/WebP/... images, "
+                                                      "searched recursively")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="output folder (shards + manifest.json)")
+    _add_encoding_args(p, dataset=True)
+    p.add_argument("--long-side", type=int, default=384,
+                   help="resize so the longer side has this many pixels, 0 to keep sizes "
+                        "(default: 384)")
+    p.add_argument("--no-upscale", action="store_true",
+                   help="leave images smaller than --long-side as they are")
+    p.add_argument("--mode", choices=["RGB", "L"], default="RGB",
+                   help="convert every image to this mode (default: RGB)")
+    p.add_argument("--shard-size", type=int, default=1024, help="images per shard (default: 1024)")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    p = add("demo", "encode a bundled natural image at several settings; print a table and "
+                    "write a progressive-decode strip", cmd_demo)
+    p.add_argument("--out", default="dctsparse_demo.png", help="PNG to write (default: %(default)s)")
+    p.add_argument("--image", default="astronaut",
+                   help="name of a scikit-image sample image (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 error, 2 usage, 130 interrupt)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("dctsparse: interrupted", file=sys.stderr)
+        return 130
+    except CLIError as exc:
+        print(f"dctsparse: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError, AttributeError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"dctsparse: error: {msg}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # never a traceback on the command line
+        print(f"dctsparse: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

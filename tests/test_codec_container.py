@@ -1,0 +1,345 @@
+"""The .dcts container: exact round trips, the documented layout, compression,
+and hostile files (every failure a ValueError, never a crash)."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import dctsparse
+from dctsparse import SparseDCT, container
+from conftest import natural_image
+
+# The mutation tests run thousands of cases under the "ci" profile and scale
+# with the active profile ("asan" is ~4x fewer, "dev" ~8x more).
+SCALE = settings().max_examples / 60
+N_MUT = max(50, int(700 * SCALE))
+
+HEADER = struct.Struct("<8sHBBBBHIIIQQ")  # the 44 fixed header bytes, cpp/container.hpp
+
+
+@st.composite
+def images(draw, max_side=48):
+    h = draw(st.integers(1, max_side))
+    w = draw(st.integers(1, max_side))
+    grey = draw(st.booleans())
+    shape = (h, w) if grey else (h, w, 3)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["noise", "smooth", "flat"]))
+    if kind == "noise":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if kind == "flat":
+        return np.full(shape, draw(st.integers(0, 255)), dtype=np.uint8)
+    y, x = np.mgrid[0:h, 0:w] / 8.0
+    f = sum(rng.normal() * np.cos(rng.uniform(0, 3) * y + rng.uniform(0, 3) * x + rng.uniform(0, 6))
+            for _ in range(4))
+    f = (f - f.min()) / (np.ptp(f) + 1e-9) * 255
+    if not grey:
+        f = np.stack([f, np.roll(f, 3, 0), 255 - f], -1)
+    return f.astype(np.uint8)
+
+
+@st.composite
+def sparse_lists(draw):
+    img = draw(images())
+    b = draw(st.sampled_from([2, 3, 4, 5, 8, 16]))
+    planes = 1 if img.ndim == 2 else 3
+    order = draw(st.sampled_from(["frequency", "luma_first", "perm"]))
+    if order == "perm":
+        order = list(np.random.default_rng(draw(st.integers(0, 2**16))).permutation(planes * b * b))
+    s = dctsparse.encode(img, block_size=b, quality=draw(st.integers(1, 100)),
+                         subsampling=draw(st.sampled_from(["4:2:0", "4:4:4"])), order=order,
+                         clip=draw(st.sampled_from([None, 1, 3, 200])))
+    cut = draw(st.sampled_from(["all", "prefix", "shuffle"]))
+    if cut == "prefix":
+        s = s[: draw(st.integers(0, len(s)))]
+    elif cut == "shuffle" and len(s):
+        idx = np.random.default_rng(draw(st.integers(0, 2**16))).permutation(len(s))
+        s = SparseDCT(s.channel[idx], s.position[idx], s.value[idx], **s.header())
+    return s
+
+
+@given(sparse_lists())
+def test_round_trip_is_exact(s):
+    data = s.to_bytes()
+    t = SparseDCT.from_bytes(data)
+    assert t == s  # header and all three arrays, in list order
+    assert t.to_bytes() == data  # deterministic: a reload writes the same bytes
+    assert dctsparse.container.info(data)["count"] == len(s)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera"])
+@pytest.mark.parametrize("b,q,sub", [(8, 75, "4:2:0"), (16, 50, "4:4:4"), (32, 95, "4:2:0")])
+def test_natural_images_round_trip(name, b, q, sub):
+    s = dctsparse.encode(natural_image(name), block_size=b, quality=q, subsampling=sub)
+    assert dctsparse.load(io.BytesIO(dctsparse.container.to_bytes(s))) == s
+
+
+def test_thin_images_with_large_blocks():
+    img = np.random.default_rng(1).integers(0, 256, (1, 3000, 3), dtype=np.uint8)
+    for b in (2, 64):
+        s = dctsparse.encode(img, block_size=b, quality=90)
+        assert SparseDCT.from_bytes(s.to_bytes()) == s
+    s = dctsparse.encode(img.transpose(1, 0, 2).copy(), block_size=64)
+    assert SparseDCT.from_bytes(s.to_bytes()) == s
+
+
+def test_save_and_load_paths_and_files(tmp_path):
+    s = dctsparse.encode(natural_image("chelsea"), quality=60)
+    n = dctsparse.save(s, tmp_path / "a.dcts")
+    assert n == os.path.getsize(tmp_path / "a.dcts")
+    assert dctsparse.load(tmp_path / "a.dcts") == s
+    assert dctsparse.load(str(tmp_path / "a.dcts")) == s
+    with open(tmp_path / "b.dcts", "wb") as f:
+        dctsparse.save(s, f)
+    with open(tmp_path / "b.dcts", "rb") as f:
+        assert dctsparse.load(f) == s
+    assert (tmp_path / "a.dcts").read_bytes() == (tmp_path / "b.dcts").read_bytes()
+    # any contiguous bytes-like object
+    data = s.to_bytes()
+    for buf in (bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
+        assert SparseDCT.from_bytes(buf) == s
+    with pytest.raises(TypeError, match="binary"):
+        with open(tmp_path / "a.dcts", "r", encoding="latin-1") as f:
+            dctsparse.load(f)
+    with pytest.raises(TypeError, match="SparseDCT"):
+        dctsparse.save(np.zeros(3), tmp_path / "c.dcts")
+    with pytest.raises(TypeError, match="path or a binary file"):
+        dctsparse.load(42)
+
+
+def test_layout_matches_the_documentation():
+    img = natural_image("coffee")[:100, :130]
+    s = dctsparse.encode(img, block_size=4, quality=33, subsampling="4:4:4",
+                         order=list(range(47, -1, -1)), clip=17)
+    data = s.to_bytes()
+    (magic, version, flags, b, q, order, reserved, h, w, clip, n,
+     payload) = HEADER.unpack_from(data)
+    assert magic == b"\x89DCTS\r\n\x1a" == container.MAGIC
+    assert (version, flags, b, q, order, reserved) == (1, 0b001, 4, 33, 2, 0)
+    assert (h, w, clip, n) == (100, 130, 17, len(s))
+    perm = np.frombuffer(data, "<u2", 48, HEADER.size)
+    assert perm.tolist() == list(range(47, -1, -1))
+    assert len(data) == HEADER.size + 96 + payload + 4
+    assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
+    # greyscale, 4:2:0, luma_first, a shuffled list: flags 0b110
+    g = dctsparse.encode(img[..., 0], order="luma_first")
+    g = SparseDCT(g.channel[::-1], g.position[::-1], g.value[::-1], **g.header())
+    fields = HEADER.unpack_from(g.to_bytes())
+    assert (fields[2], fields[5], fields[10]) == (0b110, 1, len(g))
+    hdr = container.info(g.to_bytes())
+    assert hdr["canonical"] is False and hdr["order"] == "luma_first" and hdr["mode"] == "L"
+
+
+def test_entropy_coding_beats_generic_compressors_and_jpeg():
+    from PIL import Image
+
+    img = natural_image("astronaut")
+    s = dctsparse.encode(img, quality=75)
+    size = len(s.to_bytes())
+    assert size < len(zlib.compress(s.tokens().tobytes(), 9)) / 3
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=75, optimize=True)
+    # benchmarks/container_size.py has the full table; this only guards regressions
+    assert size < 0.95 * buf.tell()
+
+
+# ---------------------------------------------------------------- hostile files
+
+def valid_files() -> list[bytes]:
+    rng = np.random.default_rng(7)
+    img = rng.integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    smooth = natural_image("chelsea")[:24:, :40]
+    s1 = dctsparse.encode(img, block_size=4, quality=80)
+    s2 = dctsparse.encode(smooth[..., 1], block_size=8, quality=90, subsampling="4:4:4")
+    s3 = dctsparse.encode(smooth, block_size=3, order=list(rng.permutation(27)), clip=9)
+    s4 = SparseDCT(s1.channel[::-1], s1.position[::-1], s1.value[::-1], **s1.header())
+    return [s.to_bytes() for s in (s1, s2, s3, s4)]
+
+
+FILES = valid_files()
+
+
+def fix_crc(data: bytes) -> bytes:
+    if len(data) < 4:
+        return data
+    return data[:-4] + struct.pack("<I", zlib.crc32(data[:-4]))
+
+
+def check_hostile(data: bytes) -> None:
+    """A ValueError, or (only possible when the checksum was recomputed) a list
+    that is valid for its header in every way the constructor checks."""
+    try:
+        s = SparseDCT.from_bytes(data)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    again = SparseDCT(s.channel, s.position, s.value, **s.header())
+    assert dctsparse.decode(again).shape[:2] == (s.height, s.width)
+
+
+def test_every_truncation_and_every_bit_flip():
+    for data in FILES:
+        for n in range(len(data)):
+            with pytest.raises(ValueError, match="truncated|not a .dcts"):
+                SparseDCT.from_bytes(data[:n])
+        for i in range(len(data) * 8):
+            bad = bytearray(data)
+            bad[i // 8] ^= 1 << (i % 8)
+            with pytest.raises(ValueError):
+                SparseDCT.from_bytes(bytes(bad))
+            check_hostile(fix_crc(bytes(bad)))  # reaches the header checks and the decoder
+
+
+mutation = st.one_of(
+    st.tuples(st.just("flip"), st.integers(0, 10**6), st.integers(0, 7)),
+    st.tuples(st.just("set"), st.integers(0, 10**6), st.integers(0, 255)),
+    st.tuples(st.just("insert"), st.integers(0, 10**6), st.binary(min_size=1, max_size=8)),
+    st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 8)),
+    st.tuples(st.just("truncate"), st.integers(0, 10**6), st.just(0)),
+    st.tuples(st.just("field"), st.sampled_from([10, 11, 12, 13, 14, 16, 20, 24, 28, 36]),
+              st.integers(0, 2**64 - 1)),
+)
+
+
+def mutate(data: bytes, muts) -> bytes:
+    b = bytearray(data)
+    for kind, pos, arg in muts:
+        if not b:
+            break
+        i = pos % len(b)
+        if kind == "flip":
+            b[i] ^= 1 << arg
+        elif kind == "set":
+            b[i] = arg
+        elif kind == "insert":
+            b[i:i] = arg
+        elif kind == "delete":
+            del b[i:i + arg]
+        elif kind == "truncate":
+            del b[i:]
+        else:  # a header field with a lying value: 1, 2, 4 or 8 bytes wide
+            width = {10: 1, 11: 1, 12: 1, 13: 1, 14: 2, 16: 4, 20: 4, 24: 4, 28: 8, 36: 8}[pos]
+            if pos + width <= len(b):
+                b[pos:pos + width] = (arg % 2 ** (8 * width)).to_bytes(width, "little")
+    return bytes(b)
+
+
+@settings(max_examples=N_MUT)
+@given(st.sampled_from(range(len(FILES))), st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_files_raise_value_error(which, muts):
+    data = FILES[which]
+    bad = mutate(data, muts)
+    if bad != data:
+        with pytest.raises(ValueError):  # the checksum catches what the header checks miss
+            SparseDCT.from_bytes(bad)
+
+
+@settings(max_examples=N_MUT)
+@given(st.sampled_from(range(len(FILES))), st.lists(mutation, min_size=1, max_size=4))
+def test_mutated_files_with_valid_checksum_never_crash(which, muts):
+    check_hostile(fix_crc(mutate(FILES[which], muts)))
+
+
+@settings(max_examples=N_MUT)
+@given(st.binary(max_size=200))
+def test_random_payloads_behind_a_valid_header(payload):
+    head = bytearray(FILES[0][:HEADER.size])
+    head[36:44] = struct.pack("<Q", len(payload))
+    check_hostile(fix_crc(bytes(head) + payload + b"\0\0\0\0"))
+
+
+def forged(**fields) -> bytes:
+    """FILES[0] with header fields replaced and the checksum made valid again."""
+    names = ["magic", "version", "flags", "block", "quality", "order", "reserved", "height",
+             "width", "clip", "count", "payload"]
+    vals = dict(zip(names, HEADER.unpack_from(FILES[0])))
+    vals.update(fields)
+    return fix_crc(HEADER.pack(*[vals[k] for k in names]) + FILES[0][HEADER.size:])
+
+
+@pytest.mark.parametrize("data,match", [
+    (b"", "not a .dcts file"),
+    (b"\x89PNG\r\n\x1a\n" + bytes(60), "not a .dcts file"),
+    (b"\x89DCTS", "truncated"),
+    (FILES[0][:-1], "truncated"),
+    (FILES[0] + b"\0", "after the end"),
+    (FILES[0][:-1] + bytes([FILES[0][-1] ^ 1]), "checksum"),
+    (forged(version=2), "version 2"),
+    (forged(block=1), "block size 1"),
+    (forged(block=65), "block size 65"),
+    (forged(order=3), "order field 3"),
+    (forged(flags=0x81), "unknown flags"),
+    (forged(reserved=1), "reserved"),
+    (forged(quality=0), "quality 0"),
+    (forged(quality=101), "quality 101"),
+    (forged(height=0), "empty"),
+    (forged(clip=2**31), "clip"),
+    (forged(height=2**32 - 1, width=2**32 - 1), "MAX_IMAGE_PIXELS"),
+    (forged(count=10**12), "do not fit"),
+    (forged(count=HEADER.unpack_from(FILES[0])[10] + 1), "declares"),
+    (forged(count=HEADER.unpack_from(FILES[0])[10] - 1), "more than"),
+    (forged(payload=2**64 - 1), "truncated"),
+    (forged(payload=HEADER.unpack_from(FILES[0])[11] - 1), "after the end"),
+    (forged(width=64), "corrupt"),  # more blocks than were coded: the bits run out or disagree
+])
+def test_named_failures(data, match):
+    with pytest.raises(ValueError, match=match):
+        SparseDCT.from_bytes(data)
+
+
+def test_bad_permutation_in_header():
+    data = bytearray(FILES[2])
+    data[44:46] = data[46:48]  # channel id twice
+    with pytest.raises(ValueError, match="permutation"):
+        SparseDCT.from_bytes(fix_crc(bytes(data)))
+
+
+def test_pixel_limit(monkeypatch):
+    s = dctsparse.encode(natural_image("chelsea"))
+    data = s.to_bytes()
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", s.height * s.width - 1)
+    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+        dctsparse.load(io.BytesIO(data))
+    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+        container.info(data)
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    assert dctsparse.load(io.BytesIO(data)) == s
+    # without a limit the core still refuses what it cannot address
+    with pytest.raises(ValueError, match="core's limit"):
+        SparseDCT.from_bytes(forged(height=2**31, width=3))
+
+
+def test_lying_header_does_not_allocate():
+    """A 16384 x 16384 header (right at the default limit) in front of a few
+    bytes of payload: refused fast, with little memory (checked in a child
+    process, whose peak RSS includes the C++ heap)."""
+    code = f"""
+import resource, struct, zlib, dctsparse
+from dctsparse import SparseDCT
+data = bytes.fromhex({FILES[0].hex()!r})
+head = bytearray(data[:44]); head[16:24] = struct.pack('<II', 16384, 16384)
+head[28:36] = struct.pack('<Q', 10**8)
+body = bytes(head) + data[44:-4]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    SparseDCT.from_bytes(body + struct.pack('<I', zlib.crc32(body)))
+    raise SystemExit('decoded?')
+except ValueError as e:
+    print(e)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    msg, grown_mb = r.stdout.strip().splitlines()
+    assert "corrupt" in msg
+    assert int(grown_mb) < 64  # a 16384^2 image would need >1 GB for its coefficients

@@ -1,0 +1,234 @@
+"""encode-dataset and dctsparse.Dataset: contents, resizing, resume after a
+kill, atomic shards, and the purity of the per-image function."""
+
+from __future__ import annotations
+
+import io
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import dctsparse
+from dctsparse import SparseDCT, dataset
+from dctsparse.dataset import Settings, encode_dataset, encode_image
+from conftest import natural_image
+
+SETTINGS = Settings(block_size=8, quality=70, long_side=48)
+SHARD = 3
+
+
+@pytest.fixture(scope="module")
+def src(tmp_path_factory) -> Path:
+    """11 files: several formats, sizes and aspect ratios, greyscale, alpha, one corrupt."""
+    d = tmp_path_factory.mktemp("src")
+    (d / "nested" / "deeper").mkdir(parents=True)
+    cat, astro = natural_image("chelsea"), natural_image("astronaut")
+    Image.fromarray(cat).save(d / "cat.png")
+    Image.fromarray(cat[:, ::-1]).save(d / "cat_flip.jpg", quality=92)
+    Image.fromarray(astro[::4, ::4]).save(d / "astro.webp", lossless=True)
+    Image.fromarray(astro[:30, :200]).save(d / "nested" / "wide.png")
+    Image.fromarray(astro[:200, :7]).save(d / "nested" / "tall.png")
+    Image.fromarray(natural_image("camera")[::8, ::8]).save(d / "nested" / "grey.png")
+    Image.fromarray(cat[:20, :20]).convert("RGBA").save(d / "nested" / "alpha.png")
+    Image.fromarray(cat[:5, :9]).save(d / "nested" / "deeper" / "small.bmp")
+    Image.fromarray(astro[100:164, 100:164]).save(d / "nested" / "deeper" / "square.png")
+    (d / "nested" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (d / "readme.txt").write_text("ignored")
+    Image.fromarray(cat[50:90, 60:150]).save(d / "z_last.png")
+    return d
+
+
+@pytest.fixture(scope="module")
+def reference(src, tmp_path_factory) -> Path:
+    """An uninterrupted run, in parallel."""
+    out = tmp_path_factory.mktemp("ref") / "ds"
+    encode_dataset(src, out, SETTINGS, shard_size=SHARD, jobs=2, progress=False)
+    return out
+
+
+def expected(path: Path, settings: Settings = SETTINGS) -> SparseDCT:
+    """The list for one file, computed without dataset.py's code path."""
+    im = Image.open(path).convert(settings.mode)
+    w, h = im.size
+    if max(w, h) != settings.long_side:
+        k = settings.long_side / max(w, h)
+        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS,
+                       reducing_gap=None)
+    return dctsparse.encode(np.asarray(im), block_size=settings.block_size,
+                            quality=settings.quality, subsampling=settings.subsampling)
+
+
+def test_contents(src, reference):
+    ds = dctsparse.Dataset(reference)
+    files = dataset.list_images(src)
+    assert len(files) == 11 and "readme.txt" not in files
+    good = [f for f in files if f != "nested/broken.jpg"]
+    assert ds.names == good and len(ds) == 10
+    m = json.loads((reference / "manifest.json").read_text())
+    assert m["complete"] and m["images"] == 10 and m["num_shards"] == 4
+    assert [s["images"] for s in m["shards"]] == [3, 2, 3, 2]  # broken.jpg is file 4: shard 1
+    assert m["skipped"] == [{"path": "nested/broken.jpg",
+                             "error": "UnidentifiedImageError: cannot identify image file"}]
+    assert m["tokens"] == sum(len(ds.tokens(i)) for i in range(len(ds)))
+    for i, name in enumerate(good):
+        s = ds[i]
+        assert max(s.height, s.width) == 48
+        assert (s.height, s.width) == tuple(ds.sizes[i])
+        if not name.endswith(".jpg"):  # libjpeg's draft mode decodes JPEGs differently
+            assert s == expected(src / name), name
+        else:
+            ref = expected(src / name)
+            assert (s.height, s.width) == (ref.height, ref.width)
+    assert ds[-1] == ds[len(ds) - 1] and ds[1:3] == [ds[1], ds[2]]
+    with pytest.raises(IndexError):
+        ds[10]
+    assert len(list(ds)) == 10
+
+
+def test_shards_are_memory_mapped(reference):
+    ds = dctsparse.Dataset(reference)
+    t = ds.tokens(4)
+    assert t.dtype == np.int32 and t.ndim == 2 and t.shape[1] == 3
+    assert isinstance(t.base, np.memmap) or isinstance(t, np.memmap)
+    assert tuple(t[-1]) == (192, 0, 0)  # every image ends with its stop token
+    offsets = np.load(reference / "shard-00001" / "offsets.npy", mmap_mode="r")
+    tokens = np.load(reference / "shard-00001" / "tokens.npy", mmap_mode="r")
+    assert offsets.dtype == np.int64 and offsets[0] == 0 and offsets[-1] == len(tokens)
+    np.testing.assert_array_equal(tokens[offsets[1]:offsets[2]], ds.tokens(4))
+
+
+def test_resize_rules():
+    s = Settings(long_side=100)
+    assert dataset.resized_size(400, 200, s) == (100, 50)
+    assert dataset.resized_size(3, 1000, s) == (1, 100)
+    assert dataset.resized_size(50, 20, s) == (100, 40)
+    assert dataset.resized_size(50, 20, Settings(long_side=100, upscale=False)) == (50, 20)
+    assert dataset.resized_size(50, 20, Settings(long_side=None)) == (50, 20)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="quality"):
+        Settings(quality=0)
+    with pytest.raises(ValueError, match="long_side"):
+        Settings(long_side=-5)
+    with pytest.raises(ValueError, match="mode"):
+        Settings(mode="CMYK")
+    with pytest.raises(ValueError, match="all 192 channels"):
+        Settings(order=[0, 1])
+
+
+def _digest(args):
+    data, settings = args
+    tokens, h, w = encode_image(data, settings)
+    return tokens.tobytes(), h, w
+
+
+def test_encode_image_is_pure(src):
+    """Same (bytes, settings) -> same tokens, in this process, after other work, and
+    in a fresh interpreter; no file system access needed; settings matter."""
+    data = (src / "cat_flip.jpg").read_bytes()
+    first = encode_image(data, SETTINGS)
+    encode_image((src / "cat.png").read_bytes(), Settings(block_size=16, long_side=200))
+    again = encode_image(bytes(bytearray(data)), SETTINGS)
+    np.testing.assert_array_equal(first[0], again[0])
+    assert first[1:] == again[1:] == (32, 48)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        remote = pool.map(_digest, [(data, SETTINGS)])[0]
+    assert remote == (first[0].tobytes(), 32, 48)
+    other = encode_image(data, Settings(block_size=8, quality=30, long_side=48))
+    assert len(other[0]) < len(first[0])
+    t, h, w = first
+    s = SparseDCT.from_tokens(t, height=h, width=w, **SETTINGS.header())
+    assert len(s) == len(t) - 1
+    with pytest.raises(OSError):
+        encode_image(b"nope", SETTINGS)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("abort_after,half_written", [(4, False), (6, True)])
+def test_kill_and_resume(src, reference, tmp_path, abort_after, half_written):
+    """A run hard-killed part-way (os._exit, no cleanup) leaves only whole shards
+    visible; the resumed run keeps them and ends byte-identical to an uninterrupted one."""
+    out = tmp_path / "ds"
+    env = dict(os.environ, **{dataset._ABORT_ENV: str(abort_after)})
+    cmd = [sys.executable, "-m", "dctsparse", "encode-dataset", str(src), str(out),
+           "-q", "70", "--long-side", "48", "--shard-size", str(SHARD), "-j", "2"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert visible == ["manifest.json", "shard-00000"]  # shard 1 was in progress
+    temps = [p for p in out.iterdir() if p.name.startswith(".shard-")]
+    assert bool(temps) == half_written  # killed while writing shard 1 (images 3..5)
+    with pytest.raises(ValueError, match="incomplete"):
+        dctsparse.Dataset(out)
+    kept = (out / "shard-00000" / "tokens.npy").stat()
+
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "10 images" in r.stdout
+    again = (out / "shard-00000" / "tokens.npy").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)  # not redone
+    assert _files(out) == _files(reference)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_in_process_interrupt_and_resume(src, reference, tmp_path, monkeypatch):
+    out = tmp_path / "ds"
+    calls = {"n": 0}
+    real = dataset.write_shard
+
+    def flaky(*args, **kw):  # an exception (e.g. KeyboardInterrupt) while writing shard 2
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(dataset, "write_shard", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        encode_dataset(src, out, SETTINGS, shard_size=SHARD, jobs=1, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "shard-00000", "shard-00001"]
+    monkeypatch.setattr(dataset, "write_shard", real)
+    encode_dataset(src, out, SETTINGS, shard_size=SHARD, jobs=1, progress=False)
+    assert _files(out) == _files(reference)  # serial == parallel, resumed == uninterrupted
+
+
+def test_resume_refuses_other_settings(src, reference, tmp_path):
+    out = tmp_path / "ds"
+    encode_dataset(src, out, SETTINGS, shard_size=SHARD, jobs=1, progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        encode_dataset(src, out, Settings(quality=71, long_side=48), shard_size=SHARD, jobs=1,
+                       progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        encode_dataset(src, out, SETTINGS, shard_size=4, jobs=1, progress=False)
+
+
+def test_write_shard_directly_and_read_back(tmp_path):
+    """write_shard is the sink for distributed runs (Beam/Dask/Ray): one call per shard."""
+    img = natural_image("coffee")[:40, :60]
+    toks = [dctsparse.encode(img).tokens(), dctsparse.encode(img[:, :30]).tokens()]
+    entry = dataset.write_shard(tmp_path, 0, toks, [(40, 60), (40, 30)], ["a", "b"])
+    assert entry == {"name": "shard-00000", "images": 2, "tokens": len(toks[0]) + len(toks[1]),
+                     "skipped": 0}
+    t = np.load(tmp_path / "shard-00000" / "tokens.npy")
+    np.testing.assert_array_equal(t, np.concatenate(toks))
+
+
+def test_dataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="not an encoded dataset"):
+        dctsparse.Dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="manifest"):
+        dctsparse.Dataset(tmp_path)
+    with pytest.raises(ValueError, match="does not exist"):
+        encode_dataset(tmp_path / "missing", tmp_path / "out")
