@@ -42,7 +42,7 @@ struct Stripe {
 }  // namespace
 
 void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                   const Coeffs& coeffs) {
+                   const Coeffs& coeffs, NonzeroCounts& counts) {
     check_params(g, prm);
     const Kernels& k = kernels();
     const int B = g.block, bb = g.bb();
@@ -51,6 +51,7 @@ void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& p
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
     std::vector<float> scratch(luma.scratch_size());
     Stripe st(g);
+    counts.reset(g);
 
     const int64_t stripes = g.hp / st.rows;
     const int64_t luma_block_rows = st.rows / B;
@@ -79,7 +80,7 @@ void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& p
             int32_t* dst = coeffs.plane[0] + ((s * luma_block_rows + br) * g.wb) * bb;
             const float* src = st.y.data() + br * B * wp;
             for (int64_t bj = 0; bj < g.wb; ++bj, dst += bb)
-                k.fdct_quant(src + bj * B, wp, lt, dst, scratch.data());
+                k.fdct_quant(src + bj * B, wp, lt, dst, counts.plane[0].data(), scratch.data());
         }
         for (int p = 1; p < g.planes; ++p) {
             // One chroma block row per stripe in both subsamplings.
@@ -87,7 +88,8 @@ void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& p
             const int64_t cwb = g.plane_wb(p);
             int32_t* dst = coeffs.plane[p] + s * cwb * bb;
             for (int64_t bj = 0; bj < cwb; ++bj, dst += bb)
-                k.fdct_quant(src + bj * B, cw, ctab, dst, scratch.data());
+                k.fdct_quant(src + bj * B, cw, ctab, dst, counts.plane[size_t(p)].data(),
+                             scratch.data());
         }
     }
 }
@@ -154,8 +156,9 @@ SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& pr
     CoeffStore& store = encode_store();
     StoreGuard guard{store};
     const Coeffs c = store.acquire(g, false);
-    encode_planes(image, g, prm, c);
-    return planes_to_list(c, g, seq);
+    NonzeroCounts counts;
+    encode_planes(image, g, prm, c, counts);
+    return planes_to_list(c, g, seq, &counts);
 }
 
 void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,

@@ -20,9 +20,10 @@ struct CodecParams {
 };
 
 // uint8 (h, w, planes) -> per-plane quantised coefficients (sections 2-4),
-// written to every entry of `out`.
+// written to every entry of `out`; `counts` gets the non-zeros per (plane,
+// natural index), the histogram planes_to_list needs.
 void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                   const Coeffs& out);
+                   const Coeffs& out, NonzeroCounts& counts);
 // Per-plane quantised coefficients -> uint8 (h, w, planes) (section 7).
 // `rezero`: zero each block once read (keeps a CoeffStore's zero invariant).
 void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,

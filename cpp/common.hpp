@@ -59,6 +59,14 @@ struct Coeffs {
     int32_t* plane[3] = {nullptr, nullptr, nullptr};
 };
 
+// Non-zero coefficients per (plane, natural index in the block).
+struct NonzeroCounts {
+    std::vector<int32_t> plane[3];
+    void reset(const Geometry& g) {
+        for (int p = 0; p < 3; ++p) plane[p].assign(p < g.planes ? size_t(g.bb()) : 0, 0);
+    }
+};
+
 // The coordinate list, three parallel arrays.
 struct SparseList {
     std::vector<int32_t> channel, position, value;

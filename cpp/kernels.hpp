@@ -32,9 +32,11 @@ struct Kernels {
                          uint8_t* rgb);
     void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
     // One B x B block read from a plane with row stride `stride` (floats):
-    // DCT, then round(D / Q) with clipping, natural order. scratch: 2*B*B floats.
+    // DCT, then round(D / Q) with clipping, natural order. scratch: 2*B*B + B
+    // floats. If `counts` is given, counts[k] += (out[k] != 0): the list
+    // builder's histogram, taken while the block is in registers.
     void (*fdct_quant)(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
-                       float* scratch);
+                       int32_t* counts, float* scratch);
     // Natural-order quantised values -> dequantise, inverse DCT -> plane at `stride`.
     void (*dequant_idct)(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
                          float* scratch);

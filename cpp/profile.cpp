@@ -40,6 +40,8 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
     out.emplace_back("color+downsample", since(t0));
 
     t0 = Clock::now();
+    NonzeroCounts counts;
+    counts.reset(g);
     for (int p = 0; p < g.planes; ++p) {
         const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
         const BlockTables t = plan.tables();
@@ -48,12 +50,13 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
         int32_t* dst = c.plane[p];
         for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
             for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, dst += g.bb())
-                k.fdct_quant(ptrs[p] + bi * B * pw + bj * B, pw, t, dst, scratch.data());
+                k.fdct_quant(ptrs[p] + bi * B * pw + bj * B, pw, t, dst, counts.plane[p].data(),
+                             scratch.data());
     }
     out.emplace_back("dct+quantize", since(t0));
 
     t0 = Clock::now();
-    SparseList list = planes_to_list(c, g, seq);
+    SparseList list = planes_to_list(c, g, seq, &counts);
     out.emplace_back("sparsify (zigzag + counting sort)", since(t0));
     return out;
 }

@@ -17,10 +17,14 @@ static void quantize(const float* __restrict coeffs, const BlockTables& t, int32
 }
 
 static void fdct_quant(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
-                       float* scratch) {
+                       int32_t* __restrict counts, float* scratch) {
     float* coeffs = scratch;                        // B*B
     fdct_strided(src, stride, t, coeffs, scratch + t.block * t.block);
     quantize(coeffs, t, out);
+    if (counts) {
+        const int n = t.block * t.block;
+        for (int k = 0; k < n; ++k) counts[k] += static_cast<int32_t>(out[k] != 0);
+    }
 }
 
 static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, float* dst,

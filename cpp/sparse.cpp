@@ -102,7 +102,8 @@ inline int64_t coeff_index(const Geometry& g, const ChannelMap& m, const FastDiv
 
 }  // namespace
 
-SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq) {
+SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq,
+                          const NonzeroCounts* counts) {
     const int bb = g.bb();
     const int64_t nch = g.channels();
     const std::vector<int32_t> zz = zigzag(g.block);
@@ -113,11 +114,15 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
     std::vector<int64_t> count(size_t(nch), 0);
     std::vector<int64_t> nat_count(static_cast<size_t>(bb));
     for (int p = 0; p < g.planes; ++p) {
-        std::fill(nat_count.begin(), nat_count.end(), 0);
-        const int32_t* c = coeffs.plane[p];
-        const int64_t n = g.plane_blocks(p);
-        for (int64_t i = 0; i < n; ++i, c += bb)
-            for (int k = 0; k < bb; ++k) nat_count[size_t(k)] += c[k] != 0;
+        if (counts) {
+            std::copy(counts->plane[p].begin(), counts->plane[p].end(), nat_count.begin());
+        } else {
+            std::fill(nat_count.begin(), nat_count.end(), 0);
+            const int32_t* c = coeffs.plane[p];
+            const int64_t n = g.plane_blocks(p);
+            for (int64_t i = 0; i < n; ++i, c += bb)
+                for (int k = 0; k < bb; ++k) nat_count[size_t(k)] += c[k] != 0;
+        }
         for (int k = 0; k < bb; ++k) count[size_t(p * bb + inv[size_t(k)])] = nat_count[size_t(k)];
     }
     // Start offset of each channel in the list, in the sequence's order.

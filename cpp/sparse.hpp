@@ -19,7 +19,9 @@ void check_permutation(const int32_t* seq, int64_t n, int64_t channels);
 // Per-plane coefficients -> coordinate list: counting sort by channel in the
 // sequence's order; positions ascend within a channel because blocks are
 // visited in raster order.
-SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq);
+// `counts`, if given, is the histogram encode_planes took (saves a pass).
+SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq,
+                          const NonzeroCounts* counts = nullptr);
 
 // Coordinate list -> per-plane coefficients, scattered into `out`, which
 // must be all zero. Every triple is validated: channel in [0, P*B*B),
