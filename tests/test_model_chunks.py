@@ -1,5 +1,8 @@
 """dctmodel data side: token conventions, chunk builder, chunk selection, length filter, scenes."""
 
+import os
+
+import dctsparse
 import numpy as np
 import pytest
 
@@ -166,3 +169,32 @@ def test_channel_sequence_orders():
     np.testing.assert_array_equal(channel_sequence("frequency", 3, 2), [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11])
     np.testing.assert_array_equal(channel_sequence("luma_first", 3, 2), [0, 1, 2, 3, 4, 8, 5, 9, 6, 10, 7, 11])
     np.testing.assert_array_equal(channel_sequence("frequency", 1, 2), [0, 1, 2, 3])
+
+
+def test_folder_source_resizes_long_side_and_batches(tmp_path):
+    from PIL import Image
+
+    from dctmodel.data import FolderSource, eval_batches, make_source
+
+    sizes = [(40, 24), (24, 40), (32, 32), (50, 30), (30, 30), (64, 20), (16, 16)]
+    for i, (w, h) in enumerate(sizes):
+        Image.fromarray(render_scene(9, i, w, height=h)).save(tmp_path / f"img{i:02d}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    cfg = override(get_config("micro"), **{"data.source": "folder", "data.folder": str(tmp_path),
+                                            "data.image_size": 32, "data.num_eval": 2})
+    train_src, eval_src = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
+    assert isinstance(train_src, FolderSource) and (len(train_src), len(eval_src)) == (5, 2)
+    assert [os.path.basename(f) for f in eval_src.files] == ["img05.png", "img06.png"]
+    for i, (w, h) in enumerate(sizes[:5]):
+        img = train_src.image(i)
+        assert max(img.shape[:2]) == 32 and img.dtype == np.uint8
+        assert abs(img.shape[1] / img.shape[0] - w / h) < 0.1
+        toks, hw, sub = train_src.tokens(i)
+        assert sub == img.shape[0] * img.shape[1] * 3
+        assert hw == tuple(dctsparse.encode(img, block_size=4).dct_image().shape[:2])
+    b = sample_batch(cfg, train_src, 0, 0)
+    assert b["dct"].shape == (8, cfg.data.grid, cfg.data.grid, cfg.data.num_channels)
+    assert len({tuple(x) for x in b["hw"]}) > 1     # several aspect ratios in one batch
+    # Every chunk of the held-out images, padded to whole batches.
+    total = sum(float(e["weight"].sum()) for e in eval_batches(cfg, eval_src, range(2), 8))
+    assert total == sum(len(eval_src.tokens(i)[0]) for i in range(2))

@@ -69,10 +69,11 @@ def test_masks_never_mask_true_token(setting):
 
 
 def test_masks_greyscale():
-    img = skimage.data.camera()[::8, ::8]
-    data = DataConfig(image_size=64, block_size=8, quality=75, grey=True, clip=2048)
+    img = skimage.data.camera()[::7, ::9]   # 74 x 57: padding on both sides
+    data = DataConfig(image_size=80, block_size=8, quality=75, grey=True, clip=2048)
     s = dctsparse.encode(img, block_size=8, quality=75)
     hw = grid_of(*img.shape, 8, "4:2:0", 1)
+    assert s.dct_image().shape == hw + (64,)
     fr = _check(np.asarray(s.tokens(), np.int32), data, hw)
     assert fr[:, 0].mean() > 0.2
 

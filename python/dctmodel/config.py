@@ -49,7 +49,7 @@ class DataConfig:
     @property
     def grid(self) -> int:
         """Luma block-grid side ``Hb = Wb`` of the largest (square) image."""
-        mult = 2 * self.block_size if (self.subsampling == "4:2:0" and not self.grey) else self.block_size
+        mult = 2 * self.block_size if self.subsampling == "4:2:0" else self.block_size
         return math.ceil(self.image_size / mult) * mult // self.block_size
 
     @property

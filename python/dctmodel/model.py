@@ -146,17 +146,15 @@ class DCTransformer(nnx.Module):
         self.emb_col = nnx.Embed(self.grid, d, dtype=dtype, rngs=rngs)
         self.emb_value = nnx.Embed(cfg.value_vocab + 1, d, dtype=dtype, rngs=rngs)
         self.emb_chunk = nnx.Embed(m.overlap + m.chunk_size, d, dtype=dtype, rngs=rngs)
-        self.emb_class = nnx.Embed(max(m.num_classes, 1), d, dtype=dtype, rngs=rngs) if m.num_classes else None
+        self.emb_class = nnx.Embed(m.num_classes, d, dtype=dtype, rngs=rngs) if m.num_classes else None
         self.drop = nnx.Dropout(m.dropout)
 
-        def dec():
-            return Stack(m.channel_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
+        def decoder(layer_spec):
+            return Stack(layer_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
                          causal=True, cross=True, dtype=dtype, rngs=rngs)
-        self.channel_decoder = dec()
-        self.position_decoder = Stack(m.position_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
-                                      causal=True, cross=True, dtype=dtype, rngs=rngs)
-        self.value_decoder = Stack(m.value_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
-                                   causal=True, cross=True, dtype=dtype, rngs=rngs)
+        self.channel_decoder = decoder(m.channel_spec)
+        self.position_decoder = decoder(m.position_spec)
+        self.value_decoder = decoder(m.value_spec)
         # Heads in float32: logits feed a softmax over up to 8000 classes.
         self.head_channel = nnx.Linear(d, cfg.channel_vocab, rngs=rngs)
         self.head_position = nnx.Linear(d, cfg.position_vocab, rngs=rngs)

@@ -66,9 +66,13 @@ def channel_rank(order: str, planes: int, block_size: int) -> np.ndarray:
     return rank
 
 
-def grid_of(height: int, width: int, block_size: int, subsampling: str, planes: int) -> tuple[int, int]:
-    """Luma block grid ``(Hb, Wb)`` of an image (SPEC section 2 padding)."""
-    mult = 2 * block_size if (subsampling == "4:2:0" and planes == 3) else block_size
+def grid_of(height: int, width: int, block_size: int, subsampling: str, planes: int = 3) -> tuple[int, int]:
+    """Luma block grid ``(Hb, Wb)`` of an image (SPEC section 2 padding).
+
+    4:2:0 pads to a multiple of ``2B`` even for greyscale images, as the codec does.
+    """
+    del planes  # the padding rule does not depend on the plane count
+    mult = 2 * block_size if subsampling == "4:2:0" else block_size
     return (-(-height // mult) * mult // block_size, -(-width // mult) * mult // block_size)
 
 

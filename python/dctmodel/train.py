@@ -176,7 +176,7 @@ class Functions:
             "nats": nats.sum(axis=(0, 1)),                 # (3,) summed over tokens
             "tokens": batch["weight"].sum(),
             "example_bits": nats.sum(axis=1) / LN2,        # (B, 3) bits of each chunk
-            "grad_norm": optax.global_norm(grads),
+            "grad_norm": optax.tree.norm(grads),
         }
         return {"params": params, "opt": opt, "step": state["step"] + 1}, metrics
 
