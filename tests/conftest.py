@@ -9,6 +9,7 @@ import pytest
 
 from dctsparse import reference as R
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 # "ci" keeps the property tests to a few minutes on 2 cores; "asan" is for the
 # sanitizer pass, where every call is ~10x slower; "dev" digs deeper.
@@ -70,3 +71,36 @@ def tie_distance(img, b, q, sub):
     return out
 
 
+
+
+# ITU T.81 figure A.6: the JPEG zigzag sequence, as row-major indices.
+JPEG_ZIGZAG = [
+    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
+    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+]
+
+
+# Random images for the property tests: noise, flat, or a smooth random field.
+@st.composite
+def images(draw, max_side=70, scale=16.0):
+    h = draw(st.integers(1, max_side))
+    w = draw(st.integers(1, max_side))
+    grey = draw(st.booleans())
+    shape = (h, w) if grey else (h, w, 3)
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    kind = draw(st.sampled_from(["noise", "smooth", "flat"]))
+    if kind == "noise":
+        return rng.integers(0, 256, shape, dtype=np.uint8)
+    if kind == "flat":
+        return np.full(shape, draw(st.integers(0, 255)), dtype=np.uint8)
+    # smooth: a random low-frequency field, like natural image content
+    y, x = np.mgrid[0:h, 0:w] / scale
+    f = sum(rng.normal() * np.cos(rng.uniform(0, 3) * y + rng.uniform(0, 3) * x + rng.uniform(0, 6))
+            for _ in range(4))
+    f = (f - f.min()) / (np.ptp(f) + 1e-9) * 255
+    if not grey:
+        f = np.stack([f, np.roll(f, 3, 0), 255 - f], -1)
+    return f.astype(np.uint8)

@@ -7,30 +7,7 @@ from hypothesis import strategies as st
 import dctsparse
 from dctsparse import reference as R
 
-from conftest import tie_distance
-
-
-@st.composite
-def images(draw, max_side=70):
-    h = draw(st.integers(1, max_side))
-    w = draw(st.integers(1, max_side))
-    grey = draw(st.booleans())
-    shape = (h, w) if grey else (h, w, 3)
-    seed = draw(st.integers(0, 2**32 - 1))
-    rng = np.random.default_rng(seed)
-    kind = draw(st.sampled_from(["noise", "smooth", "flat"]))
-    if kind == "noise":
-        return rng.integers(0, 256, shape, dtype=np.uint8)
-    if kind == "flat":
-        return np.full(shape, draw(st.integers(0, 255)), dtype=np.uint8)
-    # smooth: a random low-frequency field, like natural image content
-    y, x = np.mgrid[0:h, 0:w] / 16.0
-    f = sum(rng.normal() * np.cos(rng.uniform(0, 3) * y + rng.uniform(0, 3) * x + rng.uniform(0, 6))
-            for _ in range(4))
-    f = (f - f.min()) / (np.ptp(f) + 1e-9) * 255
-    if not grey:
-        f = np.stack([f, np.roll(f, 3, 0), 255 - f], -1)
-    return f.astype(np.uint8)
+from conftest import images, tie_distance
 
 
 @st.composite
