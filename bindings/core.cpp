@@ -246,9 +246,13 @@ PYBIND11_MODULE(_core, m) {
         const BlockPlan plan(quality, B, chroma, clip);
         const BlockTables t = plan.tables();
         py::array_t<int32_t> out({coeffs.shape(0), coeffs.shape(1), coeffs.shape(2)});
-        const int64_t bb = int64_t(B) * B;
-        for (int64_t i = 0; i < coeffs.shape(0); ++i)
-            kernels().quantize(coeffs.data() + i * bb, t, out.mutable_data() + i * bb);
+        const int64_t bb = int64_t(B) * B, n = coeffs.shape(0);
+        const float* src = coeffs.data();
+        int32_t* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            for (int64_t i = 0; i < n; ++i) kernels().quantize(src + i * bb, t, dst + i * bb);
+        }
         return out;
     }, py::arg("coeffs"), py::arg("quality"), py::arg("chroma"), py::arg("clip"));
 
@@ -261,10 +265,14 @@ PYBIND11_MODULE(_core, m) {
         const BlockTables t = plan.tables();
         py::array_t<float> out({values.shape(0), values.shape(1), values.shape(2)});
         std::vector<float> scratch(plan.scratch_size());
-        const int64_t bb = int64_t(B) * B;
-        for (int64_t i = 0; i < values.shape(0); ++i)
-            kernels().dequant_idct(values.data() + i * bb, t, out.mutable_data() + i * bb, B,
-                                   scratch.data());
+        const int64_t bb = int64_t(B) * B, n = values.shape(0);
+        const int32_t* src = values.data();
+        float* dst = out.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            for (int64_t i = 0; i < n; ++i)
+                kernels().dequant_idct(src + i * bb, t, dst + i * bb, B, scratch.data());
+        }
         return out;
     }, py::arg("values"), py::arg("quality"), py::arg("chroma"));
 
