@@ -7,6 +7,7 @@
 #include "quant.hpp"
 #include "sparse.hpp"
 #include "workspace.hpp"
+#include "zigzag.hpp"
 
 namespace dcts {
 namespace {
@@ -39,19 +40,18 @@ struct Stripe {
     }
 };
 
-}  // namespace
-
-void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                   const Coeffs& coeffs, NonzeroCounts& counts) {
+// Runs the colour stage stripe by stripe and calls
+// f(plane, block index in the plane, top-left sample, row stride, tables)
+// for every block, in raster order within each plane.
+template <typename F>
+void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& prm, F&& f) {
     check_params(g, prm);
     const Kernels& k = kernels();
-    const int B = g.block, bb = g.bb();
+    const int B = g.block;
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
     const BlockPlan luma(prm.quality, B, false, prm.clip), chroma(prm.quality, B, true, prm.clip);
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
-    std::vector<float> scratch(luma.scratch_size());
     Stripe st(g);
-    counts.reset(g);
 
     const int64_t stripes = g.hp / st.rows;
     const int64_t luma_block_rows = st.rows / B;
@@ -77,21 +77,52 @@ void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& p
             }
         }
         for (int64_t br = 0; br < luma_block_rows; ++br) {
-            int32_t* dst = coeffs.plane[0] + ((s * luma_block_rows + br) * g.wb) * bb;
             const float* src = st.y.data() + br * B * wp;
-            for (int64_t bj = 0; bj < g.wb; ++bj, dst += bb)
-                k.fdct_quant(src + bj * B, wp, lt, dst, counts.plane[0].data(), scratch.data());
+            const int64_t first = (s * luma_block_rows + br) * g.wb;
+            for (int64_t bj = 0; bj < g.wb; ++bj) f(0, first + bj, src + bj * B, wp, lt);
         }
         for (int p = 1; p < g.planes; ++p) {
             // One chroma block row per stripe in both subsamplings.
             const float* src = (p == 1 ? st.cb : st.cr).data();
             const int64_t cwb = g.plane_wb(p);
-            int32_t* dst = coeffs.plane[p] + s * cwb * bb;
-            for (int64_t bj = 0; bj < cwb; ++bj, dst += bb)
-                k.fdct_quant(src + bj * B, cw, ctab, dst, counts.plane[size_t(p)].data(),
-                             scratch.data());
+            for (int64_t bj = 0; bj < cwb; ++bj) f(p, s * cwb + bj, src + bj * B, cw, ctab);
         }
     }
+}
+
+}  // namespace
+
+void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                   const Coeffs& coeffs, NonzeroCounts& counts) {
+    const Kernels& k = kernels();
+    const int bb = g.bb();
+    std::vector<float> scratch(size_t(2 * bb + g.block));
+    counts.reset(g);
+    for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
+                                      const BlockTables& t) {
+        k.fdct_quant(src, stride, t, coeffs.plane[p] + i * bb, counts.plane[p].data(),
+                     scratch.data());
+    });
+}
+
+void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                    BlockRecords& out, NonzeroCounts& counts) {
+    const Kernels& k = kernels();
+    const int bb = g.bb();
+    std::vector<float> scratch(size_t(2 * bb + g.block));
+    std::vector<int32_t> qbuf(static_cast<size_t>(bb));
+    const std::vector<int32_t> zz = zigzag(g.block);
+    std::vector<uint16_t> zz_of_nat(static_cast<size_t>(bb));
+    for (int j = 0; j < bb; ++j) zz_of_nat[size_t(zz[size_t(j)])] = uint16_t(j);
+    counts.reset(g);
+    out.reset(g);
+    for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
+                                      const BlockTables& t) {
+        uint32_t* rec = out.reserve(p, bb);
+        const int n = k.fdct_quant_extract(src, stride, t, zz_of_nat.data(), rec,
+                                           counts.plane[p].data(), qbuf.data(), scratch.data());
+        out.commit(p, i, n);
+    });
 }
 
 StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm)
@@ -153,12 +184,11 @@ void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& p
 
 SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& prm,
                   const int32_t* seq) {
-    CoeffStore& store = encode_store();
-    StoreGuard guard{store};
-    const Coeffs c = store.acquire(g, false);
+    BlockRecords& rec = block_records();
+    RecordsGuard guard{rec};
     NonzeroCounts counts;
-    encode_planes(image, g, prm, c, counts);
-    return planes_to_list(c, g, seq, &counts);
+    encode_records(image, g, prm, rec, counts);
+    return records_to_list(rec, counts, g, seq);
 }
 
 void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,

@@ -9,6 +9,7 @@
 
 #include "common.hpp"
 #include "quant.hpp"
+#include "workspace.hpp"
 
 namespace dcts {
 
@@ -24,6 +25,10 @@ struct CodecParams {
 // natural index), the histogram planes_to_list needs.
 void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
                    const Coeffs& out, NonzeroCounts& counts);
+// The same, but keeping only each block's non-zeros, as records, while the
+// block is in cache: the encoder's path (the list is built from these).
+void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
+                    BlockRecords& out, NonzeroCounts& counts);
 // Per-plane quantised coefficients -> uint8 (h, w, planes) (section 7).
 // `rezero`: zero each block once read (keeps a CoeffStore's zero invariant).
 void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,

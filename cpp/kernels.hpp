@@ -37,6 +37,12 @@ struct Kernels {
     // builder's histogram, taken while the block is in registers.
     void (*fdct_quant)(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
                        int32_t* counts, float* scratch);
+    // fdct_quant, then the block's non-zeros as records (zigzag index << 16 |
+    // uint16 value), natural order; returns how many. zz_of_nat[k] is the
+    // zigzag index of natural index k. qbuf: B*B ints of scratch.
+    int (*fdct_quant_extract)(const float* src, int64_t stride, const BlockTables& t,
+                              const uint16_t* zz_of_nat, uint32_t* records, int32_t* counts,
+                              int32_t* qbuf, float* scratch);
     // Natural-order quantised values -> dequantise, inverse DCT -> plane at `stride`.
     void (*dequant_idct)(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
                          float* scratch);

@@ -7,6 +7,7 @@
 #include "quant.hpp"
 #include "sparse.hpp"
 #include "workspace.hpp"
+#include "zigzag.hpp"
 
 namespace dcts {
 namespace {
@@ -30,9 +31,6 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
     auto planes = alloc_planes(g);
     float* ptrs[3] = {nullptr, nullptr, nullptr};
     for (int p = 0; p < g.planes; ++p) ptrs[p] = planes[size_t(p)].data();
-    CoeffStore& store = encode_store();
-    StoreGuard guard{store};
-    const Coeffs c = store.acquire(g, false);
     StageTimes out;
 
     auto t0 = Clock::now();
@@ -42,22 +40,32 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
     t0 = Clock::now();
     NonzeroCounts counts;
     counts.reset(g);
+    BlockRecords& rec = block_records();
+    RecordsGuard rguard{rec};
+    rec.reset(g);
+    const std::vector<int32_t> zz = zigzag(g.block);
+    std::vector<uint16_t> zz_of_nat(size_t(g.bb()));
+    for (int j = 0; j < g.bb(); ++j) zz_of_nat[size_t(zz[size_t(j)])] = uint16_t(j);
+    std::vector<int32_t> qbuf(size_t(g.bb()));
     for (int p = 0; p < g.planes; ++p) {
         const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
         const BlockTables t = plan.tables();
         std::vector<float> scratch(plan.scratch_size());
         const int64_t pw = g.plane_w(p), B = g.block;
-        int32_t* dst = c.plane[p];
+        int64_t i = 0;
         for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
-            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, dst += g.bb())
-                k.fdct_quant(ptrs[p] + bi * B * pw + bj * B, pw, t, dst, counts.plane[p].data(),
-                             scratch.data());
+            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, ++i) {
+                uint32_t* r = rec.reserve(p, g.bb());
+                rec.commit(p, i, k.fdct_quant_extract(ptrs[p] + bi * B * pw + bj * B, pw, t,
+                                                      zz_of_nat.data(), r, counts.plane[p].data(),
+                                                      qbuf.data(), scratch.data()));
+            }
     }
-    out.emplace_back("dct+quantize", since(t0));
+    out.emplace_back("dct+quantize+extract", since(t0));
 
     t0 = Clock::now();
-    SparseList list = planes_to_list(c, g, seq, &counts);
-    out.emplace_back("sparsify (zigzag + counting sort)", since(t0));
+    SparseList list = records_to_list(rec, counts, g, seq);
+    out.emplace_back("list (counting sort)", since(t0));
     return out;
 }
 

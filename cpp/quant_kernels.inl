@@ -56,3 +56,21 @@ static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
     for (; k < n; ++k) m |= static_cast<uint64_t>(v[k] != 0) << k;
     return m;
 }
+
+static int fdct_quant_extract(const float* src, int64_t stride, const BlockTables& t,
+                              const uint16_t* __restrict zz_of_nat, uint32_t* __restrict records,
+                              int32_t* counts, int32_t* __restrict qbuf, float* scratch) {
+    fdct_quant(src, stride, t, qbuf, counts, scratch);
+    const int n = t.block * t.block;
+    int written = 0;
+    for (int base = 0; base < n; base += 64) {
+        uint64_t mask = nonzero_mask(qbuf + base, n - base < 64 ? n - base : 64);
+        while (mask) {
+            const int k = base + __builtin_ctzll(mask);
+            mask &= mask - 1;
+            records[written++] = (static_cast<uint32_t>(zz_of_nat[k]) << 16) |
+                                 static_cast<uint16_t>(static_cast<int16_t>(qbuf[k]));
+        }
+    }
+    return written;
+}

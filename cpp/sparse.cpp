@@ -165,6 +165,59 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
     return out;
 }
 
+namespace {
+
+// Offsets of each channel's run in the list (in the sequence's order) from
+// the non-zero histogram per (plane, natural index); allocates the list.
+std::vector<int64_t> list_layout(const NonzeroCounts& counts, const Geometry& g,
+                                 const int32_t* seq, SparseList& out) {
+    const int bb = g.bb();
+    const int64_t nch = g.channels();
+    const std::vector<int32_t> zz = zigzag(g.block);
+    std::vector<int64_t> count(size_t(nch), 0);
+    for (int p = 0; p < g.planes; ++p)
+        for (int k = 0; k < bb; ++k)
+            count[size_t(p * bb + k)] = counts.plane[p][size_t(zz[size_t(k)])];
+    std::vector<int64_t> cursor(size_t(nch), 0);
+    int64_t total = 0;
+    for (int64_t j = 0; j < nch; ++j) {
+        cursor[size_t(seq[j])] = total;
+        total += count[size_t(seq[j])];
+    }
+    out.channel.resize(size_t(total));
+    out.position.resize(size_t(total));
+    out.value.resize(size_t(total));
+    for (int64_t ch = 0; ch < nch; ++ch)
+        std::fill_n(out.channel.begin() + cursor[size_t(ch)], count[size_t(ch)], int32_t(ch));
+    return cursor;
+}
+
+}  // namespace
+
+SparseList records_to_list(const BlockRecords& rec, const NonzeroCounts& counts,
+                           const Geometry& g, const int32_t* seq) {
+    SparseList out;
+    std::vector<int64_t> cursor = list_layout(counts, g, seq, out);
+    const int bb = g.bb();
+    int32_t* position = out.position.data();
+    int32_t* value = out.value.data();
+    for (int p = 0; p < g.planes; ++p) {
+        const uint32_t* r = rec.records(p);
+        const uint16_t* per_block = rec.counts(p);
+        int64_t* cur = cursor.data() + int64_t(p) * bb;
+        const int64_t n = g.plane_blocks(p);
+        for (int64_t i = 0; i < n; ++i) {
+            const int32_t pos = int32_t(block_position(g, p, i));
+            for (const uint32_t* end = r + per_block[i]; r < end; ++r) {
+                const size_t at = size_t(cur[*r >> 16]++);
+                position[at] = pos;
+                value[at] = int16_t(uint16_t(*r & 0xffffu));
+            }
+        }
+    }
+    return out;
+}
+
 void list_to_planes(const int32_t* channel, const int32_t* position, const int32_t* value,
                     int64_t n, const Geometry& g, int32_t vmax, const Coeffs& out) {
     const int64_t nch = g.channels(), npos = g.positions();

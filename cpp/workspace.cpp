@@ -42,6 +42,40 @@ void CoeffStore::trim() {
     }
 }
 
+void BlockRecords::reset(const Geometry& g) {
+    for (int p = 0; p < 3; ++p) {
+        planes_[p].used = 0;
+        planes_[p].count.assign(p < g.planes ? size_t(g.plane_blocks(p)) : 0, 0);
+    }
+}
+
+void BlockRecords::grow(Plane& pl, size_t need) {
+    size_t cap = pl.cap ? pl.cap : 4096;
+    while (cap < need) cap *= 2;
+    std::unique_ptr<uint32_t[]> bigger(new uint32_t[cap]);  // no zeroing: every entry is written first
+    if (pl.used) std::memcpy(bigger.get(), pl.rec.get(), pl.used * sizeof(uint32_t));
+    pl.rec = std::move(bigger);
+    pl.cap = cap;
+}
+
+void BlockRecords::trim() {
+    for (Plane& pl : planes_) {
+        if (pl.cap * sizeof(uint32_t) > CoeffStore::kKeepBytes) {
+            pl.rec.reset();
+            pl.cap = pl.used = 0;
+        }
+        if (pl.count.capacity() * sizeof(uint16_t) > CoeffStore::kKeepBytes) {
+            pl.count.clear();
+            pl.count.shrink_to_fit();
+        }
+    }
+}
+
+BlockRecords& block_records() {
+    thread_local BlockRecords r;
+    return r;
+}
+
 CoeffStore& encode_store() {
     thread_local CoeffStore s;
     return s;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common.hpp"
 
@@ -35,6 +36,44 @@ private:
 // zeroing needed); decoding scatters into zeros and re-zeroes as it reads.
 CoeffStore& encode_store();
 CoeffStore& decode_store();
+
+// Each block's non-zero coefficients as records (zigzag index << 16 | uint16
+// value), per plane in raster block order, plus the record count per block.
+// 4 bytes per non-zero instead of 4 per coefficient: what the encoder keeps
+// between its block pass and building the list.
+class BlockRecords {
+public:
+    void reset(const Geometry& g);
+    // Room for `n` more records of plane p; valid until the next reserve.
+    uint32_t* reserve(int p, int n) {
+        Plane& pl = planes_[p];
+        if (pl.used + size_t(n) > pl.cap) grow(pl, pl.used + size_t(n));
+        return pl.rec.get() + pl.used;
+    }
+    void commit(int p, int64_t block, int n) {
+        planes_[p].count[size_t(block)] = uint16_t(n);
+        planes_[p].used += size_t(n);
+    }
+    const uint32_t* records(int p) const { return planes_[p].rec.get(); }
+    const uint16_t* counts(int p) const { return planes_[p].count.data(); }
+    void trim();
+
+private:
+    struct Plane {
+        std::unique_ptr<uint32_t[]> rec;
+        size_t cap = 0, used = 0;
+        std::vector<uint16_t> count;  // per block (<= 64*64 = 4096)
+    };
+    static void grow(Plane& pl, size_t need);
+    Plane planes_[3];
+};
+
+BlockRecords& block_records();
+
+struct RecordsGuard {
+    BlockRecords& records;
+    ~RecordsGuard() { records.trim(); }
+};
 
 // Releases a store's large buffer when a call ends, however it ends.
 struct StoreGuard {
