@@ -96,7 +96,7 @@ void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& p
                    const Coeffs& coeffs, NonzeroCounts& counts) {
     const Kernels& k = kernels();
     const int bb = g.bb();
-    std::vector<float> scratch(size_t(2 * bb + g.block));
+    std::vector<float> scratch(block_scratch_floats(g.block));
     counts.reset(g);
     for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
                                       const BlockTables& t) {
@@ -109,7 +109,7 @@ void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& 
                     BlockRecords& out, NonzeroCounts& counts) {
     const Kernels& k = kernels();
     const int bb = g.bb();
-    std::vector<float> scratch(size_t(2 * bb + g.block));
+    std::vector<float> scratch(block_scratch_floats(g.block));
     std::vector<int32_t> qbuf(static_cast<size_t>(bb));
     const std::vector<int32_t> zz = zigzag(g.block);
     std::vector<uint16_t> zz_of_nat(static_cast<size_t>(bb));

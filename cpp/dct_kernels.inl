@@ -12,15 +12,23 @@ template <int B>
 static inline void fdct_fixed(const float* __restrict src, int64_t stride, const float* __restrict C,
                               const float* __restrict CT, float* __restrict out) {
     using V = vf<B>;
-    V rows[B], tmp[B];
+    constexpr int H = B / 2;
+    V e[H], o[H], tmp[B];
+    // tmp = C * P. C[u][B-1-x] = (-1)^u C[u][x], so even rows of C only see
+    // the sums of mirrored rows of P and odd rows only the differences:
+    // half the multiplies.
 #pragma GCC unroll 64
-    for (int x = 0; x < B; ++x) rows[x] = vload<B>(src + x * stride);
-    // tmp = C * P: row u is a combination of the rows of P.
+    for (int x = 0; x < H; ++x) {
+        const V a = vload<B>(src + x * stride), b = vload<B>(src + (B - 1 - x) * stride);
+        e[x] = a + b;
+        o[x] = a - b;
+    }
 #pragma GCC unroll 64
     for (int u = 0; u < B; ++u) {
-        V acc = rows[0] * C[u * B];
+        const V* h = (u & 1) ? o : e;
+        V acc = h[0] * C[u * B];
 #pragma GCC unroll 64
-        for (int x = 1; x < B; ++x) acc += rows[x] * C[u * B + x];
+        for (int x = 1; x < H; ++x) acc += h[x] * C[u * B + x];
         tmp[u] = acc;
     }
     // out = tmp * C^T: row u is a combination of the rows of C^T.
@@ -36,15 +44,39 @@ static inline void fdct_fixed(const float* __restrict src, int64_t stride, const
     }
 }
 
+// tmp: 2*B*B floats (pass-1 output, then the mirrored sums and differences).
 static void fdct_any(int B, const float* __restrict src, int64_t stride, const float* __restrict C,
                      const float* __restrict CT, float* __restrict out, float* __restrict tmp) {
-    for (int u = 0; u < B; ++u) {
-        float* acc = tmp + u * B;
-        for (int y = 0; y < B; ++y) acc[y] = src[y] * C[u * B];
-        for (int x = 1; x < B; ++x) {
-            const float c = C[u * B + x];
-            const float* p = src + x * stride;
-            for (int y = 0; y < B; ++y) acc[y] += p[y] * c;
+    if (B % 2 == 0) {  // the same even/odd split as fdct_fixed, same operations
+        const int H = B / 2;
+        float* __restrict e = tmp + B * B;
+        float* __restrict o = e + H * B;
+        for (int x = 0; x < H; ++x) {
+            const float* a = src + x * stride;
+            const float* b = src + (B - 1 - x) * stride;
+            for (int y = 0; y < B; ++y) {
+                e[x * B + y] = a[y] + b[y];
+                o[x * B + y] = a[y] - b[y];
+            }
+        }
+        for (int u = 0; u < B; ++u) {
+            const float* h = (u & 1) ? o : e;
+            float* acc = tmp + u * B;
+            for (int y = 0; y < B; ++y) acc[y] = h[y] * C[u * B];
+            for (int x = 1; x < H; ++x) {
+                const float c = C[u * B + x];
+                for (int y = 0; y < B; ++y) acc[y] += h[x * B + y] * c;
+            }
+        }
+    } else {
+        for (int u = 0; u < B; ++u) {
+            float* acc = tmp + u * B;
+            for (int y = 0; y < B; ++y) acc[y] = src[y] * C[u * B];
+            for (int x = 1; x < B; ++x) {
+                const float c = C[u * B + x];
+                const float* p = src + x * stride;
+                for (int y = 0; y < B; ++y) acc[y] += p[y] * c;
+            }
         }
     }
     for (int u = 0; u < B; ++u) {
@@ -69,13 +101,18 @@ static inline void idct_fixed(const float* __restrict in, const float* __restric
         d[u] = vload<B>(in + u * B);
         c[u] = vload<B>(C + u * B);
     }
-    // tmp row x = sum_u C[u][x] * D row u
+    // tmp row x = sum_u C[u][x] * D row u. By the symmetry of C, rows x and
+    // B-1-x share the even-u and odd-u partial sums (E + O and E - O).
 #pragma GCC unroll 64
-    for (int x = 0; x < B; ++x) {
-        V acc = d[0] * C[x];
+    for (int x = 0; x < B / 2; ++x) {
+        V ev = d[0] * C[x], od = d[1] * C[B + x];
 #pragma GCC unroll 64
-        for (int u = 1; u < B; ++u) acc += d[u] * C[u * B + x];
-        tmp[x] = acc;
+        for (int u = 2; u < B; u += 2) {
+            ev += d[u] * C[u * B + x];
+            od += d[u + 1] * C[(u + 1) * B + x];
+        }
+        tmp[x] = ev + od;
+        tmp[B - 1 - x] = ev - od;
     }
     // out row x = sum_v tmp[x][v] * C row v
 #pragma GCC unroll 64
@@ -87,15 +124,40 @@ static inline void idct_fixed(const float* __restrict in, const float* __restric
     }
 }
 
+// tmp: 2*B*B + B floats.
 static void idct_any(int B, const float* __restrict in, const float* __restrict C,
                      float* __restrict dst, int64_t stride, float bias, float* __restrict tmp) {
-    for (int x = 0; x < B; ++x) {
-        float* acc = tmp + x * B;
-        for (int v = 0; v < B; ++v) acc[v] = in[v] * C[x];
-        for (int u = 1; u < B; ++u) {
-            const float c = C[u * B + x];
-            const float* d = in + u * B;
-            for (int v = 0; v < B; ++v) acc[v] += d[v] * c;
+    if (B % 2 == 0) {  // the same even/odd split as idct_fixed, same operations
+        float* __restrict ev = tmp + B * B + B;
+        float* __restrict od = ev + B;
+        for (int x = 0; x < B / 2; ++x) {
+            for (int v = 0; v < B; ++v) {
+                ev[v] = in[v] * C[x];
+                od[v] = in[B + v] * C[B + x];
+            }
+            for (int u = 2; u < B; u += 2) {
+                const float ce = C[u * B + x], co = C[(u + 1) * B + x];
+                const float* de = in + u * B;
+                const float* dd = in + (u + 1) * B;
+                for (int v = 0; v < B; ++v) {
+                    ev[v] += de[v] * ce;
+                    od[v] += dd[v] * co;
+                }
+            }
+            for (int v = 0; v < B; ++v) {
+                tmp[x * B + v] = ev[v] + od[v];
+                tmp[(B - 1 - x) * B + v] = ev[v] - od[v];
+            }
+        }
+    } else {
+        for (int x = 0; x < B; ++x) {
+            float* acc = tmp + x * B;
+            for (int v = 0; v < B; ++v) acc[v] = in[v] * C[x];
+            for (int u = 1; u < B; ++u) {
+                const float c = C[u * B + x];
+                const float* d = in + u * B;
+                for (int v = 0; v < B; ++v) acc[v] += d[v] * c;
+            }
         }
     }
     float* acc = tmp + B * B;

@@ -5,6 +5,7 @@
 // floating-point contraction is off everywhere, so every level computes the
 // same operations in the same order and the outputs are bit-identical.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct BlockTables {
     const float* q = nullptr;   // Q, natural (row-major) order
     int32_t clip = 0;           // 0: no clipping
 };
+
+// Floats of scratch every block kernel may use, for block size B.
+inline size_t block_scratch_floats(int block) { return size_t(3 * block * block + block); }
 
 struct Kernels {
     const char* name;

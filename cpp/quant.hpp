@@ -21,7 +21,7 @@ struct BlockPlan {
     BlockPlan(int quality, int block, bool chroma, int32_t clip);
     BlockTables tables() const { return {dct.block(), dct.c(), dct.ct(), q.data(), clip}; }
     // Floats of scratch the block kernels need.
-    size_t scratch_size() const { return size_t(2 * dct.block() * dct.block() + dct.block()); }
+    size_t scratch_size() const { return block_scratch_floats(dct.block()); }
 };
 
 }  // namespace dcts

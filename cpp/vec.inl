@@ -11,6 +11,8 @@ struct vf {
     vf operator*(float s) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] * s; return r; }
     vf operator+(float s) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] + s; return r; }
     vf& operator+=(const vf& o) { for (int i = 0; i < N; ++i) lane[i] += o.lane[i]; return *this; }
+    vf operator+(const vf& o) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] + o.lane[i]; return r; }
+    vf operator-(const vf& o) const { vf r; for (int i = 0; i < N; ++i) r.lane[i] = lane[i] - o.lane[i]; return r; }
 };
 template <int N>
 static inline vf<N> vload(const float* p) { vf<N> r; for (int i = 0; i < N; ++i) r.lane[i] = p[i]; return r; }
