@@ -71,43 +71,26 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
 
 StageTimes profile_decode(const int32_t* channel, const int32_t* position, const int32_t* value,
                           int64_t n, const Geometry& g, const CodecParams& prm, uint8_t* image) {
-    const Kernels& k = kernels();
+    // The decoder's own path (StripeScatter + StripeDecoder), timed piecewise.
     StageTimes out;
-    CoeffStore& store = decode_store();
-    StoreGuard guard{store};
-    const Coeffs c = store.acquire(g, true);
-
     auto t0 = Clock::now();
-    try {
-        list_to_planes(channel, position, value, n, g, max_abs_value(g.block, prm.clip), c);
-    } catch (...) {
-        store.dirty();
-        throw;
+    StripeScatter sc(channel, position, value, n, g, max_abs_value(g.block, prm.clip));
+    out.emplace_back("validate+bucket by stripe", since(t0));
+    StripeDecoder dec(g, prm);
+    double scatter = 0, decode = 0;
+    for (int64_t s = 0; s < sc.stripes(); ++s) {
+        t0 = Clock::now();
+        const Coeffs c = sc.scatter(s);
+        scatter += since(t0);
+        t0 = Clock::now();
+        dec(s, c, image, false);
+        decode += since(t0);
+        t0 = Clock::now();
+        sc.clear(s);
+        scatter += since(t0);
     }
-    out.emplace_back("validate+scatter", since(t0));
-
-    auto planes = alloc_planes(g);
-    float* ptrs[3] = {nullptr, nullptr, nullptr};
-    for (int p = 0; p < g.planes; ++p) ptrs[p] = planes[size_t(p)].data();
-    t0 = Clock::now();
-    for (int p = 0; p < g.planes; ++p) {
-        const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
-        const BlockTables t = plan.tables();
-        std::vector<float> scratch(plan.scratch_size());
-        const int64_t pw = g.plane_w(p), B = g.block;
-        int32_t* src = c.plane[p];
-        for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
-            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, src += g.bb()) {
-                k.dequant_idct(src, t, ptrs[p] + bi * B * pw + bj * B, pw, scratch.data());
-                std::fill(src, src + g.bb(), 0);
-            }
-    }
-    out.emplace_back("dequantize+idct", since(t0));
-
-    t0 = Clock::now();
-    const float* cptrs[3] = {ptrs[0], ptrs[1], ptrs[2]};
-    planes_to_image(cptrs, g, image);
-    out.emplace_back("upsample+color", since(t0));
+    out.emplace_back("scatter+clear", scatter);
+    out.emplace_back("dequantize+idct+upsample+color", decode);
     return out;
 }
 

@@ -27,9 +27,24 @@ static void fdct_quant(const float* src, int64_t stride, const BlockTables& t, i
     }
 }
 
+static uint64_t nonzero_mask(const int32_t* __restrict v, int n);
+
 static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, float* dst,
                          int64_t stride, float* scratch) {
-    const int n = t.block * t.block;
+    const int B = t.block, n = B * B;
+    // DC-only blocks (smooth areas, most chroma at usual qualities) are a
+    // constant: c0 * (d00 * c0), the very products the full transform forms
+    // for them (every other term adds an exact zero), so the shortcut is
+    // bit-identical to the full path.
+    bool dc_only = (nonzero_mask(in, n < 64 ? n : 64) & ~uint64_t(1)) == 0;
+    for (int k = 64; dc_only && k < n; ++k) dc_only = in[k] == 0;
+    if (dc_only) {
+        const float c0 = t.c[0];
+        const float v = c0 * ((static_cast<float>(in[0]) * t.q[0]) * c0);
+        for (int x = 0; x < B; ++x)
+            for (int y = 0; y < B; ++y) dst[x * stride + y] = v;
+        return;
+    }
     float* __restrict d = scratch;                  // B*B
     for (int k = 0; k < n; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
     idct_strided(d, t, dst, stride, 0.0f, scratch + n);
