@@ -111,3 +111,21 @@ def build_chunk(tokens: np.ndarray, start: int, chunk: int, overlap: int, *, hb:
         hw=np.array([hb, wb], np.int32),
         chunk_index=np.int32(start // chunk),
     )
+
+
+def target_start(tokens: np.ndarray, target: str, block_size: int) -> int:
+    """Index of the first token that may be a training target.
+
+    ``"all"``: 0.  ``"chroma"`` (colorisation, section 4.3): the first token
+    of a colour channel (channel id ``>= B*B``) of a ``luma_first`` list, so
+    the chunks start at ``base, base + C, ...`` and the whole luma part is
+    always in the encoder's input, exactly as when sampling chroma given luma.
+    A list without chroma tokens gives its stop token's index.
+    """
+    if target == "all":
+        return 0
+    if target != "chroma":
+        raise ValueError(f"unknown train.target {target!r}")
+    ch = np.asarray(tokens)[:-1, 0]
+    chroma = np.flatnonzero(ch >= block_size * block_size)
+    return int(chroma[0]) if chroma.size else int(len(ch))

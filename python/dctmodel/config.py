@@ -28,8 +28,9 @@ def spec(*blocks: Tuple[int, int]) -> LayerSpec:
 class DataConfig:
     """Where images come from and how they become tokens (SPEC sections 2-6)."""
 
-    source: str = "scenes"          # "scenes" (built-in generator) or "folder"
-    folder: Optional[str] = None    # for source="folder": a directory of images
+    source: str = "scenes"          # "scenes" (built-in generator), "folder" or "dataset"
+    folder: Optional[str] = None    # source="folder": a directory of images; "dataset": the
+                                    # output directory of `dctsparse encode-dataset` (dctsparse.Dataset)
     image_size: int = 32            # long side in pixels; folder images are resized to it
     block_size: int = 8
     quality: int = 75
@@ -100,6 +101,8 @@ class TrainConfig:
     chunk_policy: str = "power"     # "power" (l^-power floored at pmin) or "uniform"
     chunk_power: float = 3.0
     chunk_pmin: float = 0.1
+    target: str = "all"             # "all" chunks, or "chroma": only chunks of the colour part of a
+                                    # luma_first list, starting at its first chroma token (colorisation, 4.3)
     length_filter_lmax: Optional[int] = None  # None: no sequence-length bias filter
     model_axis: int = 1             # size of the "model" (FSDP) mesh axis; clipped to the device count
     seed: int = 0

@@ -16,7 +16,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from .chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks
+from .chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks, target_start
 from .config import Config, DataConfig
 from .scenes import render_scene
 from .tokens import grid_of
@@ -124,11 +124,63 @@ class ArraySource(Source):
         return self.images[int(i)]
 
 
+class DatasetSource(Source):
+    """Shards written by ``dctsparse encode-dataset`` (read with ``dctsparse.Dataset``).
+
+    ``data.folder`` is the dataset directory.  Tokens are read as stored (no
+    re-encoding), so the dataset's settings must match the config: block
+    size, quality, subsampling, order, mode, and ``clip <= data.clip``
+    (checked); images must fit the config's grid (checked per image).  The
+    last ``num_eval`` images are the held-out split.
+    """
+
+    def __init__(self, data: DataConfig, split: str = "train"):
+        import dctsparse
+
+        super().__init__(data, split)
+        self.ds = dctsparse.Dataset(data.folder)
+        st = self.ds.settings
+        order = st.order if isinstance(st.order, str) else tuple(st.order)
+        want = dict(block_size=data.block_size, quality=data.quality, subsampling=data.subsampling,
+                    order=data.order if isinstance(data.order, str) else tuple(data.order),
+                    mode="L" if data.grey else "RGB")
+        got = dict(block_size=st.block_size, quality=st.quality, subsampling=st.subsampling, order=order,
+                   mode=st.mode)
+        bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
+        if st.clip is None or st.clip > data.clip:
+            bad["clip"] = (st.clip, data.clip)
+        if bad:
+            raise ValueError(f"{data.folder}: dataset settings differ from the config (dataset, config): {bad}")
+        n = len(self.ds)
+        if n <= data.num_eval:
+            raise ValueError(f"{data.folder}: {n} images, need more than num_eval={data.num_eval}")
+        self.index = np.arange(n - data.num_eval) if split == "train" else np.arange(n - data.num_eval, n)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def image(self, i: int) -> np.ndarray:
+        import dctsparse
+
+        return dctsparse.decode(self.ds[int(self.index[int(i)])])
+
+    def _encode(self, i: int):
+        j = int(self.index[int(i)])
+        h, w = (int(x) for x in self.ds.sizes[j])
+        hb, wb = grid_of(h, w, self.data.block_size, self.data.subsampling, self.data.planes)
+        if max(hb, wb) > self.data.grid:
+            raise ValueError(f"image {j} of {self.data.folder} ({h}x{w}) is larger than image_size="
+                             f"{self.data.image_size}")
+        return np.array(self.ds.tokens(j), np.int32), (hb, wb), h * w * 3
+
+
 def make_source(data: DataConfig, split: str = "train") -> Source:
     if data.source == "scenes":
         return SceneSource(data, split)
     if data.source == "folder":
         return FolderSource(data, split)
+    if data.source == "dataset":
+        return DatasetSource(data, split)
     raise ValueError(f"unknown data source {data.source!r}")
 
 
@@ -156,12 +208,15 @@ def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: 
     out = []
     while len(out) < (batch_size or t.batch_size):
         i = int(rng.integers(len(source)))
-        L = source.tokens(i)[0].shape[0]
+        toks = source.tokens(i)[0]
+        L = toks.shape[0]
         if rng.random() >= length_keep_prob(L, t.length_filter_lmax):
             continue
-        p = chunk_probs(L, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        # train.target="chroma": chunks tile the colour part only (the luma is all in the input).
+        base = target_start(toks, t.target, cfg.data.block_size)
+        p = chunk_probs(L - base, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
         k = int(rng.choice(p.size, p=p))
-        out.append(_example(cfg, source, i, k * cfg.model.chunk_size))
+        out.append(_example(cfg, source, i, base + k * cfg.model.chunk_size))
     return _stack(out)
 
 
@@ -173,8 +228,10 @@ def eval_batches(cfg: Config, source: Source, indices, batch_size: int) -> Itera
     """
     todo = []
     for n, i in enumerate(indices):
-        L = source.tokens(i)[0].shape[0]
-        todo += [(n, i, k * cfg.model.chunk_size) for k in range(num_chunks(L, cfg.model.chunk_size))]
+        toks = source.tokens(i)[0]
+        base = target_start(toks, cfg.train.target, cfg.data.block_size)
+        C = cfg.model.chunk_size
+        todo += [(n, i, base + k * C) for k in range(num_chunks(toks.shape[0] - base, C))]
     for b in range(0, len(todo), batch_size):
         part = todo[b:b + batch_size]
         exs = [dict(_example(cfg, source, i, s), image=np.int32(n)) for n, i, s in part]

@@ -51,6 +51,24 @@ class Attention(nnx.Module):
         y = jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1)
         return self.out(y)
 
+    # -- incremental decoding (sampling, section 3.3) --------------------------
+
+    def project_kv(self, ctx):
+        """Keys and values of ``ctx`` ``(B, T, D)`` -> two ``(B, T, heads, head_dim)``."""
+        B, T, _ = ctx.shape
+        return tuple(jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2))
+
+    def attend(self, x, k, v, valid=None):
+        """Queries from ``x`` ``(B, S, D)`` against given keys/values ``(B, T, heads, head_dim)``;
+        ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  Same arithmetic as ``__call__``."""
+        B, S, _ = x.shape
+        q = self.q(x).reshape(B, S, self.heads, self.head_dim)
+        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
+        if valid is not None:
+            att = jnp.where(valid, att, -1e30)
+        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
+        return self.out(jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1))
+
 
 class MLP(nnx.Module):
     def __init__(self, d: int, ratio: int, *, dtype, rngs: nnx.Rngs):
@@ -111,6 +129,53 @@ class Stack(nnx.Module):
             else:
                 h = layer(h, **kw)
         return h, self.norm(h)
+
+    # -- incremental decoding (sampling, section 3.3) --------------------------
+
+    def cross_kv(self, context):
+        """Keys/values of every cross-attention layer over ``context`` ``(B, T, D)``:
+        a list of ``(k, v)`` pairs, each ``(B, T, heads, head_dim)``; computed once per chunk."""
+        return [layer.f.project_kv(context)
+                for kind, layer in zip(self.kinds, self.layers) if kind == "cross"]
+
+    def empty_cache(self, batch: int, steps: int, dtype):
+        """Zeroed self-attention cache: a list of ``(k, v)``, each ``(batch, steps, heads, head_dim)``."""
+        out = []
+        for kind, layer in zip(self.kinds, self.layers):
+            if kind == "self":
+                shape = (batch, steps, layer.f.heads, layer.f.head_dim)
+                out.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
+        return out
+
+    def cached(self, h, start, cache, cross_kv):
+        """Decoder steps ``start .. start+n-1`` given the cache of steps ``< start`` (inference only).
+
+        ``h`` ``(B, n, D)``; ``start`` int (may be traced); ``cache`` from
+        :meth:`empty_cache` (its length is the window ``S``); ``cross_kv`` from
+        :meth:`cross_kv`.  Returns ``(residual stream, LayerNorm(stream), new cache)``;
+        the result equals rows ``start .. start+n-1`` of ``__call__`` on the full window.
+        """
+        n = h.shape[1]
+        steps = cache[0][0].shape[1] if cache else 0
+        valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
+        new_cache, si, ci = [], 0, 0
+        for kind, layer in zip(self.kinds, self.layers):
+            x = layer.norm(h)
+            if kind == "self":
+                k, v = layer.f.project_kv(x)
+                ck, cv = cache[si]
+                ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, start, 0, 0))
+                cv = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, start, 0, 0))
+                new_cache.append((ck, cv))
+                si += 1
+                y = layer.f.attend(x, ck, cv, valid)
+            elif kind == "cross":
+                y = layer.f.attend(x, *cross_kv[ci])
+                ci += 1
+            else:
+                y = layer.f(x)
+            h = h + (layer.alpha[...] * y).astype(h.dtype)
+        return h, self.norm(h), new_cache
 
 
 def _squash(v):
@@ -207,29 +272,44 @@ class DCTransformer(nnx.Module):
         inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
         label = batch.get("label") if self.emb_class is not None else None
         e_input = self.encode(batch["dct"], label, **kw)
-
-        S = inp.shape[1]
-        e = (self.emb_channel(inp[..., 0]) + self.embed_position(inp[..., 1], hw)
-             + self.emb_value(inp[..., 2]) + self.emb_chunk(jnp.arange(S))[None])
-        if label is not None:
-            e = e + self.emb_class(label)[:, None, :]
-        e = self.drop(e, **kw)
-        h_channel, n = self.channel_decoder(e, e_input, **kw)
-        channel_logits = self.head_channel(n.astype(jnp.float32))
-
-        # Teacher forcing: the position decoder knows the next channel (eq. 6)...
-        h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)
-        position_logits = self.head_position(n.astype(jnp.float32))
-
-        # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
-        h_value, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
-        value_logits = self.head_value(n.astype(jnp.float32))
+        channel_logits, position_logits, value_logits = self.decode(e_input, inp, tgt, hw, label, **kw)
 
         if self.cfg.model.structure_masks if structure_masks is None else structure_masks:
             t = self.mask_tables
             channel_logits = M.apply(channel_logits, M.channel_mask(t, inp, hw))
             position_logits = M.apply(position_logits, M.position_mask(t, inp, tgt[..., 0], hw))
         return channel_logits, position_logits, value_logits
+
+
+    def embed_inputs(self, inp, steps, hw, label=None):
+        """Decoder input embeddings of previous tokens ``inp`` int32 ``(B, n, 3)`` at window
+        steps ``steps`` int32 ``(n,)`` -> ``(B, n, D)`` (no dropout)."""
+        e = (self.emb_channel(inp[..., 0]) + self.embed_position(inp[..., 1], hw)
+             + self.emb_value(inp[..., 2]) + self.emb_chunk(steps)[None])
+        if label is not None and self.emb_class is not None:
+            e = e + self.emb_class(label)[:, None, :]
+        return e
+
+    def decode(self, e_input, inp, tgt, hw, label=None, *, deterministic: bool = True, rngs=None,
+               upto: int = 3):
+        """The three decoders over a whole window (teacher forcing), without masks.
+
+        ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``.  Returns the
+        first ``upto`` of (channel, position, value) float32 logits, each ``(B, S, vocab)``.
+        """
+        kw = dict(deterministic=deterministic, rngs=rngs)
+        e = self.drop(self.embed_inputs(inp, jnp.arange(inp.shape[1]), hw, label), **kw)
+        h_channel, n = self.channel_decoder(e, e_input, **kw)
+        out = [self.head_channel(n.astype(jnp.float32))]
+        if upto > 1:
+            # Teacher forcing: the position decoder knows the next channel (eq. 6)...
+            h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)
+            out.append(self.head_position(n.astype(jnp.float32)))
+        if upto > 2:
+            # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
+            _, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
+            out.append(self.head_value(n.astype(jnp.float32)))
+        return tuple(out)
 
 
 def count_params(cfg: Config) -> int:
