@@ -48,23 +48,6 @@ ListView view(const carray<int32_t>& c, const carray<int32_t>& p, const carray<i
     return {c.data(), p.data(), v.data(), int64_t(c.size())};
 }
 
-// Scatters a list into this thread's zeroed store, runs f on it, and leaves
-// the store zero again (validation errors propagate as ValueError).
-template <typename F>
-void with_list_scattered(const ListView& l, const Geometry& g, int32_t clip, F&& f) {
-    CoeffStore& store = decode_store();
-    StoreGuard guard{store};
-    const Coeffs c = store.acquire(g, true);
-    try {
-        list_to_planes(l.c, l.p, l.v, l.n, g, max_abs_value(g.block, clip), c);
-    } catch (...) {
-        store.dirty();
-        throw;
-    }
-    f(c);
-    clear_list(l.c, l.p, l.n, g, c);
-}
-
 }  // namespace
 
 void init_container(py::module_& m);  // bindings/container.cpp
@@ -133,7 +116,7 @@ PYBIND11_MODULE(_core, m) {
         const Geometry g = make_geometry(height, width, planes, block, sub420);
         const ListView l = view(c, p, v);
         py::gil_scoped_release nogil;
-        with_list_scattered(l, g, clip, [](const Coeffs&) {});
+        list_to_dense(l.c, l.p, l.v, l.n, g, max_abs_value(block, clip), nullptr);
     }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
        py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("sub420"), py::arg("clip"));
 
@@ -146,7 +129,7 @@ PYBIND11_MODULE(_core, m) {
         int32_t* dst = out.mutable_data();
         {
             py::gil_scoped_release nogil;
-            with_list_scattered(l, g, clip, [&](const Coeffs& c) { planes_to_dense(c, g, dst); });
+            list_to_dense(l.c, l.p, l.v, l.n, g, max_abs_value(block, clip), dst);
         }
         return out;
     }, py::arg("channel"), py::arg("position"), py::arg("value"), py::arg("height"),
@@ -164,11 +147,7 @@ PYBIND11_MODULE(_core, m) {
         SparseList s;
         {
             py::gil_scoped_release nogil;
-            CoeffStore& store = encode_store();
-            StoreGuard guard{store};
-            const Coeffs c = store.acquire(g, false);
-            dense_to_planes(dense.data(), g, max_abs_value(block, clip), c);
-            s = planes_to_list(c, g, seq.data());
+            s = dense_to_list(dense.data(), g, max_abs_value(block, clip), seq.data());
         }
         return list_to_numpy(std::move(s));
     }, py::arg("dense"), py::arg("height"), py::arg("width"), py::arg("planes"), py::arg("block"),

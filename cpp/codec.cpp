@@ -92,19 +92,6 @@ void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& 
 
 }  // namespace
 
-void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                   const Coeffs& coeffs, NonzeroCounts& counts) {
-    const Kernels& k = kernels();
-    const int bb = g.bb();
-    std::vector<float> scratch(block_scratch_floats(g.block));
-    counts.reset(g);
-    for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
-                                      const BlockTables& t) {
-        k.fdct_quant(src, stride, t, coeffs.plane[p] + i * bb, counts.plane[p].data(),
-                     scratch.data());
-    });
-}
-
 void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
                     BlockRecords& out, NonzeroCounts& counts) {
     const Kernels& k = kernels();

@@ -20,13 +20,9 @@ struct CodecParams {
     int32_t clip = 0;  // 0: no clipping
 };
 
-// uint8 (h, w, planes) -> per-plane quantised coefficients (sections 2-4),
-// written to every entry of `out`; `counts` gets the non-zeros per (plane,
-// natural index), the histogram planes_to_list needs.
-void encode_planes(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                   const Coeffs& out, NonzeroCounts& counts);
-// The same, but keeping only each block's non-zeros, as records, while the
-// block is in cache: the encoder's path (the list is built from these).
+// uint8 (h, w, planes) -> each block's quantised non-zeros (sections 2-4),
+// as records taken while the block is in cache, and the non-zero histogram
+// per (plane, natural index) that records_to_list needs.
 void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
                     BlockRecords& out, NonzeroCounts& counts);
 // Per-plane quantised coefficients -> uint8 (h, w, planes) (section 7).

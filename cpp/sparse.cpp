@@ -102,69 +102,6 @@ inline int64_t coeff_index(const Geometry& g, const ChannelMap& m, const FastDiv
 
 }  // namespace
 
-SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq,
-                          const NonzeroCounts* counts) {
-    const int bb = g.bb();
-    const int64_t nch = g.channels();
-    const std::vector<int32_t> zz = zigzag(g.block);
-    std::vector<int32_t> inv(static_cast<size_t>(bb));  // natural index -> zigzag index
-    for (int k = 0; k < bb; ++k) inv[size_t(zz[size_t(k)])] = k;
-
-    // Pass 1: non-zeros per (plane, natural index); contiguous, so it vectorises.
-    std::vector<int64_t> count(size_t(nch), 0);
-    std::vector<int64_t> nat_count(static_cast<size_t>(bb));
-    for (int p = 0; p < g.planes; ++p) {
-        if (counts) {
-            std::copy(counts->plane[p].begin(), counts->plane[p].end(), nat_count.begin());
-        } else {
-            std::fill(nat_count.begin(), nat_count.end(), 0);
-            const int32_t* c = coeffs.plane[p];
-            const int64_t n = g.plane_blocks(p);
-            for (int64_t i = 0; i < n; ++i, c += bb)
-                for (int k = 0; k < bb; ++k) nat_count[size_t(k)] += c[k] != 0;
-        }
-        for (int k = 0; k < bb; ++k) count[size_t(p * bb + inv[size_t(k)])] = nat_count[size_t(k)];
-    }
-    // Start offset of each channel in the list, in the sequence's order.
-    std::vector<int64_t> cursor(size_t(nch), 0);
-    int64_t total = 0;
-    for (int64_t j = 0; j < nch; ++j) {
-        cursor[size_t(seq[j])] = total;
-        total += count[size_t(seq[j])];
-    }
-    SparseList out;
-    out.channel.resize(size_t(total));
-    out.position.resize(size_t(total));
-    out.value.resize(size_t(total));
-    for (int64_t ch = 0; ch < nch; ++ch)
-        std::fill_n(out.channel.begin() + cursor[size_t(ch)], count[size_t(ch)], int32_t(ch));
-
-    // Pass 2: visit blocks in raster order (so positions ascend within each
-    // channel) and only their non-zeros, found with a bit mask.
-    const Kernels& kern = kernels();
-    int32_t* position = out.position.data();
-    int32_t* value = out.value.data();
-    for (int p = 0; p < g.planes; ++p) {
-        const int32_t* c = coeffs.plane[p];
-        int64_t* cur = cursor.data() + int64_t(p) * bb;
-        const int64_t n = g.plane_blocks(p);
-        for (int64_t i = 0; i < n; ++i, c += bb) {
-            const int32_t pos = int32_t(block_position(g, p, i));
-            for (int base = 0; base < bb; base += 64) {
-                uint64_t mask = kern.nonzero_mask(c + base, std::min(64, bb - base));
-                while (mask) {
-                    const int nat = base + __builtin_ctzll(mask);
-                    mask &= mask - 1;
-                    const size_t at = size_t(cur[inv[size_t(nat)]]++);
-                    position[at] = pos;
-                    value[at] = c[nat];
-                }
-            }
-        }
-    }
-    return out;
-}
-
 namespace {
 
 // Offsets of each channel's run in the list (in the sequence's order) from
@@ -193,6 +130,51 @@ std::vector<int64_t> list_layout(const NonzeroCounts& counts, const Geometry& g,
 }
 
 }  // namespace
+
+SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq) {
+    const int bb = g.bb();
+    const std::vector<int32_t> zz = zigzag(g.block);
+    std::vector<int32_t> inv(static_cast<size_t>(bb));  // natural index -> zigzag index
+    for (int k = 0; k < bb; ++k) inv[size_t(zz[size_t(k)])] = k;
+
+    // Pass 1: non-zeros per (plane, natural index); contiguous, so it vectorises.
+    NonzeroCounts counts;
+    counts.reset(g);
+    for (int p = 0; p < g.planes; ++p) {
+        int32_t* cnt = counts.plane[p].data();
+        const int32_t* c = coeffs.plane[p];
+        const int64_t n = g.plane_blocks(p);
+        for (int64_t i = 0; i < n; ++i, c += bb)
+            for (int k = 0; k < bb; ++k) cnt[k] += c[k] != 0;
+    }
+    SparseList out;
+    std::vector<int64_t> cursor = list_layout(counts, g, seq, out);
+
+    // Pass 2: visit blocks in raster order (so positions ascend within each
+    // channel) and only their non-zeros, found with a bit mask.
+    const Kernels& kern = kernels();
+    int32_t* position = out.position.data();
+    int32_t* value = out.value.data();
+    for (int p = 0; p < g.planes; ++p) {
+        const int32_t* c = coeffs.plane[p];
+        int64_t* cur = cursor.data() + int64_t(p) * bb;
+        const int64_t n = g.plane_blocks(p);
+        for (int64_t i = 0; i < n; ++i, c += bb) {
+            const int32_t pos = int32_t(block_position(g, p, i));
+            for (int base = 0; base < bb; base += 64) {
+                uint64_t mask = kern.nonzero_mask(c + base, std::min(64, bb - base));
+                while (mask) {
+                    const int nat = base + __builtin_ctzll(mask);
+                    mask &= mask - 1;
+                    const size_t at = size_t(cur[inv[size_t(nat)]]++);
+                    position[at] = pos;
+                    value[at] = c[nat];
+                }
+            }
+        }
+    }
+    return out;
+}
 
 SparseList records_to_list(const BlockRecords& rec, const NonzeroCounts& counts,
                            const Geometry& g, const int32_t* seq) {
@@ -297,6 +279,30 @@ void dense_to_planes(const int32_t* dense, const Geometry& g, int32_t vmax, cons
             for (int k = 0; k < bb; ++k) dst[zz[size_t(k)]] = v[k];
         }
     }
+}
+
+void list_to_dense(const int32_t* channel, const int32_t* position, const int32_t* value,
+                   int64_t n, const Geometry& g, int32_t vmax, int32_t* dense) {
+    CoeffStore& store = decode_store();
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, true);
+    try {
+        list_to_planes(channel, position, value, n, g, vmax, c);
+    } catch (...) {
+        store.dirty();
+        throw;
+    }
+    if (dense) planes_to_dense(c, g, dense);
+    clear_list(channel, position, n, g, c);
+}
+
+SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax,
+                         const int32_t* seq) {
+    CoeffStore& store = encode_store();
+    StoreGuard guard{store};
+    const Coeffs c = store.acquire(g, false);
+    dense_to_planes(dense, g, vmax, c);
+    return planes_to_list(c, g, seq);
 }
 
 bool StripeScatter::fits(const Geometry& g) {

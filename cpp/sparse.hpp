@@ -20,9 +20,7 @@ void check_permutation(const int32_t* seq, int64_t n, int64_t channels);
 // Per-plane coefficients -> coordinate list: counting sort by channel in the
 // sequence's order; positions ascend within a channel because blocks are
 // visited in raster order.
-// `counts`, if given, is the histogram encode_planes took (saves a pass).
-SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq,
-                          const NonzeroCounts* counts = nullptr);
+SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq);
 
 // Block records (encode_records) -> coordinate list, as planes_to_list does
 // from full coefficients; `counts` is the histogram taken with the records.
@@ -39,6 +37,13 @@ void list_to_planes(const int32_t* channel, const int32_t* position, const int32
 // Zeroes the entries a validated list was scattered to (cheaper than a memset).
 void clear_list(const int32_t* channel, const int32_t* position, int64_t n, const Geometry& g,
                 const Coeffs& out);
+
+// Validates a list and, if `dense` is given, writes it as the DCT image
+// (Hb, Wb, P*B*B) there; uses (and leaves zero) this thread's coefficient store.
+void list_to_dense(const int32_t* channel, const int32_t* position, const int32_t* value,
+                   int64_t n, const Geometry& g, int32_t vmax, int32_t* dense);
+// The DCT image -> the list in the sequence's order (validated like dense_to_planes).
+SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax, const int32_t* seq);
 
 // A list bucketed by stripe of block rows (the unit the decoder works in:
 // 2 luma block rows and 1 chroma block row under 4:2:0, 1 of each otherwise),
