@@ -189,14 +189,8 @@ void decode(const int32_t* channel, const int32_t* position, const int32_t* valu
     }
     CoeffStore& store = decode_store();  // very wide images: whole-image scatter
     StoreGuard guard{store};
-    const Coeffs c = store.acquire(g, true);
-    try {
-        list_to_planes(channel, position, value, n, g, vmax, c);
-    } catch (...) {
-        store.dirty();
-        throw;
-    }
-    decode_planes(c, g, prm, image, true);
+    decode_planes(scatter_to_store(channel, position, value, n, g, vmax, store), g, prm, image,
+                  true);
 }
 
 }  // namespace dcts

@@ -281,17 +281,23 @@ void dense_to_planes(const int32_t* dense, const Geometry& g, int32_t vmax, cons
     }
 }
 
-void list_to_dense(const int32_t* channel, const int32_t* position, const int32_t* value,
-                   int64_t n, const Geometry& g, int32_t vmax, int32_t* dense) {
-    CoeffStore& store = decode_store();
-    StoreGuard guard{store};
+Coeffs scatter_to_store(const int32_t* channel, const int32_t* position, const int32_t* value,
+                        int64_t n, const Geometry& g, int32_t vmax, CoeffStore& store) {
     const Coeffs c = store.acquire(g, true);
     try {
         list_to_planes(channel, position, value, n, g, vmax, c);
     } catch (...) {
-        store.dirty();
+        store.dirty();  // partly written: the next acquire re-zeroes it
         throw;
     }
+    return c;
+}
+
+void list_to_dense(const int32_t* channel, const int32_t* position, const int32_t* value,
+                   int64_t n, const Geometry& g, int32_t vmax, int32_t* dense) {
+    CoeffStore& store = decode_store();
+    StoreGuard guard{store};
+    const Coeffs c = scatter_to_store(channel, position, value, n, g, vmax, store);
     if (dense) planes_to_dense(c, g, dense);
     clear_list(channel, position, n, g, c);
 }

@@ -38,6 +38,10 @@ void list_to_planes(const int32_t* channel, const int32_t* position, const int32
 void clear_list(const int32_t* channel, const int32_t* position, int64_t n, const Geometry& g,
                 const Coeffs& out);
 
+// list_to_planes into a zeroed CoeffStore; on an error the store is marked
+// dirty (so its zero invariant survives) and the error propagates.
+Coeffs scatter_to_store(const int32_t* channel, const int32_t* position, const int32_t* value,
+                        int64_t n, const Geometry& g, int32_t vmax, CoeffStore& store);
 // Validates a list and, if `dense` is given, writes it as the DCT image
 // (Hb, Wb, P*B*B) there; uses (and leaves zero) this thread's coefficient store.
 void list_to_dense(const int32_t* channel, const int32_t* position, const int32_t* value,
