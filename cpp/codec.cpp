@@ -93,22 +93,16 @@ void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& 
 }  // namespace
 
 void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                    BlockRecords& out, NonzeroCounts& counts) {
+                    BlockRecords& out) {
     const Kernels& k = kernels();
     const int bb = g.bb();
     std::vector<float> scratch(block_scratch_floats(g.block));
     std::vector<int32_t> qbuf(static_cast<size_t>(bb));
-    const std::vector<int32_t> zz = zigzag(g.block);
-    std::vector<uint16_t> zz_of_nat(static_cast<size_t>(bb));
-    for (int j = 0; j < bb; ++j) zz_of_nat[size_t(zz[size_t(j)])] = uint16_t(j);
-    counts.reset(g);
     out.reset(g);
     for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
                                       const BlockTables& t) {
         uint32_t* rec = out.reserve(p, bb);
-        const int n = k.fdct_quant_extract(src, stride, t, zz_of_nat.data(), rec,
-                                           counts.plane[p].data(), qbuf.data(), scratch.data());
-        out.commit(p, i, n);
+        out.commit(p, i, k.fdct_quant_extract(src, stride, t, rec, qbuf.data(), scratch.data()));
     });
 }
 
@@ -173,9 +167,8 @@ SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& pr
                   const int32_t* seq) {
     BlockRecords& rec = block_records();
     RecordsGuard guard{rec};
-    NonzeroCounts counts;
-    encode_records(image, g, prm, rec, counts);
-    return records_to_list(rec, counts, g, seq);
+    encode_records(image, g, prm, rec);
+    return records_to_list(rec, g, seq);
 }
 
 void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,

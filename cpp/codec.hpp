@@ -21,10 +21,9 @@ struct CodecParams {
 };
 
 // uint8 (h, w, planes) -> each block's quantised non-zeros (sections 2-4),
-// as records taken while the block is in cache, and the non-zero histogram
-// per (plane, natural index) that records_to_list needs.
+// as records taken while the block is in cache.
 void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& prm,
-                    BlockRecords& out, NonzeroCounts& counts);
+                    BlockRecords& out);
 // Per-plane quantised coefficients -> uint8 (h, w, planes) (section 7).
 // `rezero`: zero each block once read (keeps a CoeffStore's zero invariant).
 void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,

@@ -5,8 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace dcts {
@@ -67,9 +71,30 @@ struct NonzeroCounts {
     }
 };
 
+// std::allocator whose value-less construct() leaves the element
+// uninitialised, so resize() of an array that is about to be written in full
+// costs no memset (for a coordinate list, that memset was a tenth of encoding).
+template <typename T>
+struct NoInitAllocator : std::allocator<T> {
+    template <typename U>
+    struct rebind { using other = NoInitAllocator<U>; };
+    NoInitAllocator() = default;
+    template <typename U>
+    NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+    template <typename U>
+    void construct(U* p) noexcept(std::is_nothrow_default_constructible<U>::value) {
+        ::new (static_cast<void*>(p)) U;
+    }
+    template <typename U, typename... Args>
+    void construct(U* p, Args&&... args) {
+        ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+using IntArray = std::vector<int32_t, NoInitAllocator<int32_t>>;
+
 // The coordinate list, three parallel arrays.
 struct SparseList {
-    std::vector<int32_t> channel, position, value;
+    IntArray channel, position, value;
 };
 
 }  // namespace dcts

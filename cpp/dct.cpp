@@ -8,7 +8,6 @@ DctTable::DctTable(int block) : b_(block) {
     require(block >= kMinBlock && block <= kMaxBlock,
             "block_size must be in [2, 64], got " + std::to_string(block));
     c_.resize(size_t(block) * block);
-    ct_.resize(size_t(block) * block);
     const double pi = 3.14159265358979323846;
     for (int u = 0; u < block; ++u) {
         const double a = (u == 0 ? std::sqrt(0.5) : 1.0) * std::sqrt(2.0 / block);
@@ -18,9 +17,7 @@ DctTable::DctTable(int block) : b_(block) {
             const float v = float(a * std::cos((2 * x + 1) * u * pi / (2.0 * block)));
             const float mirrored = (u % 2) ? -v : v;
             c_[size_t(u) * block + x] = v;
-            ct_[size_t(x) * block + u] = v;
             c_[size_t(u) * block + (block - 1 - x)] = mirrored;
-            ct_[size_t(block - 1 - x) * block + u] = mirrored;
         }
     }
 }

@@ -13,12 +13,10 @@ public:
     int block() const { return b_; }
     // c[u * B + x] = a(u) sqrt(2/B) cos((2x + 1) u pi / 2B)
     const float* c() const { return c_.data(); }
-    // ct[x * B + u] = c[u * B + x]
-    const float* ct() const { return ct_.data(); }
 
 private:
     int b_;
-    std::vector<float> c_, ct_;
+    std::vector<float> c_;
 };
 
 }  // namespace dcts

@@ -1,6 +1,8 @@
 // Assembles the kernel table of one instruction set. Included by isa_*.cpp
 // after defining DCTS_ISA_NS (the namespace) and DCTS_ISA_NAME.
 #include <cstdint>
+#include <cstring>
+#include <vector>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -18,7 +20,7 @@ namespace DCTS_ISA_NS {
 const Kernels& table() {
     static const Kernels k = {
         DCTS_ISA_NAME, rgb_to_ycbcr, grey_to_y, downsample2x2, ycbcr_to_rgb, y_to_grey,
-        fdct_quant,    fdct_quant_extract, dequant_idct, fdct, idct, quantize, nonzero_mask,
+        fdct_quant_extract, dequant_idct, fdct, idct, quantize, nonzero_mask,
     };
     return k;
 }

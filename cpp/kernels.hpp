@@ -13,16 +13,19 @@
 namespace dcts {
 
 // Constants of the block transform + quantiser for one (B, luma/chroma) pair.
+// The forward transform leaves blocks transposed (index v*B + u holds
+// D[u][v]), so the encoder's quantiser and zigzag take transposed tables.
 struct BlockTables {
     int block = 0;
-    const float* c = nullptr;   // c[u*B + x]: DCT matrix
-    const float* ct = nullptr;  // ct[x*B + u]: its transpose
-    const float* q = nullptr;   // Q, natural (row-major) order
-    int32_t clip = 0;           // 0: no clipping
+    const float* c = nullptr;      // c[u*B + x]: DCT matrix
+    const float* q = nullptr;      // Q, natural (row-major) order
+    const float* qt = nullptr;     // Q transposed: qt[v*B + u] = q[u*B + v]
+    const uint16_t* zz_t = nullptr;  // zigzag index of transposed index v*B + u
+    int32_t clip = 0;              // 0: no clipping
 };
 
 // Floats of scratch every block kernel may use, for block size B.
-inline size_t block_scratch_floats(int block) { return size_t(3 * block * block + block); }
+inline size_t block_scratch_floats(int block) { return size_t(4 * block * block + 2 * block); }
 
 struct Kernels {
     const char* name;
@@ -36,17 +39,11 @@ struct Kernels {
                          uint8_t* rgb);
     void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
     // One B x B block read from a plane with row stride `stride` (floats):
-    // DCT, then round(D / Q) with clipping, natural order. scratch: 2*B*B + B
-    // floats. If `counts` is given, counts[k] += (out[k] != 0): the list
-    // builder's histogram, taken while the block is in registers.
-    void (*fdct_quant)(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
-                       int32_t* counts, float* scratch);
-    // fdct_quant, then the block's non-zeros as records (zigzag index << 16 |
-    // uint16 value), natural order; returns how many. zz_of_nat[k] is the
-    // zigzag index of natural index k. qbuf: B*B ints of scratch.
+    // DCT, round(D / Q) with clipping, and the block's non-zeros written as
+    // records (zigzag index << 16 | uint16 value); returns how many (<= B*B).
+    // qbuf: B*B ints of scratch; scratch: block_scratch_floats(B).
     int (*fdct_quant_extract)(const float* src, int64_t stride, const BlockTables& t,
-                              const uint16_t* zz_of_nat, uint32_t* records, int32_t* counts,
-                              int32_t* qbuf, float* scratch);
+                              uint32_t* records, int32_t* qbuf, float* scratch);
     // Natural-order quantised values -> dequantise, inverse DCT -> plane at `stride`.
     void (*dequant_idct)(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
                          float* scratch);

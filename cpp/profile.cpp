@@ -38,14 +38,9 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
     out.emplace_back("color+downsample", since(t0));
 
     t0 = Clock::now();
-    NonzeroCounts counts;
-    counts.reset(g);
     BlockRecords& rec = block_records();
     RecordsGuard rguard{rec};
     rec.reset(g);
-    const std::vector<int32_t> zz = zigzag(g.block);
-    std::vector<uint16_t> zz_of_nat(size_t(g.bb()));
-    for (int j = 0; j < g.bb(); ++j) zz_of_nat[size_t(zz[size_t(j)])] = uint16_t(j);
     std::vector<int32_t> qbuf(size_t(g.bb()));
     for (int p = 0; p < g.planes; ++p) {
         const BlockPlan plan(prm.quality, g.block, p > 0, prm.clip);
@@ -56,15 +51,14 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
         for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
             for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, ++i) {
                 uint32_t* r = rec.reserve(p, g.bb());
-                rec.commit(p, i, k.fdct_quant_extract(ptrs[p] + bi * B * pw + bj * B, pw, t,
-                                                      zz_of_nat.data(), r, counts.plane[p].data(),
+                rec.commit(p, i, k.fdct_quant_extract(ptrs[p] + bi * B * pw + bj * B, pw, t, r,
                                                       qbuf.data(), scratch.data()));
             }
     }
     out.emplace_back("dct+quantize+extract", since(t0));
 
     t0 = Clock::now();
-    SparseList list = records_to_list(rec, counts, g, seq);
+    SparseList list = records_to_list(rec, g, seq);
     out.emplace_back("list (counting sort)", since(t0));
     return out;
 }

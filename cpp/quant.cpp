@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "zigzag.hpp"
+
 namespace dcts {
 namespace {
 
@@ -39,7 +41,19 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     : dct(block), clip(clip_) {
     require(clip_ >= 0, "clip must be positive (or 0 for none), got " + std::to_string(clip_));
     const std::vector<int32_t> qi = quant_matrix(quality, block, chroma);
+    const std::vector<int32_t> zz = zigzag(block);
+    const size_t n = qi.size();
     q.assign(qi.begin(), qi.end());
+    qt.resize(n);
+    zz_t.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+        const size_t u = k / size_t(block), v = k % size_t(block);
+        qt[v * size_t(block) + u] = q[k];
+    }
+    for (size_t j = 0; j < n; ++j) {  // zz[j]: natural index of zigzag index j
+        const size_t u = size_t(zz[j]) / size_t(block), v = size_t(zz[j]) % size_t(block);
+        zz_t[v * size_t(block) + u] = uint16_t(j);
+    }
 }
 
 }  // namespace dcts

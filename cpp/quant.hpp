@@ -16,10 +16,13 @@ std::vector<int32_t> quant_matrix(int quality, int block, bool chroma);
 // Everything one plane's block kernels need: the DCT tables and Q as floats.
 struct BlockPlan {
     DctTable dct;
-    std::vector<float> q;  // natural order
-    int32_t clip;          // 0: none
+    std::vector<float> q, qt;    // natural order, transposed
+    std::vector<uint16_t> zz_t;  // zigzag index of each transposed index
+    int32_t clip;                // 0: none
     BlockPlan(int quality, int block, bool chroma, int32_t clip);
-    BlockTables tables() const { return {dct.block(), dct.c(), dct.ct(), q.data(), clip}; }
+    BlockTables tables() const {
+        return {dct.block(), dct.c(), q.data(), qt.data(), zz_t.data(), clip};
+    }
     // Floats of scratch the block kernels need.
     size_t scratch_size() const { return block_scratch_floats(dct.block()); }
 };

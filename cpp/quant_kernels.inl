@@ -4,10 +4,9 @@
 
 // round(D / Q), half away from zero, clipped. Division rather than a
 // reciprocal multiply so exact ties (D = (n + 1/2) Q) stay ties.
-static void quantize(const float* __restrict coeffs, const BlockTables& t, int32_t* __restrict out) {
-    const int n = t.block * t.block;
-    const int32_t lim = t.clip > 0 ? t.clip : 0x7fffffff;
-    const float* __restrict q = t.q;
+static void quantize_with(const float* __restrict coeffs, const float* __restrict q, int n,
+                          int32_t clip, int32_t* __restrict out) {
+    const int32_t lim = clip > 0 ? clip : 0x7fffffff;
     for (int k = 0; k < n; ++k) {
         int32_t v = round_away(coeffs[k] / q[k]);
         v = v > lim ? lim : v;
@@ -16,15 +15,8 @@ static void quantize(const float* __restrict coeffs, const BlockTables& t, int32
     }
 }
 
-static void fdct_quant(const float* src, int64_t stride, const BlockTables& t, int32_t* out,
-                       int32_t* __restrict counts, float* scratch) {
-    float* coeffs = scratch;                        // B*B
-    fdct_strided(src, stride, t, coeffs, scratch + t.block * t.block);
-    quantize(coeffs, t, out);
-    if (counts) {
-        const int n = t.block * t.block;
-        for (int k = 0; k < n; ++k) counts[k] += static_cast<int32_t>(out[k] != 0);
-    }
+static void quantize(const float* coeffs, const BlockTables& t, int32_t* out) {
+    quantize_with(coeffs, t.q, t.block * t.block, t.clip, out);
 }
 
 static uint64_t nonzero_mask(const int32_t* __restrict v, int n);
@@ -47,7 +39,7 @@ static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, flo
     }
     float* __restrict d = scratch;                  // B*B
     for (int k = 0; k < n; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
-    idct_strided(d, t, dst, stride, 0.0f, scratch + n);
+    idct_strided(d, t, dst, stride, scratch + n);
 }
 
 // Compilers do not turn the bit-by-bit loop into compare + movemask, so the
@@ -72,18 +64,22 @@ static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
     return m;
 }
 
+// The block's DCT, quantised, as records (zigzag index << 16 | uint16
+// value) of its non-zeros, in the transform's (transposed) order.
 static int fdct_quant_extract(const float* src, int64_t stride, const BlockTables& t,
-                              const uint16_t* __restrict zz_of_nat, uint32_t* __restrict records,
-                              int32_t* counts, int32_t* __restrict qbuf, float* scratch) {
-    fdct_quant(src, stride, t, qbuf, counts, scratch);
+                              uint32_t* __restrict records, int32_t* __restrict qbuf,
+                              float* scratch) {
     const int n = t.block * t.block;
+    float* coeffs = scratch;  // D^T, B*B
+    fdct_t(src, stride, t, coeffs, scratch + n);
+    quantize_with(coeffs, t.qt, n, t.clip, qbuf);
     int written = 0;
     for (int base = 0; base < n; base += 64) {
         uint64_t mask = nonzero_mask(qbuf + base, n - base < 64 ? n - base : 64);
         while (mask) {
             const int k = base + __builtin_ctzll(mask);
             mask &= mask - 1;
-            records[written++] = (static_cast<uint32_t>(zz_of_nat[k]) << 16) |
+            records[written++] = (static_cast<uint32_t>(t.zz_t[k]) << 16) |
                                  static_cast<uint16_t>(static_cast<int16_t>(qbuf[k]));
         }
     }

@@ -23,9 +23,8 @@ void check_permutation(const int32_t* seq, int64_t n, int64_t channels);
 SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq);
 
 // Block records (encode_records) -> coordinate list, as planes_to_list does
-// from full coefficients; `counts` is the histogram taken with the records.
-SparseList records_to_list(const BlockRecords& rec, const NonzeroCounts& counts,
-                           const Geometry& g, const int32_t* seq);
+// from full coefficients.
+SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq);
 
 // Coordinate list -> per-plane coefficients, scattered into `out`, which
 // must be all zero. Every triple is validated: channel in [0, P*B*B),

@@ -4,6 +4,7 @@
 // exactly the same IEEE operations as the vector code, lane by lane.
 
 #if defined(DCTS_SCALAR_LANES)
+constexpr int kNativeFloats = 64;  // lanes are plain arrays: no chunking needed
 template <int N>
 struct vf {
     float lane[N];
@@ -21,6 +22,16 @@ static inline void vstore(float* p, const vf<N>& v) { for (int i = 0; i < N; ++i
 template <int N>
 static inline float lane(const vf<N>& v, int i) { return v.lane[i]; }
 #else
+// Floats in one native vector register. Wider GCC vectors are split by the
+// compiler, and it splats scalars into them through the stack, so block
+// kernels work on columns in chunks of at most this many lanes.
+#if defined(__AVX512F__)
+constexpr int kNativeFloats = 16;
+#elif defined(__AVX__)
+constexpr int kNativeFloats = 8;
+#else
+constexpr int kNativeFloats = 4;
+#endif
 // GCC 12 silently drops a template-dependent vector_size in an alias
 // template, so each width is spelled out.
 template <int N> struct vf_t;

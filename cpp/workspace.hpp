@@ -56,6 +56,7 @@ public:
     }
     const uint32_t* records(int p) const { return planes_[p].rec.get(); }
     const uint16_t* counts(int p) const { return planes_[p].count.data(); }
+    size_t size(int p) const { return planes_[p].used; }
     void trim();
 
 private:
