@@ -121,35 +121,54 @@ static void fdct_cols_any(int B, const float* __restrict src, int64_t stride,
     }
 }
 
-// Inverse: out row x = sum_u C[u][x] * in row u. By the same symmetry, rows
-// x and B-1-x share the even-u and odd-u partial sums (E + O and E - O).
+// Inverse: out row x = sum_u C[u][x] * in row u, over the first `rows`
+// input rows only (rounded up to even for B even, so those rows must be
+// readable): the caller knows the rest are zero, and leaving out terms that
+// are exact zeros changes at most the sign of a zero result.
+// Decoded blocks are sparse (at q75 a 32x32 block rarely has non-zeros past
+// its first few rows and columns), so this makes the inverse transform cost
+// follow the block's content. By the symmetry of C, rows x and B-1-x share
+// the even-u and odd-u partial sums (E + O and E - O).
 template <int B>
-static inline void idct_cols(const float* __restrict in, const float* __restrict C,
+static inline void idct_cols(const float* __restrict in, const float* __restrict C, int rows,
                              float* __restrict out) {
     constexpr int W = B < kNativeFloats ? B : kNativeFloats;  // columns per chunk
+    constexpr int G = B / 2 < 4 ? B / 2 : 4;  // outputs per group: 2G accumulators
     using V = vf<W>;
+    const int pairs = (rows + 1) / 2;  // input rows taken in (even, odd) pairs
 #pragma GCC unroll 8
     for (int c0 = 0; c0 < B; c0 += W) {
-        V d[B];
-#pragma GCC unroll 64
-        for (int u = 0; u < B; ++u) d[u] = vload<W>(in + u * B + c0);
-#pragma GCC unroll 64
-        for (int x = 0; x < B / 2; ++x) {
-            V ev = d[0] * C[x], od = d[1] * C[B + x];
-#pragma GCC unroll 64
-            for (int u = 2; u < B; u += 2) {
-                ev += d[u] * C[u * B + x];
-                od += d[u + 1] * C[(u + 1) * B + x];
+#pragma GCC unroll 16
+        for (int x0 = 0; x0 < B / 2; x0 += G) {
+            V ev[G], od[G];
+            const V d0 = vload<W>(in + c0), d1 = vload<W>(in + B + c0);
+#pragma GCC unroll 4
+            for (int j = 0; j < G; ++j) {
+                ev[j] = d0 * C[x0 + j];
+                od[j] = d1 * C[B + x0 + j];
             }
-            vstore<W>(out + x * B + c0, ev + od);
-            vstore<W>(out + (B - 1 - x) * B + c0, ev - od);
+            for (int i = 1; i < pairs; ++i) {
+                const float* ce = C + 2 * i * B + x0;
+                const V de = vload<W>(in + 2 * i * B + c0), dd = vload<W>(in + (2 * i + 1) * B + c0);
+#pragma GCC unroll 4
+                for (int j = 0; j < G; ++j) {
+                    ev[j] += de * ce[j];
+                    od[j] += dd * ce[B + j];
+                }
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < G; ++j) {
+                vstore<W>(out + (x0 + j) * B + c0, ev[j] + od[j]);
+                vstore<W>(out + (B - 1 - x0 - j) * B + c0, ev[j] - od[j]);
+            }
         }
     }
 }
 
-static void idct_cols_any(int B, const float* __restrict in, const float* __restrict C,
+static void idct_cols_any(int B, const float* __restrict in, const float* __restrict C, int rows,
                           float* __restrict out, float* __restrict eo) {
     if (B % 2 == 0) {  // the same even/odd split as idct_cols, same operations
+        const int pairs = (rows + 1) / 2;
         float* __restrict ev = eo;
         float* __restrict od = eo + B;
         for (int x = 0; x < B / 2; ++x) {
@@ -157,10 +176,10 @@ static void idct_cols_any(int B, const float* __restrict in, const float* __rest
                 ev[v] = in[v] * C[x];
                 od[v] = in[B + v] * C[B + x];
             }
-            for (int u = 2; u < B; u += 2) {
-                const float ce = C[u * B + x], co = C[(u + 1) * B + x];
-                const float* de = in + u * B;
-                const float* dd = in + (u + 1) * B;
+            for (int i = 1; i < pairs; ++i) {
+                const float ce = C[2 * i * B + x], co = C[(2 * i + 1) * B + x];
+                const float* de = in + 2 * i * B;
+                const float* dd = de + B;
                 for (int v = 0; v < B; ++v) {
                     ev[v] += de[v] * ce;
                     od[v] += dd[v] * co;
@@ -176,7 +195,7 @@ static void idct_cols_any(int B, const float* __restrict in, const float* __rest
     for (int x = 0; x < B; ++x) {
         float* acc = out + x * B;
         for (int v = 0; v < B; ++v) acc[v] = in[v] * C[x];
-        for (int u = 1; u < B; ++u) {
+        for (int u = 1; u < rows; ++u) {
             const float c = C[u * B + x];
             const float* d = in + u * B;
             for (int v = 0; v < B; ++v) acc[v] += d[v] * c;
@@ -223,32 +242,34 @@ static void fdct_t(const float* src, int64_t stride, const BlockTables& t, float
 }
 
 template <int B>
-static inline void idct_fixed(const float* d, const float* C, float* dst, int64_t stride) {
+static inline void idct_fixed(const float* d, const float* C, int rows, int cols, float* dst,
+                              int64_t stride) {
     alignas(64) float a[B * B], at[B * B];
-    idct_cols<B>(d, C, a);    // a = C^T D
-    transpose(B, a, at);
-    idct_cols<B>(at, C, a);   // C^T (C^T D)^T = P^T
+    idct_cols<B>(d, C, rows, a);   // a = C^T D
+    transpose(B, a, at);           // rows >= cols of (C^T D)^T are zero
+    idct_cols<B>(at, C, cols, a);  // C^T (C^T D)^T = P^T
     transpose(B, a, at);
     for (int x = 0; x < B; ++x) std::memcpy(dst + x * stride, at + x * B, sizeof(float) * B);
 }
 
-// P = C^T D C of the natural-order block d, rows stored `stride` floats apart.
-static void idct_strided(const float* d, const BlockTables& t, float* dst, int64_t stride,
-                         float* scratch) {
+// P = C^T D C of the natural-order block d, rows stored `stride` floats
+// apart. Only d's first `rows` rows and `cols` columns may hold non-zeros.
+static void idct_strided(const float* d, const BlockTables& t, int rows, int cols, float* dst,
+                         int64_t stride, float* scratch) {
     switch (kFixedSizes ? t.block : 0) {
-        case 4: return idct_fixed<4>(d, t.c, dst, stride);
-        case 8: return idct_fixed<8>(d, t.c, dst, stride);
-        case 16: return idct_fixed<16>(d, t.c, dst, stride);
-        case 32: return idct_fixed<32>(d, t.c, dst, stride);
+        case 4: return idct_fixed<4>(d, t.c, rows, cols, dst, stride);
+        case 8: return idct_fixed<8>(d, t.c, rows, cols, dst, stride);
+        case 16: return idct_fixed<16>(d, t.c, rows, cols, dst, stride);
+        case 32: return idct_fixed<32>(d, t.c, rows, cols, dst, stride);
         default: break;
     }
     const int B = t.block;
     float* a = scratch;
     float* at = a + B * B;
     float* eo = at + B * B;
-    idct_cols_any(B, d, t.c, a, eo);
+    idct_cols_any(B, d, t.c, rows, a, eo);
     transpose(B, a, at);
-    idct_cols_any(B, at, t.c, a, eo);
+    idct_cols_any(B, at, t.c, cols, a, eo);
     transpose(B, a, at);
     for (int x = 0; x < B; ++x)
         for (int y = 0; y < B; ++y) dst[x * stride + y] = at[x * B + y];
@@ -262,5 +283,5 @@ static void fdct(const float* src, const BlockTables& t, float* out, float* scra
 }
 
 static void idct(const float* src, const BlockTables& t, float* out, float* scratch) {
-    idct_strided(src, t, out, t.block, scratch);
+    idct_strided(src, t, t.block, t.block, out, t.block, scratch);
 }

@@ -24,22 +24,46 @@ static uint64_t nonzero_mask(const int32_t* __restrict v, int n);
 static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, float* dst,
                          int64_t stride, float* scratch) {
     const int B = t.block, n = B * B;
+    // The bounding box of the non-zeros: rows [0, rows), columns [0, cols).
+    int rows = 0;
+    uint64_t colbits = 0;
+    if (64 % B == 0) {  // B a power of two: whole rows per 64-entry mask
+        for (int base = 0; base < n; base += 64) {
+            uint64_t m = nonzero_mask(in + base, n - base < 64 ? n - base : 64);
+            if (!m) continue;
+            rows = ((base + 63 - __builtin_clzll(m)) >> __builtin_ctz(unsigned(B))) + 1;
+            for (int sh = 32; sh >= B; sh >>= 1) m |= m >> sh;  // fold the rows together
+            colbits |= m;
+        }
+        colbits &= B == 64 ? ~uint64_t(0) : (uint64_t(1) << B) - 1;
+    } else {
+        for (int u = 0; u < B; ++u) {
+            const uint64_t bits = nonzero_mask(in + u * B, B);
+            if (bits) {
+                rows = u + 1;
+                colbits |= bits;
+            }
+        }
+    }
+    int cols = colbits ? 64 - __builtin_clzll(colbits) : 0;
     // DC-only blocks (smooth areas, most chroma at usual qualities) are a
     // constant: c0 * (d00 * c0), the very products the full transform forms
     // for them (every other term adds an exact zero), so the shortcut is
     // bit-identical to the full path.
-    bool dc_only = (nonzero_mask(in, n < 64 ? n : 64) & ~uint64_t(1)) == 0;
-    for (int k = 64; dc_only && k < n; ++k) dc_only = in[k] == 0;
-    if (dc_only) {
+    if (rows <= 1 && cols <= 1) {
         const float c0 = t.c[0];
         const float v = c0 * ((static_cast<float>(in[0]) * t.q[0]) * c0);
         for (int x = 0; x < B; ++x)
             for (int y = 0; y < B; ++y) dst[x * stride + y] = v;
         return;
     }
+    // Rows in (even, odd) pairs and columns rounded up to even, as the
+    // transform's even/odd split takes them.
+    rows += rows & (B % 2 == 0);
+    cols += cols & (B % 2 == 0);
     float* __restrict d = scratch;                  // B*B
-    for (int k = 0; k < n; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
-    idct_strided(d, t, dst, stride, scratch + n);
+    for (int k = 0; k < rows * B; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
+    idct_strided(d, t, rows, cols, dst, stride, scratch + n);
 }
 
 // Compilers do not turn the bit-by-bit loop into compare + movemask, so the
