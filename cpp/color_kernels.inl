@@ -1,6 +1,14 @@
 // Colour conversion kernels (SPEC sections 2 and 7), compiled once per
 // instruction set inside namespace dcts::DCTS_ISA_NS. Planes are centred
 // (value - 128) so the DCT needs no separate level shift.
+//
+// Each kernel is a portable loop (the scalar level, NEON, and every tail)
+// plus, where the build has AVX2, a hand-written body for the bulk of the
+// row. The compiler vectorises these loops poorly (byte interleaving, the
+// rounding, 2x chroma replication), so the AVX2 bodies spell them out, with
+// the same IEEE operations in the same order lane by lane: every level's
+// bytes stay identical to the scalar level's. The AVX2 bodies are also what
+// the avx512 level runs, so they are the code tested on AVX2-only machines.
 
 // Round half away from zero to int32, exactly, for |x| < 2^23: x - trunc(x)
 // is exact there, so the comparison with 0.5 decides ties correctly (the
@@ -11,12 +19,81 @@ static inline int32_t round_away(float x) {
     return i + static_cast<int32_t>(f >= 0.5f) - static_cast<int32_t>(f <= -0.5f);
 }
 
+// round_away clamped to [0, 255]. A negative x truncates to i <= 0, which
+// clamps to 0 with or without round_away's downward correction, so only the
+// upward one is kept (equal to clamping round_away(x) for every |x| < 2^31,
+// and it cannot overflow where round_away's i - 1 would).
 static inline uint8_t to_u8(float x) {
-    int32_t v = round_away(x);
+    const int32_t i = static_cast<int32_t>(x);
+    int32_t v = i + static_cast<int32_t>(x - static_cast<float>(i) >= 0.5f);
     v = v < 0 ? 0 : v;
     v = v > 255 ? 255 : v;
     return static_cast<uint8_t>(v);
 }
+
+#if defined(__AVX2__)
+// ---- AVX2 building blocks -----------------------------------------------------
+
+static inline __m256 splat(float v) { return _mm256_set1_ps(v); }
+
+// pshufb controls, built at compile time rather than typed out as tables.
+// interleave[k][c]: lane of planar R, G, B bytes (pixels 0-15) -> bytes
+// 16k..16k+15 of their packed RGB, taking channel c's bytes.
+struct ColorShuffles {
+    alignas(32) int8_t interleave[3][3][32];
+};
+static constexpr ColorShuffles make_color_shuffles() {
+    ColorShuffles s{};
+    for (int k = 0; k < 3; ++k)
+        for (int c = 0; c < 3; ++c)
+            for (int j = 0; j < 32; ++j) {
+                const int p = 16 * k + (j & 15);
+                s.interleave[k][c][j] = static_cast<int8_t>(p % 3 == c ? p / 3 : -128);
+            }
+    return s;
+}
+static constexpr ColorShuffles kShuf = make_color_shuffles();
+
+static inline __m256i shuffle_ctl(const int8_t* m) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// to_u8 before its clamp, lane by lane: the same truncate, subtract, compare;
+// the comparison's -1 mask stands for the scalar code's 0/1 increment.
+static inline __m256i round_up_ties8(__m256 x) {
+    const __m256i i = _mm256_cvttps_epi32(x);
+    const __m256 f = _mm256_sub_ps(x, _mm256_cvtepi32_ps(i));
+    return _mm256_sub_epi32(i, _mm256_castps_si256(_mm256_cmp_ps(f, splat(0.5f), _CMP_GE_OQ)));
+}
+
+// Four vectors of 8 int32 (pixels 0-31 in order) -> 32 bytes in order. The
+// signed then unsigned saturating packs are exactly to_u8's clamp; they work
+// per 128-bit lane, so the dwords come out lane-interleaved and one permute
+// puts them back.
+static inline __m256i pack_u8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// 32 pixels of planar R, G, B bytes -> 96 bytes of packed RGB. Each 128-bit
+// lane interleaves its own 16 pixels into 48 bytes; the lanes' thirds are
+// then regrouped for three full-width stores.
+static inline void store_rgb32(uint8_t* out, __m256i r, __m256i g, __m256i b) {
+    __m256i o[3];
+    for (int k = 0; k < 3; ++k)
+        o[k] = _mm256_or_si256(
+            _mm256_or_si256(_mm256_shuffle_epi8(r, shuffle_ctl(kShuf.interleave[k][0])),
+                            _mm256_shuffle_epi8(g, shuffle_ctl(kShuf.interleave[k][1]))),
+            _mm256_shuffle_epi8(b, shuffle_ctl(kShuf.interleave[k][2])));
+    __m256i* dst = reinterpret_cast<__m256i*>(out);
+    _mm256_storeu_si256(dst, _mm256_permute2x128_si256(o[0], o[1], 0x20));
+    _mm256_storeu_si256(dst + 1, _mm256_blend_epi32(o[0], o[2], 0x0F));
+    _mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(o[1], o[2], 0x31));
+}
+
+#endif  // __AVX2__
+
+// ---- encode: RGB -> centred planes ----------------------------------------------
 
 static void rgb_to_ycbcr(const uint8_t* __restrict rgb, int64_t n, float* __restrict y,
                          float* __restrict cb, float* __restrict cr) {
@@ -38,10 +115,14 @@ static void downsample2x2(const float* __restrict a, const float* __restrict b, 
         out[i] = (a[2 * i] + a[2 * i + 1] + b[2 * i] + b[2 * i + 1]) * 0.25f;
 }
 
-// Converts in chunks: planar R, G, B bytes first (loops that vectorise), then
-// one interleaving pass, instead of three strided byte stores per pixel.
-static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
-                         const float* __restrict cr, int64_t n, int up, uint8_t* __restrict rgb) {
+// ---- decode: centred planes -> RGB ----------------------------------------------
+
+// Portable body: planar R, G, B bytes in chunks (loops that vectorise, e.g.
+// on NEON), then one interleaving pass, instead of three strided byte stores
+// per pixel.
+static void ycbcr_to_rgb_loop(const float* __restrict y, const float* __restrict cb,
+                              const float* __restrict cr, int64_t n, int up,
+                              uint8_t* __restrict rgb) {
     constexpr int64_t kChunk = 256;
     alignas(64) float cbx[kChunk], crx[kChunk];
     alignas(64) uint8_t R[kChunk], G[kChunk], Bl[kChunk];
@@ -76,6 +157,60 @@ static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
     }
 }
 
+static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
+                         const float* __restrict cr, int64_t n, int up, uint8_t* __restrict rgb) {
+    int64_t x = 0;
+#if defined(__AVX2__)
+    const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    for (; x + 32 <= n; x += 32) {
+        // The chroma terms of R, G, B (the products and G's difference)
+        // depend on chroma alone: with up = 1 they are computed once per
+        // sample and then replicated in registers - the same values the
+        // scalar loop computes per pixel from the replicated samples.
+        __m256 tr[4], tg[4], tb[4];
+        for (int k = 0; k < (up ? 2 : 4); ++k) {
+            const int64_t c = (x >> up) + 8 * k;
+            const __m256 b_ = _mm256_loadu_ps(cb + c), r_ = _mm256_loadu_ps(cr + c);
+            const __m256 vr = _mm256_mul_ps(splat(1.402f), r_);
+            const __m256 vg = _mm256_sub_ps(_mm256_mul_ps(splat(-0.344136f), b_),
+                                            _mm256_mul_ps(splat(0.714136f), r_));
+            const __m256 vb = _mm256_mul_ps(splat(1.772f), b_);
+            if (up) {
+                tr[2 * k] = _mm256_permutevar8x32_ps(vr, dup_lo);
+                tr[2 * k + 1] = _mm256_permutevar8x32_ps(vr, dup_hi);
+                tg[2 * k] = _mm256_permutevar8x32_ps(vg, dup_lo);
+                tg[2 * k + 1] = _mm256_permutevar8x32_ps(vg, dup_hi);
+                tb[2 * k] = _mm256_permutevar8x32_ps(vb, dup_lo);
+                tb[2 * k + 1] = _mm256_permutevar8x32_ps(vb, dup_hi);
+            } else {
+                tr[k] = vr, tg[k] = vg, tb[k] = vb;
+            }
+        }
+        __m256i R[4], G[4], B[4];
+        for (int k = 0; k < 4; ++k) {
+            const __m256 l = _mm256_add_ps(_mm256_loadu_ps(y + x + 8 * k), splat(128.0f));
+            R[k] = round_up_ties8(_mm256_add_ps(l, tr[k]));
+            G[k] = round_up_ties8(_mm256_add_ps(l, tg[k]));
+            B[k] = round_up_ties8(_mm256_add_ps(l, tb[k]));
+        }
+        store_rgb32(rgb + 3 * x, pack_u8(R[0], R[1], R[2], R[3]), pack_u8(G[0], G[1], G[2], G[3]),
+                    pack_u8(B[0], B[1], B[2], B[3]));
+    }
+#endif
+    // x is a multiple of 32 here, so the tail's chroma starts at x >> up.
+    ycbcr_to_rgb_loop(y + x, cb + (x >> up), cr + (x >> up), n - x, up, rgb + 3 * x);
+}
+
 static void y_to_grey(const float* __restrict y, int64_t n, uint8_t* __restrict grey) {
-    for (int64_t i = 0; i < n; ++i) grey[i] = to_u8(y[i] + 128.0f);
+    int64_t i = 0;
+#if defined(__AVX2__)
+    for (; i + 32 <= n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; ++k)
+            v[k] = round_up_ties8(_mm256_add_ps(_mm256_loadu_ps(y + i + 8 * k), splat(128.0f)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(grey + i), pack_u8(v[0], v[1], v[2], v[3]));
+    }
+#endif
+    for (; i < n; ++i) grey[i] = to_u8(y[i] + 128.0f);
 }
