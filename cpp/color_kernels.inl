@@ -31,19 +31,39 @@ static inline uint8_t to_u8(float x) {
     return static_cast<uint8_t>(v);
 }
 
+// The JFIF forward transform, centred; shared by every loop below so the
+// operation order is written down once.
+static inline float luma_of(float r, float g, float b) {
+    return (0.299f * r + 0.587f * g + 0.114f * b) - 128.0f;
+}
+static inline float cb_of(float r, float g, float b) {
+    return -0.168736f * r - 0.331264f * g + 0.5f * b;
+}
+static inline float cr_of(float r, float g, float b) {
+    return 0.5f * r - 0.418688f * g - 0.081312f * b;
+}
+
 #if defined(__AVX2__)
 // ---- AVX2 building blocks -----------------------------------------------------
 
 static inline __m256 splat(float v) { return _mm256_set1_ps(v); }
 
 // pshufb controls, built at compile time rather than typed out as tables.
+// to32[c]: channel c of pixels 0-3 of a 16-byte lane of packed RGB -> the
+// low byte of dwords 0-3, zero-extended (bit 7 set = zero byte).
 // interleave[k][c]: lane of planar R, G, B bytes (pixels 0-15) -> bytes
 // 16k..16k+15 of their packed RGB, taking channel c's bytes.
 struct ColorShuffles {
+    alignas(32) int8_t to32[3][32];
     alignas(32) int8_t interleave[3][3][32];
 };
 static constexpr ColorShuffles make_color_shuffles() {
     ColorShuffles s{};
+    for (int c = 0; c < 3; ++c)
+        for (int j = 0; j < 32; ++j) {
+            const int d = (j & 15) >> 2;
+            s.to32[c][j] = static_cast<int8_t>((j & 3) == 0 ? 3 * d + c : -128);
+        }
     for (int k = 0; k < 3; ++k)
         for (int c = 0; c < 3; ++c)
             for (int j = 0; j < 32; ++j) {
@@ -91,28 +111,119 @@ static inline void store_rgb32(uint8_t* out, __m256i r, __m256i g, __m256i b) {
     _mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(o[1], o[2], 0x31));
 }
 
+// Packed RGB at p: pixels 0-3 from p, pixels 4-7 from p + 12 -> each channel
+// as 8 int32 (pixels in that order). Reads bytes [0, 28) of p.
+struct Rgb8i {
+    __m256i r, g, b;
+};
+static inline Rgb8i load_rgb8(const uint8_t* lo, const uint8_t* hi) {
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+    return {_mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[0])),
+            _mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[1])),
+            _mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[2]))};
+}
+
+// luma_of, cb_of, cr_of on 8 lanes, in the scalar operation order.
+static inline __m256 luma8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s = _mm256_add_ps(_mm256_mul_ps(splat(0.299f), r), _mm256_mul_ps(splat(0.587f), g));
+    return _mm256_sub_ps(_mm256_add_ps(s, _mm256_mul_ps(splat(0.114f), b)), splat(128.0f));
+}
+static inline __m256 cb8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s =
+        _mm256_sub_ps(_mm256_mul_ps(splat(-0.168736f), r), _mm256_mul_ps(splat(0.331264f), g));
+    return _mm256_add_ps(s, _mm256_mul_ps(splat(0.5f), b));
+}
+static inline __m256 cr8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s = _mm256_sub_ps(_mm256_mul_ps(splat(0.5f), r), _mm256_mul_ps(splat(0.418688f), g));
+    return _mm256_sub_ps(s, _mm256_mul_ps(splat(0.081312f), b));
+}
+static inline __m256 to_f(__m256i v) { return _mm256_cvtepi32_ps(v); }
 #endif  // __AVX2__
 
 // ---- encode: RGB -> centred planes ----------------------------------------------
 
 static void rgb_to_ycbcr(const uint8_t* __restrict rgb, int64_t n, float* __restrict y,
                          float* __restrict cb, float* __restrict cr) {
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t i = 0;
+#if defined(__AVX2__)
+    for (; i + 10 <= n; i += 8) {  // +10: the loads read 28 bytes of 8 pixels
+        const uint8_t* p = rgb + 3 * i;
+        const Rgb8i v = load_rgb8(p, p + 12);
+        const __m256 r = to_f(v.r), g = to_f(v.g), b = to_f(v.b);
+        _mm256_storeu_ps(y + i, luma8(r, g, b));
+        _mm256_storeu_ps(cb + i, cb8(r, g, b));
+        _mm256_storeu_ps(cr + i, cr8(r, g, b));
+    }
+#endif
+    for (; i < n; ++i) {
         const float r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
-        y[i] = (0.299f * r + 0.587f * g + 0.114f * b) - 128.0f;
-        cb[i] = -0.168736f * r - 0.331264f * g + 0.5f * b;
-        cr[i] = 0.5f * r - 0.418688f * g - 0.081312f * b;
+        y[i] = luma_of(r, g, b);
+        cb[i] = cb_of(r, g, b);
+        cr[i] = cr_of(r, g, b);
+    }
+}
+
+// Two rows of 2n pixels -> their two luma rows and n samples of 4:2:0 chroma.
+// The transform is affine, so the chroma of the 2x2 mean is the 2x2 mean of
+// the chroma: it is computed once per box from the exact integer sums of R,
+// G and B (times 0.25, also exact) - a quarter of the chroma arithmetic, and
+// closer to the real-valued mean than averaging four rounded floats.
+static void rgb_to_ycbcr420(const uint8_t* __restrict rgb0, const uint8_t* __restrict rgb1,
+                            int64_t n, float* __restrict y0, float* __restrict y1,
+                            float* __restrict cb, float* __restrict cr) {
+    int64_t j = 0;
+#if defined(__AVX2__)
+    // 8 boxes (16 pixels a row) a step. Pixels are loaded as {0-3 | 8-11} and
+    // {4-7 | 12-15}, the order in which the lane-wise horizontal add of the
+    // box sums leaves the 8 boxes in sequence; luma is put back in order
+    // with two lane permutes. +9: the last load reads 52 bytes of 16 pixels.
+    for (; j + 9 <= n; j += 8) {
+        const int64_t x = 2 * j;
+        const uint8_t* rows[2] = {rgb0 + 3 * x, rgb1 + 3 * x};
+        float* ys[2] = {y0 + x, y1 + x};
+        __m256i sa[3], sb[3];  // per channel, the two rows' sums
+        for (int t = 0; t < 2; ++t) {
+            const uint8_t* p = rows[t];
+            const Rgb8i a = load_rgb8(p, p + 24), b = load_rgb8(p + 12, p + 36);
+            const __m256 ya = luma8(to_f(a.r), to_f(a.g), to_f(a.b));
+            const __m256 yb = luma8(to_f(b.r), to_f(b.g), to_f(b.b));
+            _mm256_storeu_ps(ys[t], _mm256_permute2f128_ps(ya, yb, 0x20));
+            _mm256_storeu_ps(ys[t] + 8, _mm256_permute2f128_ps(ya, yb, 0x31));
+            if (t == 0) {
+                sa[0] = a.r, sa[1] = a.g, sa[2] = a.b;
+                sb[0] = b.r, sb[1] = b.g, sb[2] = b.b;
+            } else {
+                sa[0] = _mm256_add_epi32(sa[0], a.r), sb[0] = _mm256_add_epi32(sb[0], b.r);
+                sa[1] = _mm256_add_epi32(sa[1], a.g), sb[1] = _mm256_add_epi32(sb[1], b.g);
+                sa[2] = _mm256_add_epi32(sa[2], a.b), sb[2] = _mm256_add_epi32(sb[2], b.b);
+            }
+        }
+        __m256 m[3];  // box means
+        for (int c = 0; c < 3; ++c)
+            m[c] = _mm256_mul_ps(to_f(_mm256_hadd_epi32(sa[c], sb[c])), splat(0.25f));
+        _mm256_storeu_ps(cb + j, cb8(m[0], m[1], m[2]));
+        _mm256_storeu_ps(cr + j, cr8(m[0], m[1], m[2]));
+    }
+#endif
+    for (; j < n; ++j) {
+        const uint8_t* p = rgb0 + 6 * j;
+        const uint8_t* q = rgb1 + 6 * j;
+        y0[2 * j] = luma_of(p[0], p[1], p[2]);
+        y0[2 * j + 1] = luma_of(p[3], p[4], p[5]);
+        y1[2 * j] = luma_of(q[0], q[1], q[2]);
+        y1[2 * j + 1] = luma_of(q[3], q[4], q[5]);
+        const float r = static_cast<float>(p[0] + p[3] + q[0] + q[3]) * 0.25f;
+        const float g = static_cast<float>(p[1] + p[4] + q[1] + q[4]) * 0.25f;
+        const float b = static_cast<float>(p[2] + p[5] + q[2] + q[5]) * 0.25f;
+        cb[j] = cb_of(r, g, b);
+        cr[j] = cr_of(r, g, b);
     }
 }
 
 static void grey_to_y(const uint8_t* __restrict grey, int64_t n, float* __restrict y) {
     for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(grey[i]) - 128.0f;
-}
-
-static void downsample2x2(const float* __restrict a, const float* __restrict b, int64_t n,
-                          float* __restrict out) {
-    for (int64_t i = 0; i < n; ++i)
-        out[i] = (a[2 * i] + a[2 * i + 1] + b[2 * i] + b[2 * i + 1]) * 0.25f;
 }
 
 // ---- decode: centred planes -> RGB ----------------------------------------------
