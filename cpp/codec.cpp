@@ -137,7 +137,13 @@ void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool 
     }
     const int shift = g.sub420 ? 1 : 0;
     const int64_t y0 = s * rows;
-    for (int64_t r = 0; r < rows && y0 + r < g.height; ++r) {
+    int64_t r = 0;
+    if (g.planes == 3 && g.sub420)  // two pixel rows per chroma row
+        for (; r + 1 < rows && y0 + r + 1 < g.height; r += 2)
+            planes_to_image_rows420(y.data() + r * wp, y.data() + (r + 1) * wp,
+                                    cb.data() + (r / 2) * cw, cr.data() + (r / 2) * cw, g, y0 + r,
+                                    image);
+    for (; r < rows && y0 + r < g.height; ++r) {
         const int64_t crow = (r >> shift) * cw;
         planes_to_image_row(y.data() + r * wp, g.planes > 1 ? cb.data() + crow : nullptr,
                             g.planes > 1 ? cr.data() + crow : nullptr, g, y0 + r, image);

@@ -74,10 +74,21 @@ void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const
     k.ycbcr_to_rgb(Y, Cb, Cr, g.width, g.sub420 ? 1 : 0, image + y * g.width * 3);
 }
 
+void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
+                             const Geometry& g, int64_t y, uint8_t* image) {
+    const int64_t row = g.width * 3;
+    kernels().ycbcr420_to_rgb2(Y0, Y1, Cb, Cr, g.width, image + y * row, image + (y + 1) * row);
+}
+
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {
     const int shift = g.sub420 ? 1 : 0;
     const int64_t cw = g.plane_w(1);
-    for (int64_t y = 0; y < g.height; ++y) {
+    int64_t y = 0;
+    if (g.planes == 3 && g.sub420)
+        for (; y + 1 < g.height; y += 2)
+            planes_to_image_rows420(planes[0] + y * g.wp, planes[0] + (y + 1) * g.wp,
+                                    planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw, g, y, image);
+    for (; y < g.height; ++y) {
         const int64_t cy = y >> shift;
         planes_to_image_row(planes[0] + y * g.wp, g.planes > 1 ? planes[1] + cy * cw : nullptr,
                             g.planes > 1 ? planes[2] + cy * cw : nullptr, g, y, image);

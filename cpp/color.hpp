@@ -29,6 +29,12 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
 void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
                          int64_t y, uint8_t* image);
 
+// 4:2:0 colour images: image rows y and y + 1 (both < height) from their
+// centred luma rows and the chroma rows they share; planes_to_image_row on
+// each, with the chroma arithmetic done once.
+void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
+                             const Geometry& g, int64_t y, uint8_t* image);
+
 // Centred planes -> uint8 (height, width, planes).
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image);
 

@@ -267,49 +267,78 @@ static void ycbcr_to_rgb_loop(const float* __restrict y, const float* __restrict
     }
 }
 
+#if defined(__AVX2__)
+// The chroma terms of R, G, B (the products and G's difference) of 32
+// pixels from x. They depend on chroma alone: with up = 1 they are computed
+// once per sample and replicated in registers - the same values the scalar
+// loop computes per pixel from the replicated samples.
+struct Terms32 {
+    __m256 r[4], g[4], b[4];
+};
+static inline Terms32 chroma_terms32(const float* cb, const float* cr, int64_t x, int up) {
+    const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    Terms32 t;
+    for (int k = 0; k < (up ? 2 : 4); ++k) {
+        const int64_t c = (x >> up) + 8 * k;
+        const __m256 b_ = _mm256_loadu_ps(cb + c), r_ = _mm256_loadu_ps(cr + c);
+        const __m256 vr = _mm256_mul_ps(splat(1.402f), r_);
+        const __m256 vg = _mm256_sub_ps(_mm256_mul_ps(splat(-0.344136f), b_),
+                                        _mm256_mul_ps(splat(0.714136f), r_));
+        const __m256 vb = _mm256_mul_ps(splat(1.772f), b_);
+        if (up) {
+            t.r[2 * k] = _mm256_permutevar8x32_ps(vr, dup_lo);
+            t.r[2 * k + 1] = _mm256_permutevar8x32_ps(vr, dup_hi);
+            t.g[2 * k] = _mm256_permutevar8x32_ps(vg, dup_lo);
+            t.g[2 * k + 1] = _mm256_permutevar8x32_ps(vg, dup_hi);
+            t.b[2 * k] = _mm256_permutevar8x32_ps(vb, dup_lo);
+            t.b[2 * k + 1] = _mm256_permutevar8x32_ps(vb, dup_hi);
+        } else {
+            t.r[k] = vr, t.g[k] = vg, t.b[k] = vb;
+        }
+    }
+    return t;
+}
+
+// 32 luma samples and their chroma terms -> 96 bytes of RGB.
+static inline void rgb32(const float* y, const Terms32& t, uint8_t* out) {
+    __m256i R[4], G[4], B[4];
+    for (int k = 0; k < 4; ++k) {
+        const __m256 l = _mm256_add_ps(_mm256_loadu_ps(y + 8 * k), splat(128.0f));
+        R[k] = round_half_up8(_mm256_add_ps(l, t.r[k]));
+        G[k] = round_half_up8(_mm256_add_ps(l, t.g[k]));
+        B[k] = round_half_up8(_mm256_add_ps(l, t.b[k]));
+    }
+    store_rgb32(out, pack_u8(R[0], R[1], R[2], R[3]), pack_u8(G[0], G[1], G[2], G[3]),
+                pack_u8(B[0], B[1], B[2], B[3]));
+}
+#endif
+
 static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
                          const float* __restrict cr, int64_t n, int up, uint8_t* __restrict rgb) {
     int64_t x = 0;
 #if defined(__AVX2__)
-    const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
-    const __m256i dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
-    for (; x + 32 <= n; x += 32) {
-        // The chroma terms of R, G, B (the products and G's difference)
-        // depend on chroma alone: with up = 1 they are computed once per
-        // sample and then replicated in registers - the same values the
-        // scalar loop computes per pixel from the replicated samples.
-        __m256 tr[4], tg[4], tb[4];
-        for (int k = 0; k < (up ? 2 : 4); ++k) {
-            const int64_t c = (x >> up) + 8 * k;
-            const __m256 b_ = _mm256_loadu_ps(cb + c), r_ = _mm256_loadu_ps(cr + c);
-            const __m256 vr = _mm256_mul_ps(splat(1.402f), r_);
-            const __m256 vg = _mm256_sub_ps(_mm256_mul_ps(splat(-0.344136f), b_),
-                                            _mm256_mul_ps(splat(0.714136f), r_));
-            const __m256 vb = _mm256_mul_ps(splat(1.772f), b_);
-            if (up) {
-                tr[2 * k] = _mm256_permutevar8x32_ps(vr, dup_lo);
-                tr[2 * k + 1] = _mm256_permutevar8x32_ps(vr, dup_hi);
-                tg[2 * k] = _mm256_permutevar8x32_ps(vg, dup_lo);
-                tg[2 * k + 1] = _mm256_permutevar8x32_ps(vg, dup_hi);
-                tb[2 * k] = _mm256_permutevar8x32_ps(vb, dup_lo);
-                tb[2 * k + 1] = _mm256_permutevar8x32_ps(vb, dup_hi);
-            } else {
-                tr[k] = vr, tg[k] = vg, tb[k] = vb;
-            }
-        }
-        __m256i R[4], G[4], B[4];
-        for (int k = 0; k < 4; ++k) {
-            const __m256 l = _mm256_add_ps(_mm256_loadu_ps(y + x + 8 * k), splat(128.0f));
-            R[k] = round_half_up8(_mm256_add_ps(l, tr[k]));
-            G[k] = round_half_up8(_mm256_add_ps(l, tg[k]));
-            B[k] = round_half_up8(_mm256_add_ps(l, tb[k]));
-        }
-        store_rgb32(rgb + 3 * x, pack_u8(R[0], R[1], R[2], R[3]), pack_u8(G[0], G[1], G[2], G[3]),
-                    pack_u8(B[0], B[1], B[2], B[3]));
-    }
+    for (; x + 32 <= n; x += 32) rgb32(y + x, chroma_terms32(cb, cr, x, up), rgb + 3 * x);
 #endif
     // x is a multiple of 32 here, so the tail's chroma starts at x >> up.
     ycbcr_to_rgb_loop(y + x, cb + (x >> up), cr + (x >> up), n - x, up, rgb + 3 * x);
+}
+
+// Two pixel rows sharing one row of 4:2:0 chroma: ycbcr_to_rgb with up = 1
+// on each, with the chroma terms computed once for both.
+static void ycbcr420_to_rgb2(const float* __restrict y0, const float* __restrict y1,
+                             const float* __restrict cb, const float* __restrict cr, int64_t n,
+                             uint8_t* __restrict rgb0, uint8_t* __restrict rgb1) {
+    int64_t x = 0;
+#if defined(__AVX2__)
+    for (; x + 32 <= n; x += 32) {
+        const Terms32 t = chroma_terms32(cb, cr, x, 1);
+        rgb32(y0 + x, t, rgb0 + 3 * x);
+        rgb32(y1 + x, t, rgb1 + 3 * x);
+    }
+#endif
+    ycbcr_to_rgb_loop(y0 + x, cb + (x >> 1), cr + (x >> 1), n - x, 1, rgb0 + 3 * x);
+    ycbcr_to_rgb_loop(y1 + x, cb + (x >> 1), cr + (x >> 1), n - x, 1, rgb1 + 3 * x);
 }
 
 static void y_to_grey(const float* __restrict y, int64_t n, uint8_t* __restrict grey) {

@@ -36,6 +36,10 @@ struct Kernels {
     // Centred planes -> n pixels; `up` = 1 reads chroma at x >> 1 (2x replication).
     void (*ycbcr_to_rgb)(const float* y, const float* cb, const float* cr, int64_t n, int up,
                          uint8_t* rgb);
+    // Two rows of n pixels sharing one row of 4:2:0 chroma (ycbcr_to_rgb with
+    // up = 1 on each, chroma arithmetic shared).
+    void (*ycbcr420_to_rgb2)(const float* y0, const float* y1, const float* cb, const float* cr,
+                             int64_t n, uint8_t* rgb0, uint8_t* rgb1);
     void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
     // One B x B block read from a plane with row stride `stride` (floats):
     // DCT, then round(D / Q) with clipping, natural order. scratch: 2*B*B + B
