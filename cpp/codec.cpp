@@ -20,11 +20,11 @@ void check_params(const Geometry& g, const CodecParams& prm) {
 }
 
 // Float buffers for one stripe: luma rows at full width, chroma rows at the
-// chroma plane's width, plus the two full-resolution chroma rows 4:2:0 averages.
+// chroma plane's width.
 struct Stripe {
     int64_t rows;          // pixel rows of luma per stripe
     int64_t chroma_rows;   // rows of the chroma planes per stripe
-    std::vector<float> y, cb, cr, cb_full, cr_full;
+    std::vector<float> y, cb, cr;
     Stripe(const Geometry& g) {
         rows = g.sub420 ? 2 * g.block : g.block;
         chroma_rows = g.sub420 ? rows / 2 : rows;
@@ -32,10 +32,6 @@ struct Stripe {
         if (g.planes == 3) {
             cb.resize(size_t(chroma_rows * g.plane_w(1)));
             cr.resize(cb.size());
-            if (g.sub420) {
-                cb_full.resize(size_t(2 * g.wp));
-                cr_full.resize(size_t(2 * g.wp));
-            }
         }
     }
 };
@@ -46,7 +42,6 @@ struct Stripe {
 template <typename F>
 void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& prm, F&& f) {
     check_params(g, prm);
-    const Kernels& k = kernels();
     const int B = g.block;
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
     const BlockPlan luma(prm.quality, B, false, prm.clip), chroma(prm.quality, B, true, prm.clip);
@@ -57,24 +52,16 @@ void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& 
     const int64_t luma_block_rows = st.rows / B;
     for (int64_t s = 0; s < stripes; ++s) {
         const int64_t y0 = s * st.rows;
-        for (int64_t r = 0; r < st.rows; ++r) {
-            float* Y = st.y.data() + r * wp;
-            if (g.planes == 1) {
-                image_row_to_planes(image, g, y0 + r, Y, nullptr, nullptr);
-            } else if (g.sub420) {
-                float* cbf = st.cb_full.data() + (r & 1) * wp;
-                float* crf = st.cr_full.data() + (r & 1) * wp;
-                image_row_to_planes(image, g, y0 + r, Y, cbf, crf);
-                if (r & 1) {
-                    k.downsample2x2(st.cb_full.data(), st.cb_full.data() + wp, cw,
-                                    st.cb.data() + (r / 2) * cw);
-                    k.downsample2x2(st.cr_full.data(), st.cr_full.data() + wp, cw,
-                                    st.cr.data() + (r / 2) * cw);
-                }
-            } else {
-                image_row_to_planes(image, g, y0 + r, Y, st.cb.data() + r * cw,
-                                    st.cr.data() + r * cw);
-            }
+        if (g.planes == 3 && g.sub420) {  // two pixel rows make one chroma row
+            for (int64_t r = 0; r < st.rows; r += 2)
+                image_rows_to_planes420(image, g, y0 + r, st.y.data() + r * wp,
+                                        st.y.data() + (r + 1) * wp, st.cb.data() + (r / 2) * cw,
+                                        st.cr.data() + (r / 2) * cw);
+        } else {
+            for (int64_t r = 0; r < st.rows; ++r)
+                image_row_to_planes(image, g, y0 + r, st.y.data() + r * wp,
+                                    g.planes == 3 ? st.cb.data() + r * cw : nullptr,
+                                    g.planes == 3 ? st.cr.data() + r * cw : nullptr);
         }
         for (int64_t br = 0; br < luma_block_rows; ++br) {
             const float* src = st.y.data() + br * B * wp;
@@ -144,7 +131,13 @@ void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool 
     }
     const int shift = g.sub420 ? 1 : 0;
     const int64_t y0 = s * rows;
-    for (int64_t r = 0; r < rows && y0 + r < g.height; ++r) {
+    int64_t r = 0;
+    if (g.planes == 3 && g.sub420)  // two pixel rows per chroma row
+        for (; r + 1 < rows && y0 + r + 1 < g.height; r += 2)
+            planes_to_image_rows420(y.data() + r * wp, y.data() + (r + 1) * wp,
+                                    cb.data() + (r / 2) * cw, cr.data() + (r / 2) * cw, g, y0 + r,
+                                    image);
+    for (; r < rows && y0 + r < g.height; ++r) {
         const int64_t crow = (r >> shift) * cw;
         planes_to_image_row(y.data() + r * wp, g.planes > 1 ? cb.data() + crow : nullptr,
                             g.planes > 1 ? cr.data() + crow : nullptr, g, y0 + r, image);

@@ -1,7 +1,6 @@
 #include "color.hpp"
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels.hpp"
 
@@ -23,8 +22,34 @@ void image_row_to_planes(const uint8_t* image, const Geometry& g, int64_t y, flo
     std::fill(Cr + W, Cr + wp, Cr[W - 1]);
 }
 
-void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]) {
+void image_rows_to_planes420(const uint8_t* image, const Geometry& g, int64_t y, float* Y0,
+                             float* Y1, float* Cb, float* Cr) {
     const Kernels& k = kernels();
+    const int64_t W = g.width, wp = g.wp, cw = wp / 2, pairs = W / 2;
+    const uint8_t* row0 = image + std::min(y, g.height - 1) * W * 3;
+    const uint8_t* row1 = image + std::min(y + 1, g.height - 1) * W * 3;
+    k.rgb_to_ycbcr420(row0, row1, pairs, Y0, Y1, Cb, Cr);
+    // Every box reaching past column W - 1 sees only copies of that column
+    // (an odd width's last box included): run the kernel on a box of those
+    // copies, so the edge takes the same arithmetic as the rest of the row.
+    uint8_t edge[2][6];
+    for (int i = 0; i < 6; ++i) {
+        edge[0][i] = row0[(W - 1) * 3 + i % 3];
+        edge[1][i] = row1[(W - 1) * 3 + i % 3];
+    }
+    float ey[2][2], ecb, ecr;
+    k.rgb_to_ycbcr420(edge[0], edge[1], 1, ey[0], ey[1], &ecb, &ecr);
+    if (W % 2) {
+        Y0[W - 1] = ey[0][0];
+        Y1[W - 1] = ey[1][0];
+    }
+    std::fill(Y0 + W, Y0 + wp, Y0[W - 1]);
+    std::fill(Y1 + W, Y1 + wp, Y1[W - 1]);
+    std::fill(Cb + pairs, Cb + cw, ecb);
+    std::fill(Cr + pairs, Cr + cw, ecr);
+}
+
+void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]) {
     const int64_t wp = g.wp;
     if (g.planes == 1 || !g.sub420) {
         for (int64_t y = 0; y < g.hp; ++y)
@@ -33,15 +58,10 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
                                 g.planes > 1 ? planes[2] + y * wp : nullptr);
         return;
     }
-    // Full-resolution chroma is only needed two rows at a time.
-    std::vector<float> cb(size_t(2 * wp)), cr(size_t(2 * wp));
-    for (int64_t y = 0; y < g.hp; y += 2) {
-        for (int64_t r = 0; r < 2; ++r)
-            image_row_to_planes(image, g, y + r, planes[0] + (y + r) * wp, cb.data() + r * wp,
-                                cr.data() + r * wp);
-        k.downsample2x2(cb.data(), cb.data() + wp, wp / 2, planes[1] + (y / 2) * (wp / 2));
-        k.downsample2x2(cr.data(), cr.data() + wp, wp / 2, planes[2] + (y / 2) * (wp / 2));
-    }
+    const int64_t cw = wp / 2;
+    for (int64_t y = 0; y < g.hp; y += 2)
+        image_rows_to_planes420(image, g, y, planes[0] + y * wp, planes[0] + (y + 1) * wp,
+                                planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw);
 }
 
 void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
@@ -54,10 +74,21 @@ void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const
     k.ycbcr_to_rgb(Y, Cb, Cr, g.width, g.sub420 ? 1 : 0, image + y * g.width * 3);
 }
 
+void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
+                             const Geometry& g, int64_t y, uint8_t* image) {
+    const int64_t row = g.width * 3;
+    kernels().ycbcr420_to_rgb2(Y0, Y1, Cb, Cr, g.width, image + y * row, image + (y + 1) * row);
+}
+
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {
     const int shift = g.sub420 ? 1 : 0;
     const int64_t cw = g.plane_w(1);
-    for (int64_t y = 0; y < g.height; ++y) {
+    int64_t y = 0;
+    if (g.planes == 3 && g.sub420)
+        for (; y + 1 < g.height; y += 2)
+            planes_to_image_rows420(planes[0] + y * g.wp, planes[0] + (y + 1) * g.wp,
+                                    planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw, g, y, image);
+    for (; y < g.height; ++y) {
         const int64_t cy = y >> shift;
         planes_to_image_row(planes[0] + y * g.wp, g.planes > 1 ? planes[1] + cy * cw : nullptr,
                             g.planes > 1 ? planes[2] + cy * cw : nullptr, g, y, image);

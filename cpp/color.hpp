@@ -14,6 +14,12 @@ namespace dcts {
 void image_row_to_planes(const uint8_t* image, const Geometry& g, int64_t y, float* Y, float* Cb,
                          float* Cr);
 
+// 4:2:0 colour images: padded rows y and y + 1 (y even) -> their centred luma
+// rows (wp samples) and one row of each chroma plane (wp / 2 samples), the
+// 2x2 box mean of the padded full-resolution chroma.
+void image_rows_to_planes420(const uint8_t* image, const Geometry& g, int64_t y, float* Y0,
+                             float* Y1, float* Cb, float* Cr);
+
 // uint8 (height, width, planes) -> centred planes[p] of plane_h(p) x plane_w(p);
 // under 4:2:0 chroma is the 2x2 box mean of the padded full-resolution chroma.
 void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]);
@@ -22,6 +28,12 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
 // JFIF YCbCr -> RGB, rounded half away from zero, clipped, cropped to width.
 void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
                          int64_t y, uint8_t* image);
+
+// 4:2:0 colour images: image rows y and y + 1 (both < height) from their
+// centred luma rows and the chroma rows they share; planes_to_image_row on
+// each, with the chroma arithmetic done once.
+void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
+                             const Geometry& g, int64_t y, uint8_t* image);
 
 // Centred planes -> uint8 (height, width, planes).
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image);

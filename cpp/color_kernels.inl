@@ -1,6 +1,14 @@
 // Colour conversion kernels (SPEC sections 2 and 7), compiled once per
 // instruction set inside namespace dcts::DCTS_ISA_NS. Planes are centred
 // (value - 128) so the DCT needs no separate level shift.
+//
+// Each kernel is a portable loop (the scalar level, NEON, and every tail)
+// plus, where the build has AVX2, a hand-written body for the bulk of the
+// row. The compiler vectorises these loops poorly (byte interleaving, the
+// rounding, 2x chroma replication), so the AVX2 bodies spell them out, with
+// the same IEEE operations in the same order lane by lane: every level's
+// bytes stay identical to the scalar level's. The AVX2 bodies are also what
+// the avx512 level runs, so they are the code tested on AVX2-only machines.
 
 // Round half away from zero to int32, exactly, for |x| < 2^23: x - trunc(x)
 // is exact there, so the comparison with 0.5 decides ties correctly (the
@@ -11,20 +19,205 @@ static inline int32_t round_away(float x) {
     return i + static_cast<int32_t>(f >= 0.5f) - static_cast<int32_t>(f <= -0.5f);
 }
 
+// round_away clamped to [0, 255], with fewer operations. Everything below 0.5
+// clamps to 0. From 0.5 up, x + 0.5 is exact, or (crossing a power of two)
+// rounds onto that power of two, never across an integer, so truncating it
+// rounds half away from zero; below 0.5 it may not be used (0.49999997 + 0.5
+// rounds to 1). Checked against round_away over all 2^32 floats: equal for
+// |x| < 2^31, where round_away's i - 1 cannot overflow.
 static inline uint8_t to_u8(float x) {
-    int32_t v = round_away(x);
-    v = v < 0 ? 0 : v;
-    v = v > 255 ? 255 : v;
-    return static_cast<uint8_t>(v);
+    if (!(x >= 0.5f)) return 0;
+    const int32_t v = static_cast<int32_t>(x + 0.5f);
+    return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
+
+// The JFIF forward transform, centred; shared by every loop below so the
+// operation order is written down once.
+static inline float luma_of(float r, float g, float b) {
+    return (0.299f * r + 0.587f * g + 0.114f * b) - 128.0f;
+}
+static inline float cb_of(float r, float g, float b) {
+    return -0.168736f * r - 0.331264f * g + 0.5f * b;
+}
+static inline float cr_of(float r, float g, float b) {
+    return 0.5f * r - 0.418688f * g - 0.081312f * b;
+}
+
+#if defined(__AVX2__)
+// ---- AVX2 building blocks -----------------------------------------------------
+
+static inline __m256 splat(float v) { return _mm256_set1_ps(v); }
+
+// pshufb controls, built at compile time rather than typed out as tables.
+// to32[c]: channel c of pixels 0-3 of a 16-byte lane of packed RGB -> the
+// low byte of dwords 0-3, zero-extended (bit 7 set = zero byte).
+// interleave[k][c]: lane of planar R, G, B bytes (pixels 0-15) -> bytes
+// 16k..16k+15 of their packed RGB, taking channel c's bytes.
+struct ColorShuffles {
+    alignas(32) int8_t to32[3][32];
+    alignas(32) int8_t interleave[3][3][32];
+};
+static constexpr ColorShuffles make_color_shuffles() {
+    ColorShuffles s{};
+    for (int c = 0; c < 3; ++c)
+        for (int j = 0; j < 32; ++j) {
+            const int d = (j & 15) >> 2;
+            s.to32[c][j] = static_cast<int8_t>((j & 3) == 0 ? 3 * d + c : -128);
+        }
+    for (int k = 0; k < 3; ++k)
+        for (int c = 0; c < 3; ++c)
+            for (int j = 0; j < 32; ++j) {
+                const int p = 16 * k + (j & 15);
+                s.interleave[k][c][j] = static_cast<int8_t>(p % 3 == c ? p / 3 : -128);
+            }
+    return s;
+}
+static constexpr ColorShuffles kShuf = make_color_shuffles();
+
+static inline __m256i shuffle_ctl(const int8_t* m) {
+    return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
+}
+
+// to_u8 before its clamp, lane by lane: the same compare, add and truncate
+// (a huge x truncates to INT_MIN, which clamps to 0, as in to_u8).
+static inline __m256i round_half_up8(__m256 x) {
+    const __m256i v = _mm256_cvttps_epi32(_mm256_add_ps(x, splat(0.5f)));
+    return _mm256_and_si256(v, _mm256_castps_si256(_mm256_cmp_ps(x, splat(0.5f), _CMP_GE_OQ)));
+}
+
+// Four vectors of 8 int32 (pixels 0-31 in order) -> 32 bytes in order. The
+// signed then unsigned saturating packs are exactly to_u8's clamp; they work
+// per 128-bit lane, so the dwords come out lane-interleaved and one permute
+// puts them back.
+static inline __m256i pack_u8(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    return _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// 32 pixels of planar R, G, B bytes -> 96 bytes of packed RGB. Each 128-bit
+// lane interleaves its own 16 pixels into 48 bytes; the lanes' thirds are
+// then regrouped for three full-width stores.
+static inline void store_rgb32(uint8_t* out, __m256i r, __m256i g, __m256i b) {
+    __m256i o[3];
+    for (int k = 0; k < 3; ++k)
+        o[k] = _mm256_or_si256(
+            _mm256_or_si256(_mm256_shuffle_epi8(r, shuffle_ctl(kShuf.interleave[k][0])),
+                            _mm256_shuffle_epi8(g, shuffle_ctl(kShuf.interleave[k][1]))),
+            _mm256_shuffle_epi8(b, shuffle_ctl(kShuf.interleave[k][2])));
+    __m256i* dst = reinterpret_cast<__m256i*>(out);
+    _mm256_storeu_si256(dst, _mm256_permute2x128_si256(o[0], o[1], 0x20));
+    _mm256_storeu_si256(dst + 1, _mm256_blend_epi32(o[0], o[2], 0x0F));
+    _mm256_storeu_si256(dst + 2, _mm256_permute2x128_si256(o[1], o[2], 0x31));
+}
+
+// Packed RGB at p: pixels 0-3 from p, pixels 4-7 from p + 12 -> each channel
+// as 8 int32 (pixels in that order). Reads bytes [0, 28) of p.
+struct Rgb8i {
+    __m256i r, g, b;
+};
+static inline Rgb8i load_rgb8(const uint8_t* lo, const uint8_t* hi) {
+    const __m256i v = _mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(lo))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(hi)), 1);
+    return {_mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[0])),
+            _mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[1])),
+            _mm256_shuffle_epi8(v, shuffle_ctl(kShuf.to32[2]))};
+}
+
+// luma_of, cb_of, cr_of on 8 lanes, in the scalar operation order.
+static inline __m256 luma8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s = _mm256_add_ps(_mm256_mul_ps(splat(0.299f), r), _mm256_mul_ps(splat(0.587f), g));
+    return _mm256_sub_ps(_mm256_add_ps(s, _mm256_mul_ps(splat(0.114f), b)), splat(128.0f));
+}
+static inline __m256 cb8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s =
+        _mm256_sub_ps(_mm256_mul_ps(splat(-0.168736f), r), _mm256_mul_ps(splat(0.331264f), g));
+    return _mm256_add_ps(s, _mm256_mul_ps(splat(0.5f), b));
+}
+static inline __m256 cr8(__m256 r, __m256 g, __m256 b) {
+    const __m256 s = _mm256_sub_ps(_mm256_mul_ps(splat(0.5f), r), _mm256_mul_ps(splat(0.418688f), g));
+    return _mm256_sub_ps(s, _mm256_mul_ps(splat(0.081312f), b));
+}
+static inline __m256 to_f(__m256i v) { return _mm256_cvtepi32_ps(v); }
+#endif  // __AVX2__
+
+// ---- encode: RGB -> centred planes ----------------------------------------------
 
 static void rgb_to_ycbcr(const uint8_t* __restrict rgb, int64_t n, float* __restrict y,
                          float* __restrict cb, float* __restrict cr) {
-    for (int64_t i = 0; i < n; ++i) {
+    int64_t i = 0;
+#if defined(__AVX2__)
+    for (; i + 10 <= n; i += 8) {  // +10: the loads read 28 bytes of 8 pixels
+        const uint8_t* p = rgb + 3 * i;
+        const Rgb8i v = load_rgb8(p, p + 12);
+        const __m256 r = to_f(v.r), g = to_f(v.g), b = to_f(v.b);
+        _mm256_storeu_ps(y + i, luma8(r, g, b));
+        _mm256_storeu_ps(cb + i, cb8(r, g, b));
+        _mm256_storeu_ps(cr + i, cr8(r, g, b));
+    }
+#endif
+    for (; i < n; ++i) {
         const float r = rgb[3 * i], g = rgb[3 * i + 1], b = rgb[3 * i + 2];
-        y[i] = (0.299f * r + 0.587f * g + 0.114f * b) - 128.0f;
-        cb[i] = -0.168736f * r - 0.331264f * g + 0.5f * b;
-        cr[i] = 0.5f * r - 0.418688f * g - 0.081312f * b;
+        y[i] = luma_of(r, g, b);
+        cb[i] = cb_of(r, g, b);
+        cr[i] = cr_of(r, g, b);
+    }
+}
+
+// Two rows of 2n pixels -> their two luma rows and n samples of 4:2:0 chroma.
+// The transform is affine, so the chroma of the 2x2 mean is the 2x2 mean of
+// the chroma: it is computed once per box from the exact integer sums of R,
+// G and B (times 0.25, also exact) - a quarter of the chroma arithmetic, and
+// closer to the real-valued mean than averaging four rounded floats.
+static void rgb_to_ycbcr420(const uint8_t* __restrict rgb0, const uint8_t* __restrict rgb1,
+                            int64_t n, float* __restrict y0, float* __restrict y1,
+                            float* __restrict cb, float* __restrict cr) {
+    int64_t j = 0;
+#if defined(__AVX2__)
+    // 8 boxes (16 pixels a row) a step. Pixels are loaded as {0-3 | 8-11} and
+    // {4-7 | 12-15}, the order in which the lane-wise horizontal add of the
+    // box sums leaves the 8 boxes in sequence; luma is put back in order
+    // with two lane permutes. +9: the last load reads 52 bytes of 16 pixels.
+    for (; j + 9 <= n; j += 8) {
+        const int64_t x = 2 * j;
+        const uint8_t* rows[2] = {rgb0 + 3 * x, rgb1 + 3 * x};
+        float* ys[2] = {y0 + x, y1 + x};
+        __m256i sa[3], sb[3];  // per channel, the two rows' sums
+        for (int t = 0; t < 2; ++t) {
+            const uint8_t* p = rows[t];
+            const Rgb8i a = load_rgb8(p, p + 24), b = load_rgb8(p + 12, p + 36);
+            const __m256 ya = luma8(to_f(a.r), to_f(a.g), to_f(a.b));
+            const __m256 yb = luma8(to_f(b.r), to_f(b.g), to_f(b.b));
+            _mm256_storeu_ps(ys[t], _mm256_permute2f128_ps(ya, yb, 0x20));
+            _mm256_storeu_ps(ys[t] + 8, _mm256_permute2f128_ps(ya, yb, 0x31));
+            if (t == 0) {
+                sa[0] = a.r, sa[1] = a.g, sa[2] = a.b;
+                sb[0] = b.r, sb[1] = b.g, sb[2] = b.b;
+            } else {
+                sa[0] = _mm256_add_epi32(sa[0], a.r), sb[0] = _mm256_add_epi32(sb[0], b.r);
+                sa[1] = _mm256_add_epi32(sa[1], a.g), sb[1] = _mm256_add_epi32(sb[1], b.g);
+                sa[2] = _mm256_add_epi32(sa[2], a.b), sb[2] = _mm256_add_epi32(sb[2], b.b);
+            }
+        }
+        __m256 m[3];  // box means
+        for (int c = 0; c < 3; ++c)
+            m[c] = _mm256_mul_ps(to_f(_mm256_hadd_epi32(sa[c], sb[c])), splat(0.25f));
+        _mm256_storeu_ps(cb + j, cb8(m[0], m[1], m[2]));
+        _mm256_storeu_ps(cr + j, cr8(m[0], m[1], m[2]));
+    }
+#endif
+    for (; j < n; ++j) {
+        const uint8_t* p = rgb0 + 6 * j;
+        const uint8_t* q = rgb1 + 6 * j;
+        y0[2 * j] = luma_of(p[0], p[1], p[2]);
+        y0[2 * j + 1] = luma_of(p[3], p[4], p[5]);
+        y1[2 * j] = luma_of(q[0], q[1], q[2]);
+        y1[2 * j + 1] = luma_of(q[3], q[4], q[5]);
+        const float r = static_cast<float>(p[0] + p[3] + q[0] + q[3]) * 0.25f;
+        const float g = static_cast<float>(p[1] + p[4] + q[1] + q[4]) * 0.25f;
+        const float b = static_cast<float>(p[2] + p[5] + q[2] + q[5]) * 0.25f;
+        cb[j] = cb_of(r, g, b);
+        cr[j] = cr_of(r, g, b);
     }
 }
 
@@ -32,16 +225,14 @@ static void grey_to_y(const uint8_t* __restrict grey, int64_t n, float* __restri
     for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(grey[i]) - 128.0f;
 }
 
-static void downsample2x2(const float* __restrict a, const float* __restrict b, int64_t n,
-                          float* __restrict out) {
-    for (int64_t i = 0; i < n; ++i)
-        out[i] = (a[2 * i] + a[2 * i + 1] + b[2 * i] + b[2 * i + 1]) * 0.25f;
-}
+// ---- decode: centred planes -> RGB ----------------------------------------------
 
-// Converts in chunks: planar R, G, B bytes first (loops that vectorise), then
-// one interleaving pass, instead of three strided byte stores per pixel.
-static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
-                         const float* __restrict cr, int64_t n, int up, uint8_t* __restrict rgb) {
+// Portable body: planar R, G, B bytes in chunks (loops that vectorise, e.g.
+// on NEON), then one interleaving pass, instead of three strided byte stores
+// per pixel.
+static void ycbcr_to_rgb_loop(const float* __restrict y, const float* __restrict cb,
+                              const float* __restrict cr, int64_t n, int up,
+                              uint8_t* __restrict rgb) {
     constexpr int64_t kChunk = 256;
     alignas(64) float cbx[kChunk], crx[kChunk];
     alignas(64) uint8_t R[kChunk], G[kChunk], Bl[kChunk];
@@ -76,6 +267,89 @@ static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
     }
 }
 
+#if defined(__AVX2__)
+// The chroma terms of R, G, B (the products and G's difference) of 32
+// pixels from x. They depend on chroma alone: with up = 1 they are computed
+// once per sample and replicated in registers - the same values the scalar
+// loop computes per pixel from the replicated samples.
+struct Terms32 {
+    __m256 r[4], g[4], b[4];
+};
+static inline Terms32 chroma_terms32(const float* cb, const float* cr, int64_t x, int up) {
+    const __m256i dup_lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i dup_hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+    Terms32 t;
+    for (int k = 0; k < (up ? 2 : 4); ++k) {
+        const int64_t c = (x >> up) + 8 * k;
+        const __m256 b_ = _mm256_loadu_ps(cb + c), r_ = _mm256_loadu_ps(cr + c);
+        const __m256 vr = _mm256_mul_ps(splat(1.402f), r_);
+        const __m256 vg = _mm256_sub_ps(_mm256_mul_ps(splat(-0.344136f), b_),
+                                        _mm256_mul_ps(splat(0.714136f), r_));
+        const __m256 vb = _mm256_mul_ps(splat(1.772f), b_);
+        if (up) {
+            t.r[2 * k] = _mm256_permutevar8x32_ps(vr, dup_lo);
+            t.r[2 * k + 1] = _mm256_permutevar8x32_ps(vr, dup_hi);
+            t.g[2 * k] = _mm256_permutevar8x32_ps(vg, dup_lo);
+            t.g[2 * k + 1] = _mm256_permutevar8x32_ps(vg, dup_hi);
+            t.b[2 * k] = _mm256_permutevar8x32_ps(vb, dup_lo);
+            t.b[2 * k + 1] = _mm256_permutevar8x32_ps(vb, dup_hi);
+        } else {
+            t.r[k] = vr, t.g[k] = vg, t.b[k] = vb;
+        }
+    }
+    return t;
+}
+
+// 32 luma samples and their chroma terms -> 96 bytes of RGB.
+static inline void rgb32(const float* y, const Terms32& t, uint8_t* out) {
+    __m256i R[4], G[4], B[4];
+    for (int k = 0; k < 4; ++k) {
+        const __m256 l = _mm256_add_ps(_mm256_loadu_ps(y + 8 * k), splat(128.0f));
+        R[k] = round_half_up8(_mm256_add_ps(l, t.r[k]));
+        G[k] = round_half_up8(_mm256_add_ps(l, t.g[k]));
+        B[k] = round_half_up8(_mm256_add_ps(l, t.b[k]));
+    }
+    store_rgb32(out, pack_u8(R[0], R[1], R[2], R[3]), pack_u8(G[0], G[1], G[2], G[3]),
+                pack_u8(B[0], B[1], B[2], B[3]));
+}
+#endif
+
+static void ycbcr_to_rgb(const float* __restrict y, const float* __restrict cb,
+                         const float* __restrict cr, int64_t n, int up, uint8_t* __restrict rgb) {
+    int64_t x = 0;
+#if defined(__AVX2__)
+    for (; x + 32 <= n; x += 32) rgb32(y + x, chroma_terms32(cb, cr, x, up), rgb + 3 * x);
+#endif
+    // x is a multiple of 32 here, so the tail's chroma starts at x >> up.
+    ycbcr_to_rgb_loop(y + x, cb + (x >> up), cr + (x >> up), n - x, up, rgb + 3 * x);
+}
+
+// Two pixel rows sharing one row of 4:2:0 chroma: ycbcr_to_rgb with up = 1
+// on each, with the chroma terms computed once for both.
+static void ycbcr420_to_rgb2(const float* __restrict y0, const float* __restrict y1,
+                             const float* __restrict cb, const float* __restrict cr, int64_t n,
+                             uint8_t* __restrict rgb0, uint8_t* __restrict rgb1) {
+    int64_t x = 0;
+#if defined(__AVX2__)
+    for (; x + 32 <= n; x += 32) {
+        const Terms32 t = chroma_terms32(cb, cr, x, 1);
+        rgb32(y0 + x, t, rgb0 + 3 * x);
+        rgb32(y1 + x, t, rgb1 + 3 * x);
+    }
+#endif
+    ycbcr_to_rgb_loop(y0 + x, cb + (x >> 1), cr + (x >> 1), n - x, 1, rgb0 + 3 * x);
+    ycbcr_to_rgb_loop(y1 + x, cb + (x >> 1), cr + (x >> 1), n - x, 1, rgb1 + 3 * x);
+}
+
 static void y_to_grey(const float* __restrict y, int64_t n, uint8_t* __restrict grey) {
-    for (int64_t i = 0; i < n; ++i) grey[i] = to_u8(y[i] + 128.0f);
+    int64_t i = 0;
+#if defined(__AVX2__)
+    for (; i + 32 <= n; i += 32) {
+        __m256i v[4];
+        for (int k = 0; k < 4; ++k)
+            v[k] = round_half_up8(_mm256_add_ps(_mm256_loadu_ps(y + i + 8 * k), splat(128.0f)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(grey + i), pack_u8(v[0], v[1], v[2], v[3]));
+    }
+#endif
+    for (; i < n; ++i) grey[i] = to_u8(y[i] + 128.0f);
 }

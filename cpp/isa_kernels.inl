@@ -19,8 +19,8 @@ namespace DCTS_ISA_NS {
 
 const Kernels& table() {
     static const Kernels k = {
-        DCTS_ISA_NAME, rgb_to_ycbcr, grey_to_y, downsample2x2, ycbcr_to_rgb, y_to_grey,
-        fdct_quant_extract, dequant_idct, fdct, idct, quantize, nonzero_mask,
+        DCTS_ISA_NAME, rgb_to_ycbcr, grey_to_y, rgb_to_ycbcr420, ycbcr_to_rgb, ycbcr420_to_rgb2,
+        y_to_grey,     fdct_quant_extract, dequant_idct, fdct, idct, quantize, nonzero_mask,
     };
     return k;
 }

@@ -32,11 +32,17 @@ struct Kernels {
     // Colour: n pixels of one row -> centred planes (Y - 128, Cb - 128, Cr - 128).
     void (*rgb_to_ycbcr)(const uint8_t* rgb, int64_t n, float* y, float* cb, float* cr);
     void (*grey_to_y)(const uint8_t* grey, int64_t n, float* y);
-    // 2x2 box mean of two rows of 2n samples -> n samples.
-    void (*downsample2x2)(const float* row0, const float* row1, int64_t n, float* out);
+    // Two rows of 2n pixels -> two luma rows of 2n samples and n samples of
+    // 4:2:0 Cb and Cr: the chroma of each 2x2 box's mean colour (centred).
+    void (*rgb_to_ycbcr420)(const uint8_t* rgb0, const uint8_t* rgb1, int64_t n, float* y0,
+                            float* y1, float* cb, float* cr);
     // Centred planes -> n pixels; `up` = 1 reads chroma at x >> 1 (2x replication).
     void (*ycbcr_to_rgb)(const float* y, const float* cb, const float* cr, int64_t n, int up,
                          uint8_t* rgb);
+    // Two rows of n pixels sharing one row of 4:2:0 chroma (ycbcr_to_rgb with
+    // up = 1 on each, chroma arithmetic shared).
+    void (*ycbcr420_to_rgb2)(const float* y0, const float* y1, const float* cb, const float* cr,
+                             int64_t n, uint8_t* rgb0, uint8_t* rgb1);
     void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
     // One B x B block read from a plane with row stride `stride` (floats):
     // DCT, round(D / Q) with clipping, and the block's non-zeros written as

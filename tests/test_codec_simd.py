@@ -59,6 +59,37 @@ def test_levels_bit_identical_to_scalar(level, restore_level):
         assert a.tobytes() == b.tobytes()
 
 
+def colour_stages(level):
+    """The colour kernels alone on narrow and odd sizes: every vector-width
+    remainder, width 1, and random planes that hit the clamping and ties."""
+    _core.set_simd_level(level)
+    rng = np.random.default_rng(7)
+    out = []
+    for w in list(range(1, 41)) + [63, 64, 65, 97]:
+        for h in (1, 2, 3):
+            img = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            for b in (2, 3):
+                for sub in (True, False):
+                    planes = _core.image_to_planes(img, b, sub)
+                    noisy = [rng.normal(0, 160, p.shape).astype(np.float32) for p in planes]
+                    noisy[0].flat[:2] = [-127.5, 127.5]  # ties at both ends of the clamp
+                    grey = _core.image_to_planes(img[..., 1].copy(), b, sub)
+                    out += planes + grey + [_core.planes_to_image(p, h, w, b, sub)
+                                            for p in (planes, noisy, grey, noisy[:1])]
+    return out
+
+
+@pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])
+def test_colour_stages_bit_identical_on_narrow_images(level, restore_level):
+    if level not in LEVELS:
+        pytest.skip("this machine has no SIMD level beyond scalar")
+    want, got = colour_stages("scalar"), colour_stages(level)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+
+
 def test_unknown_level_is_refused(restore_level):
     with pytest.raises(ValueError, match="not available"):
         dctsparse.set_simd_level("sse9")

@@ -21,6 +21,17 @@ def test_color_and_subsampling(rgb_image, sub, b):
         np.testing.assert_allclose(g, w, atol=2e-4)
 
 
+@pytest.mark.parametrize("w", [1, 2, 3, 17, 34, 47])
+def test_color_and_subsampling_narrow(rgb_image, w):
+    img = rgb_image[:5, :w]  # edge replication in the row tails of the vector kernels
+    for sub in ("4:2:0", "4:4:4"):
+        got = _core.image_to_planes(img, 2, sub == "4:2:0")
+        want = [p - 128.0 for p in ref_planes(img, 2, sub)]
+        assert [g.shape for g in got] == [w_.shape for w_ in want]
+        for g, w_ in zip(got, want):
+            np.testing.assert_allclose(g, w_, atol=2e-4)
+
+
 def test_grey_planes(grey_image):
     got = _core.image_to_planes(grey_image[:100, :77], 8, True)
     np.testing.assert_array_equal(got[0], ref_planes(grey_image[:100, :77], 8, "4:2:0")[0] - 128)
