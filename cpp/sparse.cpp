@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels.hpp"
 #include "zigzag.hpp"
@@ -328,21 +329,20 @@ StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
     offset_[0] = 0;
     for (int p = 1; p < g.planes; ++p)
         offset_[p] = ((int64_t(1) << rows_shift_) * g.wb + (p - 1) * g.plane_wb(p)) * bb;
-    const int64_t stripe_entries =
+    stripe_entries_ =
         ((int64_t(1) << rows_shift_) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bb;
-    require(stripe_entries < (int64_t(1) << 32), "image too wide for the stripe decoder");
+    require(stripe_entries_ < (int64_t(1) << 32), "image too wide for the stripe decoder");
     if (!find_runs()) bucket();
-    buffer_.assign(size_t(stripe_entries), 0);
+    buffer_.assign(size_t(stripe_entries_), 0);
 }
 
 // Splits the list into maximal runs of one channel at strictly ascending
-// positions and validates what the scatter will not: values everywhere,
-// channels and position ranges per run (the ends of an ascending run bound
-// it). False (nothing kept) when there are too many runs for reading them in
+// positions and validates channels and position ranges per run (the ends of
+// an ascending run bound it); the scatter checks the rest (values, the 4:2:0
+// grid and, where two runs share a channel, repeated pairs). False (nothing kept) when there are too many runs for reading them in
 // place to pay: every stripe visits every run.
 bool StripeScatter::find_runs() {
-    const int32_t *ch = channel_, *pos = position_, *val = value_;
-    const int32_t vmax = vmax_;
+    const int32_t *ch = channel_, *pos = position_;
     const int64_t n = n_;
     run_.clear();
     if (n == 0) return true;
@@ -353,15 +353,10 @@ bool StripeScatter::find_runs() {
     for (int64_t b = 0; b < n; b += kChunk) {
         const int64_t e = std::min(n, b + kChunk);
         // Branch-free over the chunk (vectorises); the rare chunk with a run
-        // boundary or a bad value is looked at again.
-        int32_t bad = 0, brk = 0;
-        for (int64_t t = b; t < e; ++t) {
-            const int32_t v = val[t];
-            bad |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
-        }
+        // boundary is looked at again.
+        int32_t brk = 0;
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
             brk |= int32_t(ch[t] != ch[t - 1]) | int32_t(pos[t] <= pos[t - 1]);
-        if (bad) first_error();
         if (!brk) continue;
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
             if (ch[t] != ch[t - 1] || pos[t] <= pos[t - 1]) {
@@ -393,40 +388,68 @@ bool StripeScatter::find_runs() {
 }
 
 // Counting sort by stripe: validate every triple and count per stripe, then
-// place (stripe-local index, value) records.
+// place (stripe-local index, value) records, 32 bits each where both fit
+// (stripe-local index << vbits_ | value + vmax), else 64.
 void StripeScatter::bucket() {
     const Geometry& g = g_;
-    const int bb = g.bb();
+    const int64_t bb = g.bb();
     const int64_t nch = g.channels(), npos = g.positions(), wb = g.wb;
     const int32_t vmax = vmax_;
     const int rs = rows_shift_;
+    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = wb * bb;
+    // Per channel: the stripe-local index of column 0 of the stripe's first
+    // row, and whether it is 4:2:0 chroma (halved columns, even rows only).
     const ChannelMap map(g);
+    std::vector<int64_t> add(static_cast<size_t>(nch));
+    std::vector<int32_t> half(static_cast<size_t>(nch));
+    for (int64_t c = 0; c < nch; ++c) {
+        const int p = map.plane[size_t(c)];
+        add[size_t(c)] = offset_[p] + map.nat[size_t(c)];
+        half[size_t(c)] = g.subsampled(p) ? 1 : 0;
+    }
     const FastDiv div_wb(wb);
     std::vector<int64_t> count(size_t(nstripes_) + 1, 0);
     for (int64_t t = 0; t < n_; ++t) {
         const int32_t ch = channel_[t], pos = position_[t], v = value_[t];
-        if (ch < 0 || ch >= nch || pos < 0 || pos >= npos || v == 0 || v > vmax || v < -vmax)
-            first_error();
-        const int64_t r = div_wb(pos), c = pos - r * wb;
-        if (g.subsampled(map.plane[size_t(ch)]) && ((r | c) & 1)) first_error();
+        // One predictable branch: failure conditions OR-ed; out-of-range
+        // indices are replaced by 0 before they index anything.
+        const bool ch_bad = uint32_t(ch) >= uint64_t(nch), pos_bad = uint32_t(pos) >= uint64_t(npos);
+        const bool v_bad = (v == 0) | (v > vmax) | (v < -vmax);
+        const size_t ci = ch_bad ? 0 : size_t(ch);
+        const int64_t pp = pos_bad ? 0 : pos;
+        const int64_t r = div_wb(pp), c = pp - r * wb;
+        const bool off_grid = (half[ci] & (r | c) & 1) != 0;
+        if (ch_bad | pos_bad | v_bad | off_grid) first_error();
         ++count[size_t(r >> rs)];
     }
     start_.assign(size_t(nstripes_) + 1, 0);
     for (int64_t s = 0; s < nstripes_; ++s)
         start_[size_t(s) + 1] = start_[size_t(s)] + count[size_t(s)];
-    records_.reset(new uint64_t[size_t(std::max<int64_t>(n_, 1))]);  // not zeroed: all written
+
+    int lbits = 0, vbits = 0;
+    while ((stripe_entries_ - 1) >> lbits) ++lbits;
+    while ((int64_t(2) * vmax) >> vbits) ++vbits;
     std::vector<int64_t> cur(start_.begin(), start_.end() - 1);
-    for (int64_t t = 0; t < n_; ++t) {
-        const int32_t ch = channel_[t], pos = position_[t];
-        const int p = map.plane[size_t(ch)];
-        const int64_t r = div_wb(pos), c = pos - r * wb;
-        const int64_t s = r >> rs;
-        int64_t local;
-        if (g.subsampled(p)) local = offset_[p] + (c >> 1) * bb;  // one chroma block row
-        else if (p == 0) local = ((r - (s << rs)) * wb + c) * bb;
-        else local = offset_[p] + c * bb;
-        local += map.nat[size_t(ch)];
-        records_[size_t(cur[size_t(s)]++)] = uint64_t(local) << 32 | uint32_t(value_[t]);
+    auto place = [&](auto* out, int shift) {
+        using Rec = std::remove_pointer_t<decltype(out)>;
+        for (int64_t t = 0; t < n_; ++t) {
+            const int32_t ch = channel_[t], pos = position_[t];
+            const int64_t r = div_wb(pos), c = pos - r * wb;
+            const int64_t local =
+                add[size_t(ch)] + (c >> half[size_t(ch)]) * bb + (r & row_mask) * row_entries;
+            out[cur[size_t(r >> rs)]++] =
+                Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
+        }
+    };
+    const size_t room = size_t(std::max<int64_t>(n_, 1));
+    if (lbits + vbits <= 32) {
+        vbits_ = vbits;
+        rec32_.reset(new uint32_t[room]);  // not zeroed: all written
+        place(rec32_.get(), vbits);
+    } else {
+        vbits_ = 32;
+        rec64_.reset(new uint64_t[room]);
+        place(rec64_.get(), 32);
     }
 }
 
@@ -434,21 +457,27 @@ void StripeScatter::bucket() {
 // and returns the new cursor. Half: 4:2:0 chroma, where a column past the
 // row (an odd row) or an odd column is off the grid. Check: the run shares
 // its channel with another run, so a slot may already be taken.
+// Bad values are OR-ed into `bad` (checked once per stripe).
 template <bool Half, bool Check>
 int64_t StripeScatter::scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb,
-                                   int64_t bb, int32_t* buf) const {
+                                   int64_t bb, int32_t* buf, int32_t& bad) const {
     const int32_t* pos = position_;
     const int32_t* val = value_;
+    const int32_t vmax = vmax_;
     const int64_t end = r.end;
     int32_t* dst = buf + r.add;
     int64_t i = r.cur;
+    int32_t b = 0;
     for (; i < end && pos[i] < lim; ++i) {
         const int64_t col = pos[i] - base;
         if (Half && ((col >= wb) | (col & 1))) first_error();
         int32_t& slot = dst[(Half ? col >> 1 : col) * bb];
         if (Check && slot != 0) first_error();
-        slot = val[i];
+        const int32_t v = val[i];
+        b |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
+        slot = v;
     }
+    bad |= b;
     return i;
 }
 
@@ -460,14 +489,15 @@ Coeffs StripeScatter::scatter(int64_t s) {
         const int64_t wb = g_.wb, bb = g_.bb();
         const int64_t base = (s << rows_shift_) * wb;
         const int64_t lim = base + (int64_t(1) << rows_shift_) * wb;
+        int32_t bad = 0;
         for (size_t k = 0; k < run_.size(); ++k) {
             Run& r = run_[k];
             from_[k] = r.cur;
             if (r.cur == r.end) continue;
-            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf)
-                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf);
-            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf)
-                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf);
+            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf, bad)
+                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf, bad);
+            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf, bad)
+                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf, bad);
             // The runs are ~2 P*B*B streams read a little per stripe, too many
             // for the hardware prefetcher: fetch what the next stripe will
             // likely take (as much as this one did) while this one decodes.
@@ -477,13 +507,22 @@ Coeffs StripeScatter::scatter(int64_t s) {
                 __builtin_prefetch(value_ + i, 0, 2);
             }
         }
+        if (bad) first_error();  // a zero value may also have hidden a repeat: rerun anyway
     } else if (n_ > 0) {
-        for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
-            const uint64_t rec = records_[size_t(i)];
-            int32_t& slot = buf[rec >> 32];
-            if (slot != 0) first_error();
-            slot = int32_t(uint32_t(rec));
-        }
+        const int64_t vmax = vmax_;
+        const int shift = vbits_;
+        auto put = [&](const auto* rec) {
+            using Rec = std::remove_cv_t<std::remove_pointer_t<decltype(rec)>>;
+            const Rec mask = (Rec(1) << shift) - 1;
+            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
+                const Rec x = rec[i];
+                int32_t& slot = buf[x >> shift];
+                if (slot != 0) first_error();
+                slot = int32_t(int64_t(x & mask) - vmax);
+            }
+        };
+        if (rec32_) put(rec32_.get());
+        else put(rec64_.get());
     }
     Coeffs c;
     for (int p = 0; p < g_.planes; ++p) c.plane[p] = buf + offset_[p];
@@ -503,8 +542,13 @@ void StripeScatter::clear(int64_t s) {
                 buf[((pos[i] - base) >> r.half) * bb + r.add] = 0;
         }
     } else if (n_ > 0) {
-        for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i)
-            buf[records_[size_t(i)] >> 32] = 0;
+        const int shift = vbits_;
+        auto zero = [&](const auto* rec) {
+            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i)
+                buf[rec[i] >> shift] = 0;
+        };
+        if (rec32_) zero(rec32_.get());
+        else zero(rec64_.get());
     }
 }
 

@@ -90,7 +90,7 @@ private:
     };
     template <bool Half, bool Check>
     int64_t scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb, int64_t bb,
-                        int32_t* buf) const;
+                        int32_t* buf, int32_t& bad) const;
     bool find_runs();
     void bucket();
     [[noreturn]] void first_error() const;
@@ -103,8 +103,13 @@ private:
     int64_t offset_[3] = {0, 0, 0};
     std::vector<Run> run_;
     std::vector<int64_t> from_;               // run cursors before the last scatter
-    std::vector<int64_t> start_;              // bucketed: stripe s is [start_[s], start_[s+1])
-    std::unique_ptr<uint64_t[]> records_;     // bucketed: stripe-local index << 32 | uint32 value
+    int64_t stripe_entries_ = 0;
+    // Bucketed: stripe s is records [start_[s], start_[s+1]), each the
+    // stripe-local index << vbits_ | (value + vmax), in rec32_ where that fits.
+    std::vector<int64_t> start_;
+    std::unique_ptr<uint32_t[]> rec32_;
+    std::unique_ptr<uint64_t[]> rec64_;
+    int vbits_ = 32;
     std::vector<int32_t> buffer_;
 };
 

@@ -237,3 +237,17 @@ def test_shuffled_random_images(img, b, sub, seed):
     perm = np.random.default_rng(seed).permutation(len(s))
     c, p, v = lists(s)
     np.testing.assert_array_equal(raw_decode(s, c[perm], p[perm], v[perm]), dctsparse.decode(s))
+
+
+def test_large_blocks_shuffled():
+    """B = 64 on a 768-wide image: stripe-local indices need 18 bits and values 15,
+    so a bucketed list takes 64-bit records instead of 32-bit ones."""
+    img = smooth_rgb(768, 768, 3)
+    s = dctsparse.encode(img, block_size=64, quality=30)
+    perm = np.random.default_rng(3).permutation(len(s))
+    c, p, v = lists(s)
+    np.testing.assert_array_equal(raw_decode(s, c[perm], p[perm], v[perm]), dctsparse.decode(s))
+    v2 = v[perm].copy()
+    v2[len(v2) // 2] = 0
+    want = outcome(lambda: raw_validate(s, c[perm], p[perm], v2))
+    assert want is not None and want == outcome(lambda: raw_decode(s, c[perm], p[perm], v2))
