@@ -337,12 +337,13 @@ StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
 }
 
 // Splits the list into maximal runs of one channel at strictly ascending
-// positions and validates channels and position ranges per run (the ends of
-// an ascending run bound it); the scatter checks the rest (values, the 4:2:0
-// grid and, where two runs share a channel, repeated pairs). False (nothing kept) when there are too many runs for reading them in
+// positions and validates values everywhere, channels and position ranges
+// per run (the ends of an ascending run bound it); the scatter checks the
+// rest (the 4:2:0 grid and, where two runs share a channel, repeated pairs). False (nothing kept) when there are too many runs for reading them in
 // place to pay: every stripe visits every run.
 bool StripeScatter::find_runs() {
-    const int32_t *ch = channel_, *pos = position_;
+    const int32_t *ch = channel_, *pos = position_, *val = value_;
+    const int32_t vmax = vmax_;
     const int64_t n = n_;
     run_.clear();
     if (n == 0) return true;
@@ -353,10 +354,15 @@ bool StripeScatter::find_runs() {
     for (int64_t b = 0; b < n; b += kChunk) {
         const int64_t e = std::min(n, b + kChunk);
         // Branch-free over the chunk (vectorises); the rare chunk with a run
-        // boundary is looked at again.
-        int32_t brk = 0;
+        // boundary or a bad value is looked at again.
+        int32_t bad = 0, brk = 0;
+        for (int64_t t = b; t < e; ++t) {
+            const int32_t v = val[t];
+            bad |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
+        }
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
             brk |= int32_t(ch[t] != ch[t - 1]) | int32_t(pos[t] <= pos[t - 1]);
+        if (bad) first_error();
         if (!brk) continue;
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
             if (ch[t] != ch[t - 1] || pos[t] <= pos[t - 1]) {
@@ -457,27 +463,21 @@ void StripeScatter::bucket() {
 // and returns the new cursor. Half: 4:2:0 chroma, where a column past the
 // row (an odd row) or an odd column is off the grid. Check: the run shares
 // its channel with another run, so a slot may already be taken.
-// Bad values are OR-ed into `bad` (checked once per stripe).
 template <bool Half, bool Check>
 int64_t StripeScatter::scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb,
-                                   int64_t bb, int32_t* buf, int32_t& bad) const {
+                                   int64_t bb, int32_t* buf) const {
     const int32_t* pos = position_;
     const int32_t* val = value_;
-    const int32_t vmax = vmax_;
     const int64_t end = r.end;
     int32_t* dst = buf + r.add;
     int64_t i = r.cur;
-    int32_t b = 0;
     for (; i < end && pos[i] < lim; ++i) {
         const int64_t col = pos[i] - base;
         if (Half && ((col >= wb) | (col & 1))) first_error();
         int32_t& slot = dst[(Half ? col >> 1 : col) * bb];
         if (Check && slot != 0) first_error();
-        const int32_t v = val[i];
-        b |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
-        slot = v;
+        slot = val[i];
     }
-    bad |= b;
     return i;
 }
 
@@ -489,15 +489,14 @@ Coeffs StripeScatter::scatter(int64_t s) {
         const int64_t wb = g_.wb, bb = g_.bb();
         const int64_t base = (s << rows_shift_) * wb;
         const int64_t lim = base + (int64_t(1) << rows_shift_) * wb;
-        int32_t bad = 0;
         for (size_t k = 0; k < run_.size(); ++k) {
             Run& r = run_[k];
             from_[k] = r.cur;
             if (r.cur == r.end) continue;
-            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf, bad)
-                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf, bad);
-            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf, bad)
-                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf, bad);
+            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf)
+                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf);
+            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf)
+                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf);
             // The runs are ~2 P*B*B streams read a little per stripe, too many
             // for the hardware prefetcher: fetch what the next stripe will
             // likely take (as much as this one did) while this one decodes.
@@ -507,7 +506,6 @@ Coeffs StripeScatter::scatter(int64_t s) {
                 __builtin_prefetch(value_ + i, 0, 2);
             }
         }
-        if (bad) first_error();  // a zero value may also have hidden a repeat: rerun anyway
     } else if (n_ > 0) {
         const int64_t vmax = vmax_;
         const int shift = vbits_;

@@ -90,7 +90,7 @@ private:
     };
     template <bool Half, bool Check>
     int64_t scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb, int64_t bb,
-                        int32_t* buf, int32_t& bad) const;
+                        int32_t* buf) const;
     bool find_runs();
     void bucket();
     [[noreturn]] void first_error() const;
