@@ -356,12 +356,13 @@ bool StripeScatter::find_runs() {
         // Branch-free over the chunk (vectorises); the rare chunk with a run
         // boundary or a bad value is looked at again.
         int32_t bad = 0, brk = 0;
-        for (int64_t t = b; t < e; ++t) {
+        const int32_t v0 = val[b];
+        bad |= int32_t(v0 == 0) | int32_t(v0 > vmax) | int32_t(v0 < -vmax);
+        for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t) {
             const int32_t v = val[t];
             bad |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
-        }
-        for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
             brk |= int32_t(ch[t] != ch[t - 1]) | int32_t(pos[t] <= pos[t - 1]);
+        }
         if (bad) first_error();
         if (!brk) continue;
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
