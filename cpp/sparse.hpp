@@ -69,8 +69,9 @@ public:
     int64_t stripes() const { return nstripes_; }
     // Scatters stripe s into the zeroed stripe buffer: c.plane[0] = its luma
     // block rows, c.plane[1..2] = its chroma block row. Stripes must be
-    // scattered in order 0, 1, 2, ..., each cleared before the next. Throws on
-    // a repeated pair or a chroma position off the 4:2:0 grid.
+    // scattered in order 0, 1, 2, ..., the buffer zeroed again (clear(s), or
+    // by the caller) before the next. Throws on a repeated pair or a chroma
+    // position off the 4:2:0 grid.
     Coeffs scatter(int64_t s);
     // Zeroes what scatter(s) wrote.
     void clear(int64_t s);
