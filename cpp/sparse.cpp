@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <type_traits>
 
 #include "kernels.hpp"
 #include "zigzag.hpp"
@@ -54,18 +55,21 @@ inline int64_t block_position(const Geometry& g, int p, int64_t i) {
     return g.subsampled(p) ? (2 * r) * g.wb + 2 * c : r * g.wb + c;
 }
 
-// Exact x / d for 0 <= x < 2^31 without a hardware division (which costs
-// more than everything else done per triple): a double estimate, corrected.
+// Exact x / d for 0 <= x < 2^31 and 1 <= d < 2^31 without a hardware
+// division (which costs more than everything else done per triple): one
+// multiply-high. With l = ceil(log2 d) and m = ceil(2^(31+l) / d) < 2^32 + 1,
+// the error e = m*d - 2^(31+l) is in [0, d), so x*e < 2^31 * d <= 2^(31+l)
+// and (x*m) >> (31+l) is floor(x/d) exactly; x*m < 2^63 fits 64 bits.
 struct FastDiv {
-    int64_t d;
-    double inv;
-    explicit FastDiv(int64_t d_) : d(d_), inv(1.0 / double(d_)) {}
-    int64_t operator()(int64_t x) const {
-        int64_t q = int64_t(double(x) * inv);
-        if (q * d > x) --q;
-        else if ((q + 1) * d <= x) ++q;
-        return q;
+    uint64_t m;
+    int shift;
+    explicit FastDiv(int64_t d) {
+        int l = 0;
+        while ((int64_t(1) << l) < d) ++l;
+        shift = 31 + l;
+        m = ((uint64_t(1) << shift) + uint64_t(d) - 1) / uint64_t(d);
     }
+    int64_t operator()(int64_t x) const { return int64_t((uint64_t(x) * m) >> shift); }
 };
 
 // Where each channel's coefficients live: plane and natural index in a block.
@@ -355,60 +359,206 @@ bool StripeScatter::fits(const Geometry& g) {
 
 StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
                              const int32_t* value, int64_t n, const Geometry& g, int32_t vmax)
-    : channel_(channel), position_(position), value_(value), n_(n), g_(g), vmax_(vmax) {
+    : channel_(channel), position_(position), value_(value), n_(n), g_(g), vmax_(vmax),
+      rows_shift_(g.sub420 ? 1 : 0), nstripes_(g.hb >> rows_shift_) {
     const int bb = g.bb();
-    const int64_t nch = g.channels(), npos = g.positions();
-    const int rows_shift = g.sub420 ? 1 : 0;  // luma block rows per stripe: 1 << rows_shift
-    const int64_t nstripes = g.hb >> rows_shift;
     // Stripe buffer: luma block rows, then one chroma block row per chroma plane.
     offset_[0] = 0;
     for (int p = 1; p < g.planes; ++p)
-        offset_[p] = ((int64_t(1) << rows_shift) * g.wb + (p - 1) * g.plane_wb(p)) * bb;
-    const int64_t stripe_entries =
-        ((int64_t(1) << rows_shift) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bb;
-    require(stripe_entries < (int64_t(1) << 32), "image too wide for the stripe decoder");
+        offset_[p] = ((int64_t(1) << rows_shift_) * g.wb + (p - 1) * g.plane_wb(p)) * bb;
+    stripe_entries_ =
+        ((int64_t(1) << rows_shift_) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bb;
+    require(stripe_entries_ < (int64_t(1) << 32), "image too wide for the stripe decoder");
+    if (!find_runs()) bucket();
+    buffer_.assign(size_t(stripe_entries_), 0);
+}
 
+// Splits the list into maximal runs of one channel at strictly ascending
+// positions and validates values everywhere, channels and position ranges
+// per run (the ends of an ascending run bound it); the scatter checks the
+// rest (the 4:2:0 grid and, where two runs share a channel, repeated pairs). False (nothing kept) when there are too many runs for reading them in
+// place to pay: every stripe visits every run.
+bool StripeScatter::find_runs() {
+    const int32_t *ch = channel_, *pos = position_, *val = value_;
+    const int32_t vmax = vmax_;
+    const int64_t n = n_;
+    run_.clear();
+    if (n == 0) return true;
+    // Every stripe visits every run: allow about one visit per two triples.
+    const int64_t max_runs = std::max<int64_t>(1, (n / 2 + 4096) / std::max<int64_t>(1, nstripes_));
+    std::vector<int64_t> starts{0};
+    constexpr int64_t kChunk = 256;
+    for (int64_t b = 0; b < n; b += kChunk) {
+        const int64_t e = std::min(n, b + kChunk);
+        // Branch-free over the chunk (vectorises); the rare chunk with a run
+        // boundary or a bad value is looked at again.
+        int32_t bad = 0, brk = 0;
+        const int32_t v0 = val[b];
+        bad |= int32_t(v0 == 0) | int32_t(v0 > vmax) | int32_t(v0 < -vmax);
+        for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t) {
+            const int32_t v = val[t];
+            bad |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
+            brk |= int32_t(ch[t] != ch[t - 1]) | int32_t(pos[t] <= pos[t - 1]);
+        }
+        if (bad) first_error();
+        if (!brk) continue;
+        for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t)
+            if (ch[t] != ch[t - 1] || pos[t] <= pos[t - 1]) {
+                if (int64_t(starts.size()) >= max_runs) return false;
+                starts.push_back(t);
+            }
+    }
+    starts.push_back(n);
+
+    const int64_t nch = g_.channels(), npos = g_.positions();
+    for (size_t k = 0; k + 1 < starts.size(); ++k) {
+        const int64_t b = starts[k], e = starts[k + 1];
+        if (ch[b] < 0 || ch[b] >= nch || pos[b] < 0 || pos[e - 1] >= npos) first_error();
+    }
+    const ChannelMap map(g_);
+    // A pair can repeat only across two runs of one channel (positions
+    // strictly ascend within a run): only such runs check their slots.
+    std::vector<int32_t> runs_of(size_t(nch), 0);
+    for (size_t k = 0; k + 1 < starts.size(); ++k) ++runs_of[size_t(ch[starts[k]])];
+    run_.resize(starts.size() - 1);
+    for (size_t k = 0; k < run_.size(); ++k) {
+        const int32_t c = ch[starts[k]];
+        const int p = map.plane[size_t(c)];
+        run_[k] = Run{starts[k], starts[k + 1], offset_[p] + map.nat[size_t(c)],
+                      g_.subsampled(p) ? 1 : 0, runs_of[size_t(c)] > 1};
+    }
+    from_.assign(run_.size(), 0);
+    return true;
+}
+
+// Counting sort by stripe: validate every triple and count per stripe, then
+// place (stripe-local index, value) records, 32 bits each where both fit
+// (stripe-local index << vbits_ | value + vmax), else 64.
+void StripeScatter::bucket() {
+    const Geometry& g = g_;
+    const int64_t bb = g.bb();
+    const int64_t nch = g.channels(), npos = g.positions(), wb = g.wb;
+    const int32_t vmax = vmax_;
+    const int rs = rows_shift_;
+    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = wb * bb;
+    // Per channel: the stripe-local index of column 0 of the stripe's first
+    // row, and whether it is 4:2:0 chroma (halved columns, even rows only).
     const ChannelMap map(g);
-    const FastDiv div_wb(g.wb);
-    std::vector<int64_t> count(size_t(nstripes) + 1, 0);
-    // Pass 1: validate ranges and the 4:2:0 grid, count triples per stripe.
-    for (int64_t t = 0; t < n; ++t) {
-        const int32_t ch = channel[t], pos = position[t], v = value[t];
-        if (ch < 0 || ch >= nch || pos < 0 || pos >= npos || v == 0 || v > vmax || v < -vmax)
-            first_error();
-        const int64_t r = div_wb(pos), c = pos - r * g.wb;
-        if (g.subsampled(map.plane[size_t(ch)]) && ((r | c) & 1)) first_error();
-        ++count[size_t(r >> rows_shift)];
+    std::vector<int64_t> add(static_cast<size_t>(nch));
+    std::vector<int32_t> half(static_cast<size_t>(nch));
+    for (int64_t c = 0; c < nch; ++c) {
+        const int p = map.plane[size_t(c)];
+        add[size_t(c)] = offset_[p] + map.nat[size_t(c)];
+        half[size_t(c)] = g.subsampled(p) ? 1 : 0;
     }
-    start_.assign(size_t(nstripes) + 1, 0);
-    for (int64_t s = 0; s < nstripes; ++s) start_[size_t(s) + 1] = start_[size_t(s)] + count[size_t(s)];
-    // Pass 2: the stripe-local index of each triple, bucketed by stripe.
-    records_.resize(size_t(n));
+    const FastDiv div_wb(wb);
+    std::vector<int64_t> count(size_t(nstripes_) + 1, 0);
+    for (int64_t t = 0; t < n_; ++t) {
+        const int32_t ch = channel_[t], pos = position_[t], v = value_[t];
+        // One predictable branch: failure conditions OR-ed; out-of-range
+        // indices are replaced by 0 before they index anything.
+        const bool ch_bad = uint32_t(ch) >= uint64_t(nch), pos_bad = uint32_t(pos) >= uint64_t(npos);
+        const bool v_bad = (v == 0) | (v > vmax) | (v < -vmax);
+        const size_t ci = ch_bad ? 0 : size_t(ch);
+        const int64_t pp = pos_bad ? 0 : pos;
+        const int64_t r = div_wb(pp), c = pp - r * wb;
+        const bool off_grid = (half[ci] & (r | c) & 1) != 0;
+        if (ch_bad | pos_bad | v_bad | off_grid) first_error();
+        ++count[size_t(r >> rs)];
+    }
+    start_.assign(size_t(nstripes_) + 1, 0);
+    for (int64_t s = 0; s < nstripes_; ++s)
+        start_[size_t(s) + 1] = start_[size_t(s)] + count[size_t(s)];
+
+    int lbits = 0, vbits = 0;
+    while ((stripe_entries_ - 1) >> lbits) ++lbits;
+    while ((int64_t(2) * vmax) >> vbits) ++vbits;
     std::vector<int64_t> cur(start_.begin(), start_.end() - 1);
-    for (int64_t t = 0; t < n; ++t) {
-        const int32_t ch = channel[t], pos = position[t];
-        const int p = map.plane[size_t(ch)];
-        const int64_t r = div_wb(pos), c = pos - r * g.wb;
-        const int64_t s = r >> rows_shift;
-        int64_t local;
-        if (g.subsampled(p)) local = offset_[p] + (c >> 1) * bb;  // one chroma block row
-        else if (p == 0) local = ((r - (s << rows_shift)) * g.wb + c) * bb;
-        else local = offset_[p] + c * bb;
-        local += map.nat[size_t(ch)];
-        records_[size_t(cur[size_t(s)]++)] = {uint32_t(local), value[t]};
+    auto place = [&](auto* out, int shift) {
+        using Rec = std::remove_pointer_t<decltype(out)>;
+        for (int64_t t = 0; t < n_; ++t) {
+            const int32_t ch = channel_[t], pos = position_[t];
+            const int64_t r = div_wb(pos), c = pos - r * wb;
+            const int64_t local =
+                add[size_t(ch)] + (c >> half[size_t(ch)]) * bb + (r & row_mask) * row_entries;
+            out[cur[size_t(r >> rs)]++] =
+                Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
+        }
+    };
+    const size_t room = size_t(std::max<int64_t>(n_, 1));
+    if (lbits + vbits <= 32) {
+        vbits_ = vbits;
+        rec32_.reset(new uint32_t[room]);  // not zeroed: all written
+        place(rec32_.get(), vbits);
+    } else {
+        vbits_ = 32;
+        rec64_.reset(new uint64_t[room]);
+        place(rec64_.get(), 32);
     }
-    buffer_.assign(size_t(stripe_entries), 0);
+}
+
+// Scatters run r's triples below position `lim` (the stripe starts at `base`)
+// and returns the new cursor. Half: 4:2:0 chroma, where a column past the
+// row (an odd row) or an odd column is off the grid. Check: the run shares
+// its channel with another run, so a slot may already be taken.
+template <bool Half, bool Check>
+int64_t StripeScatter::scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb,
+                                   int64_t bb, int32_t* buf) const {
+    const int32_t* pos = position_;
+    const int32_t* val = value_;
+    const int64_t end = r.end;
+    int32_t* dst = buf + r.add;
+    int64_t i = r.cur;
+    for (; i < end && pos[i] < lim; ++i) {
+        const int64_t col = pos[i] - base;
+        if (Half && ((col >= wb) | (col & 1))) first_error();
+        int32_t& slot = dst[(Half ? col >> 1 : col) * bb];
+        if (Check && slot != 0) first_error();
+        slot = val[i];
+    }
+    return i;
 }
 
 Coeffs StripeScatter::scatter(int64_t s) {
+    require(s == next_, "StripeScatter: stripes must be scattered in order");
+    next_ = s + 1;
     int32_t* buf = buffer_.data();
-    for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
-        const auto& rec = records_[size_t(i)];
-        if (buf[rec.first] != 0) {
-            clear(s);
-            first_error();
+    if (!run_.empty()) {
+        const int64_t wb = g_.wb, bb = g_.bb();
+        const int64_t base = (s << rows_shift_) * wb;
+        const int64_t lim = base + (int64_t(1) << rows_shift_) * wb;
+        for (size_t k = 0; k < run_.size(); ++k) {
+            Run& r = run_[k];
+            from_[k] = r.cur;
+            if (r.cur == r.end) continue;
+            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf)
+                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf);
+            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf)
+                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf);
+            // The runs are ~2 P*B*B streams read a little per stripe, too many
+            // for the hardware prefetcher: fetch what the next stripe will
+            // likely take (as much as this one did) while this one decodes.
+            const int64_t ahead = std::min<int64_t>(r.end, r.cur + (r.cur - from_[k]) + 16);
+            for (int64_t i = (r.cur + 15) & ~int64_t(15); i < ahead; i += 16) {
+                __builtin_prefetch(position_ + i, 0, 2);
+                __builtin_prefetch(value_ + i, 0, 2);
+            }
         }
-        buf[rec.first] = rec.second;
+    } else if (n_ > 0) {
+        const int64_t vmax = vmax_;
+        const int shift = vbits_;
+        auto put = [&](const auto* rec) {
+            using Rec = std::remove_cv_t<std::remove_pointer_t<decltype(rec)>>;
+            const Rec mask = (Rec(1) << shift) - 1;
+            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
+                const Rec x = rec[i];
+                int32_t& slot = buf[x >> shift];
+                if (slot != 0) first_error();
+                slot = int32_t(int64_t(x & mask) - vmax);
+            }
+        };
+        if (rec32_) put(rec32_.get());
+        else put(rec64_.get());
     }
     Coeffs c;
     for (int p = 0; p < g_.planes; ++p) c.plane[p] = buf + offset_[p];
@@ -416,8 +566,26 @@ Coeffs StripeScatter::scatter(int64_t s) {
 }
 
 void StripeScatter::clear(int64_t s) {
+    require(s + 1 == next_, "StripeScatter: clear the stripe scattered last");
     int32_t* buf = buffer_.data();
-    for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) buf[records_[size_t(i)].first] = 0;
+    if (!run_.empty()) {
+        const int64_t wb = g_.wb, bb = g_.bb();
+        const int64_t base = (s << rows_shift_) * wb;
+        const int32_t* pos = position_;
+        for (size_t k = 0; k < run_.size(); ++k) {
+            const Run& r = run_[k];
+            for (int64_t i = from_[k]; i < r.cur; ++i)
+                buf[((pos[i] - base) >> r.half) * bb + r.add] = 0;
+        }
+    } else if (n_ > 0) {
+        const int shift = vbits_;
+        auto zero = [&](const auto* rec) {
+            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i)
+                buf[rec[i] >> shift] = 0;
+        };
+        if (rec32_) zero(rec32_.get());
+        else zero(rec64_.get());
+    }
 }
 
 void StripeScatter::first_error() const {

@@ -3,6 +3,7 @@
 // the dense DCT image and the (channel, position, value) list.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "common.hpp"
@@ -48,44 +49,82 @@ void list_to_dense(const int32_t* channel, const int32_t* position, const int32_
 // The DCT image -> the list in the sequence's order (validated like dense_to_planes).
 SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax, const int32_t* seq);
 
-// A list bucketed by stripe of block rows (the unit the decoder works in:
-// 2 luma block rows and 1 chroma block row under 4:2:0, 1 of each otherwise),
-// so scattering it touches one small, cache-resident buffer at a time instead
-// of the whole image's coefficients. Validates exactly like list_to_planes
-// and reports the same first error.
+// A list split by stripe of block rows (the unit the decoder works in: 2 luma
+// block rows and 1 chroma block row under 4:2:0, 1 of each otherwise), so
+// scattering it touches one small, cache-resident buffer at a time instead of
+// the whole image's coefficients. Validates exactly like list_to_planes and
+// reports the same first error (some errors only when the stripe holding the
+// bad triple is scattered).
+//
+// Two ways to find a stripe's triples. A list made of few runs of one channel
+// at strictly ascending positions (a canonical list has one run per channel)
+// is read in place: each run keeps a cursor, and stripe s takes the run's
+// triples below the stripe's end, with no division and no copy. Any other
+// list (e.g. shuffled) is bucketed by stripe with a counting sort.
 class StripeScatter {
 public:
     StripeScatter(const int32_t* channel, const int32_t* position, const int32_t* value,
                   int64_t n, const Geometry& g, int32_t vmax);
-    int64_t stripes() const { return int64_t(start_.size()) - 1; }
+    int64_t stripes() const { return nstripes_; }
     // Scatters stripe s into the zeroed stripe buffer: c.plane[0] = its luma
-    // block rows, c.plane[1..2] = its chroma block row. Throws on a repeated pair.
+    // block rows, c.plane[1..2] = its chroma block row. Stripes must be
+    // scattered in order 0, 1, 2, ..., the buffer zeroed again (clear(s), or
+    // by the caller) before the next. Throws on a repeated pair or a chroma
+    // position off the 4:2:0 grid.
     Coeffs scatter(int64_t s);
     // Zeroes what scatter(s) wrote.
     void clear(int64_t s);
     // Whether the bucketed path applies (stripe buffers index with 32 bits).
     static bool fits(const Geometry& g);
+    // Whether the list is read in place as runs (else it was bucketed).
+    bool runs() const { return !run_.empty() || n_ == 0; }
 
 private:
+    // Triples [cur, end) of one channel, positions strictly ascending; the
+    // stripe-local index of the triple at column col of the stripe's first
+    // luma row is (col >> half) * bb + add.
+    struct Run {
+        int64_t cur, end, add;
+        int half;    // 1: 4:2:0 chroma (even rows and columns only)
+        bool check;  // another run has the same channel: slots may be taken
+    };
+    template <bool Half, bool Check>
+    int64_t scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb, int64_t bb,
+                        int32_t* buf) const;
+    bool find_runs();
+    void bucket();
     [[noreturn]] void first_error() const;
     const int32_t *channel_, *position_, *value_;
     int64_t n_;
     const Geometry& g_;
     int32_t vmax_;
+    int rows_shift_;  // luma block rows per stripe: 1 << rows_shift_
+    int64_t nstripes_, next_ = 0;
     int64_t offset_[3] = {0, 0, 0};
-    std::vector<int64_t> start_;                       // records of stripe s: [start_[s], start_[s+1])
-    std::vector<std::pair<uint32_t, int32_t>> records_;  // (stripe-local index, value)
+    std::vector<Run> run_;
+    std::vector<int64_t> from_;               // run cursors before the last scatter
+    int64_t stripe_entries_ = 0;
+    // Bucketed: stripe s is records [start_[s], start_[s+1]), each the
+    // stripe-local index << vbits_ | (value + vmax), in rec32_ where that fits.
+    std::vector<int64_t> start_;
+    std::unique_ptr<uint32_t[]> rec32_;
+    std::unique_ptr<uint64_t[]> rec64_;
+    int vbits_ = 32;
     std::vector<int32_t> buffer_;
 };
 
-template <typename F>
+// Calls f(s, c) with each stripe's coefficients in turn. Rezeroes: f leaves
+// the stripe buffer all zero itself (e.g. StripeDecoder with rezero, which
+// zeroes each block while it is in L1: cheaper than clear() unless the list
+// is very sparse), so clear() is skipped.
+template <bool Rezeroes = false, typename F>
 void for_each_stripe(const int32_t* channel, const int32_t* position, const int32_t* value,
                      int64_t n, const Geometry& g, int32_t vmax, F&& f) {
     StripeScatter sc(channel, position, value, n, g, vmax);
     for (int64_t s = 0; s < sc.stripes(); ++s) {
         const Coeffs c = sc.scatter(s);
         f(s, c);
-        sc.clear(s);
+        if (!Rezeroes) sc.clear(s);
     }
 }
 
