@@ -4,9 +4,9 @@
     python -m benchmarks.codec --quick    # under a minute
 
 Everything is single-threaded unless stated (the batch rows). Each figure is
-the median of several repetitions, and the peers are timed interleaved with
-dctsparse in the same repetitions, so the ratios hold on a noisy machine:
-read ratios, not absolute MP/s.
+the median of several repetitions, and for one image and quality every
+codec and block size takes its turn within each repetition, so a slow spell
+of the machine hits all of them alike: read ratios, not absolute MP/s.
 
 Peers: libjpeg-turbo through Pillow and through simplejpeg (JPEG encode /
 decode at the same quality with 4:2:0), dctsparse's own NumPy reference
@@ -37,13 +37,22 @@ from .images import NATURAL, natural, tiled
 
 def timeit(fn, reps: int) -> float:
     """Median seconds of `reps` calls (after one warm-up call)."""
-    fn()
-    ts = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+    return interleaved({"fn": fn}, reps)["fn"]
+
+
+def interleaved(fns: dict, reps: int) -> dict:
+    """name -> median seconds of `reps` calls, the callables taking turns in
+    each repetition (after one warm-up call each), so a slow spell of the
+    machine hits all of them alike and their ratios hold."""
+    for fn in fns.values():
         fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
+    ts = {name: [] for name in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in ts.items()}
 
 
 def peers(img: np.ndarray, q: int) -> dict:
@@ -80,17 +89,20 @@ def bench_image(name, img, blocks, qualities, reps, with_reference) -> list[dict
     mp = img.shape[0] * img.shape[1] / 1e6
     rows = []
     for q in qualities:
-        p = peers(img, q)
+        fns, lists = {}, {}
         for b in blocks:
-            s = dctsparse.encode(img, block_size=b, quality=q)
-            row = dict(image=name, megapixels=mp, block_size=b, quality=q, triples=len(s))
-            row["dctsparse encode"] = mp / timeit(lambda: dctsparse.encode(img, block_size=b, quality=q), reps)
-            row["dctsparse decode"] = mp / timeit(lambda: dctsparse.decode(s), reps)
-            if b == 8:  # JPEG is B=8 only; the peers are the same for every B
-                for pname, (enc, dec) in p.items():
-                    row[f"{pname} encode"] = mp / timeit(enc, reps)
-                    row[f"{pname} decode"] = mp / timeit(dec, reps)
-            if with_reference and b == 8:
+            lists[b] = s = dctsparse.encode(img, block_size=b, quality=q)
+            fns[(b, "dctsparse encode")] = lambda b=b: dctsparse.encode(img, block_size=b, quality=q)
+            fns[(b, "dctsparse decode")] = lambda s=s: dctsparse.decode(s)
+        if 8 in blocks:  # JPEG is B=8 only; the peers are the same for every B
+            for pname, (enc, dec) in peers(img, q).items():
+                fns[(8, f"{pname} encode")] = enc
+                fns[(8, f"{pname} decode")] = dec
+        times = interleaved(fns, reps)
+        for b in blocks:
+            row = dict(image=name, megapixels=mp, block_size=b, quality=q, triples=len(lists[b]))
+            row.update({what: mp / t for (bb, what), t in times.items() if bb == b})
+            if with_reference and b == 8:  # one run each: the reference takes seconds
                 _, d = reference_codec(img, b, q)
                 row["numpy reference encode"] = mp / timeit(lambda: reference_codec(img, b, q), 1)
                 row["numpy reference decode"] = mp / timeit(
@@ -111,13 +123,15 @@ def stage_breakdown(img, b, q, reps) -> dict:
 
 
 def batch_speedup(images, reps) -> dict:
-    t1 = timeit(lambda: dctsparse.encode_batch(images, threads=1), reps)
-    t2 = timeit(lambda: dctsparse.encode_batch(images, threads=2), reps)
     items = dctsparse.encode_batch(images)
-    d1 = timeit(lambda: dctsparse.decode_batch(items, threads=1), reps)
-    d2 = timeit(lambda: dctsparse.decode_batch(items, threads=2), reps)
-    return {"encode 2 threads / 1 thread": t1 / t2, "decode 2 threads / 1 thread": d1 / d2,
-            "images": len(images)}
+    t = interleaved({
+        "e1": lambda: dctsparse.encode_batch(images, threads=1),
+        "e2": lambda: dctsparse.encode_batch(images, threads=2),
+        "d1": lambda: dctsparse.decode_batch(items, threads=1),
+        "d2": lambda: dctsparse.decode_batch(items, threads=2),
+    }, reps)
+    return {"encode 2 threads / 1 thread": t["e1"] / t["e2"],
+            "decode 2 threads / 1 thread": t["d1"] / t["d2"], "images": len(images)}
 
 
 def fmt_table(rows: list[dict], cols: list[str]) -> str:

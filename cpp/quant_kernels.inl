@@ -21,9 +21,12 @@ static void quantize(const float* coeffs, const BlockTables& t, int32_t* out) {
 
 static uint64_t nonzero_mask(const int32_t* __restrict v, int n);
 
-static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, float* dst,
-                         int64_t stride, float* scratch) {
-    const int B = t.block, n = B * B;
+// FB: the block size when fixed at compile time (the loops then unroll into
+// straight vector code), 0 for any other; both perform the same operations.
+template <int FB>
+static inline void dequant_idct_sized(const int32_t* __restrict in, const BlockTables& t,
+                                      float* dst, int64_t stride, float* scratch) {
+    const int B = FB ? FB : t.block, n = B * B;
     // The bounding box of the non-zeros: rows [0, rows), columns [0, cols).
     int rows = 0;
     uint64_t colbits = 0;
@@ -63,7 +66,19 @@ static void dequant_idct(const int32_t* __restrict in, const BlockTables& t, flo
     cols += cols & (B % 2 == 0);
     float* __restrict d = scratch;                  // B*B
     for (int k = 0; k < rows * B; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
-    idct_strided(d, t, rows, cols, dst, stride, scratch + n);
+    if (FB) idct_fixed<FB ? FB : 4>(d, t.c, rows, cols, dst, stride);
+    else idct_strided(d, t, rows, cols, dst, stride, scratch + n);
+}
+
+static void dequant_idct(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
+                         float* scratch) {
+    switch (kFixedSizes ? t.block : 0) {
+        case 4: return dequant_idct_sized<4>(in, t, dst, stride, scratch);
+        case 8: return dequant_idct_sized<8>(in, t, dst, stride, scratch);
+        case 16: return dequant_idct_sized<16>(in, t, dst, stride, scratch);
+        case 32: return dequant_idct_sized<32>(in, t, dst, stride, scratch);
+        default: return dequant_idct_sized<0>(in, t, dst, stride, scratch);
+    }
 }
 
 // Compilers do not turn the bit-by-bit loop into compare + movemask, so the
