@@ -37,8 +37,9 @@ struct Stripe {
 };
 
 // Runs the colour stage stripe by stripe and calls
-// f(plane, block index in the plane, top-left sample, row stride, tables)
-// for every block, in raster order within each plane.
+// f(plane, index of the row's first block in the plane, blocks in the row,
+//   top-left sample, row stride, tables)
+// for every block row, in raster order within each plane.
 template <typename F>
 void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& prm, F&& f) {
     check_params(g, prm);
@@ -65,14 +66,13 @@ void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& 
         }
         for (int64_t br = 0; br < luma_block_rows; ++br) {
             const float* src = st.y.data() + br * B * wp;
-            const int64_t first = (s * luma_block_rows + br) * g.wb;
-            for (int64_t bj = 0; bj < g.wb; ++bj) f(0, first + bj, src + bj * B, wp, lt);
+            f(0, (s * luma_block_rows + br) * g.wb, g.wb, src, wp, lt);
         }
         for (int p = 1; p < g.planes; ++p) {
             // One chroma block row per stripe in both subsamplings.
             const float* src = (p == 1 ? st.cb : st.cr).data();
             const int64_t cwb = g.plane_wb(p);
-            for (int64_t bj = 0; bj < cwb; ++bj) f(p, s * cwb + bj, src + bj * B, cw, ctab);
+            f(p, s * cwb, cwb, src, cw, ctab);
         }
     }
 }
@@ -86,10 +86,12 @@ void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& 
     std::vector<float> scratch(block_scratch_floats(g.block));
     std::vector<int32_t> qbuf(static_cast<size_t>(bb));
     out.reset(g);
-    for_each_block(image, g, prm, [&](int p, int64_t i, const float* src, int64_t stride,
-                                      const BlockTables& t) {
-        uint32_t* rec = out.reserve(p, bb);
-        out.commit(p, i, k.fdct_quant_extract(src, stride, t, rec, qbuf.data(), scratch.data()));
+    for_each_block(image, g, prm, [&](int p, int64_t first, int64_t nblocks, const float* src,
+                                      int64_t stride, const BlockTables& t) {
+        uint32_t* rec = out.reserve(p, nblocks * bb);
+        out.commit_records(p, k.fdct_quant_extract(src, stride, nblocks, t, rec,
+                                                   out.block_counts(p, first), qbuf.data(),
+                                                   scratch.data()));
     });
 }
 

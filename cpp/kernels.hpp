@@ -44,12 +44,15 @@ struct Kernels {
     void (*ycbcr420_to_rgb2)(const float* y0, const float* y1, const float* cb, const float* cr,
                              int64_t n, uint8_t* rgb0, uint8_t* rgb1);
     void (*y_to_grey)(const float* y, int64_t n, uint8_t* grey);
-    // One B x B block read from a plane with row stride `stride` (floats):
-    // DCT, round(D / Q) with clipping, and the block's non-zeros written as
-    // records (zigzag index << 16 | uint16 value); returns how many (<= B*B).
-    // qbuf: B*B ints of scratch; scratch: block_scratch_floats(B).
-    int (*fdct_quant_extract)(const float* src, int64_t stride, const BlockTables& t,
-                              uint32_t* records, int32_t* qbuf, float* scratch);
+    // `nblocks` B x B blocks side by side (block j at src + j*B) of a plane
+    // with row stride `stride` (floats): DCT, round(D / Q) with clipping, and
+    // each block's non-zeros appended to `records` (zigzag index << 16 |
+    // uint16 value; room for nblocks*B*B), counts[j] = block j's number of
+    // records; returns the total. A block row per call, so the per-block
+    // work is not a chain of calls. qbuf: B*B ints; scratch: block_scratch_floats(B).
+    int64_t (*fdct_quant_extract)(const float* src, int64_t stride, int64_t nblocks,
+                                  const BlockTables& t, uint32_t* records, uint16_t* counts,
+                                  int32_t* qbuf, float* scratch);
     // Natural-order quantised values -> dequantise, inverse DCT -> plane at `stride`.
     void (*dequant_idct)(const int32_t* in, const BlockTables& t, float* dst, int64_t stride,
                          float* scratch);

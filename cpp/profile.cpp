@@ -47,13 +47,13 @@ StageTimes profile_encode(const uint8_t* image, const Geometry& g, const CodecPa
         const BlockTables t = plan.tables();
         std::vector<float> scratch(plan.scratch_size());
         const int64_t pw = g.plane_w(p), B = g.block;
-        int64_t i = 0;
-        for (int64_t bi = 0; bi < g.plane_hb(p); ++bi)
-            for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, ++i) {
-                uint32_t* r = rec.reserve(p, g.bb());
-                rec.commit(p, i, k.fdct_quant_extract(ptrs[p] + bi * B * pw + bj * B, pw, t, r,
-                                                      qbuf.data(), scratch.data()));
-            }
+        const int64_t wb = g.plane_wb(p);
+        for (int64_t bi = 0; bi < g.plane_hb(p); ++bi) {
+            uint32_t* r = rec.reserve(p, wb * g.bb());
+            rec.commit_records(p, k.fdct_quant_extract(ptrs[p] + bi * B * pw, pw, wb, t, r,
+                                                       rec.block_counts(p, bi * wb), qbuf.data(),
+                                                       scratch.data()));
+        }
     }
     out.emplace_back("dct+quantize+extract", since(t0));
 

@@ -105,7 +105,7 @@ static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
 
 // The block's DCT, quantised, as records (zigzag index << 16 | uint16
 // value) of its non-zeros, in the transform's (transposed) order.
-static int fdct_quant_extract(const float* src, int64_t stride, const BlockTables& t,
+static inline int fdct_quant_extract_block(const float* src, int64_t stride, const BlockTables& t,
                               uint32_t* __restrict records, int32_t* __restrict qbuf,
                               float* scratch) {
     const int n = t.block * t.block;
@@ -123,4 +123,17 @@ static int fdct_quant_extract(const float* src, int64_t stride, const BlockTable
         }
     }
     return written;
+}
+
+static int64_t fdct_quant_extract(const float* src, int64_t stride, int64_t nblocks,
+                                  const BlockTables& t, uint32_t* __restrict records,
+                                  uint16_t* __restrict counts, int32_t* qbuf, float* scratch) {
+    int64_t total = 0;
+    for (int64_t j = 0; j < nblocks; ++j) {
+        const int n = fdct_quant_extract_block(src + j * t.block, stride, t, records + total, qbuf,
+                                               scratch);
+        counts[j] = static_cast<uint16_t>(n);
+        total += n;
+    }
+    return total;
 }

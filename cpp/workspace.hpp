@@ -45,15 +45,15 @@ class BlockRecords {
 public:
     void reset(const Geometry& g);
     // Room for `n` more records of plane p; valid until the next reserve.
-    uint32_t* reserve(int p, int n) {
+    uint32_t* reserve(int p, int64_t n) {
         Plane& pl = planes_[p];
         if (pl.used + size_t(n) > pl.cap) grow(pl, pl.used + size_t(n));
         return pl.rec.get() + pl.used;
     }
-    void commit(int p, int64_t block, int n) {
-        planes_[p].count[size_t(block)] = uint16_t(n);
-        planes_[p].used += size_t(n);
-    }
+    // Per-block record counts of plane p from block `first` on, for writers
+    // that append a row of blocks at once (then commit_records their total).
+    uint16_t* block_counts(int p, int64_t first) { return planes_[p].count.data() + first; }
+    void commit_records(int p, int64_t n) { planes_[p].used += size_t(n); }
     const uint32_t* records(int p) const { return planes_[p].rec.get(); }
     const uint16_t* counts(int p) const { return planes_[p].count.data(); }
     size_t size(int p) const { return planes_[p].used; }
