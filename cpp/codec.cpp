@@ -116,20 +116,15 @@ void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool 
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
     const int64_t luma_block_rows = rows / B;
     int32_t* src = c.plane[0];
-    for (int64_t br = 0; br < luma_block_rows; ++br) {
-        float* dst = y.data() + br * B * wp;
-        for (int64_t bj = 0; bj < g.wb; ++bj, src += bb) {
-            k.dequant_idct(src, lt, dst + bj * B, wp, scratch.data());
-            if (rezero) std::fill(src, src + bb, 0);
-        }
+    for (int64_t br = 0; br < luma_block_rows; ++br, src += g.wb * bb) {
+        k.dequant_idct(src, g.wb, lt, y.data() + br * B * wp, wp, scratch.data());
+        if (rezero) std::fill(src, src + g.wb * bb, 0);
     }
     for (int p = 1; p < g.planes; ++p) {  // one chroma block row per stripe
         int32_t* csrc = c.plane[p];
-        float* dst = (p == 1 ? cb : cr).data();
-        for (int64_t bj = 0; bj < g.plane_wb(p); ++bj, csrc += bb) {
-            k.dequant_idct(csrc, ctab, dst + bj * B, cw, scratch.data());
-            if (rezero) std::fill(csrc, csrc + bb, 0);
-        }
+        const int64_t n = g.plane_wb(p);
+        k.dequant_idct(csrc, n, ctab, (p == 1 ? cb : cr).data(), cw, scratch.data());
+        if (rezero) std::fill(csrc, csrc + n * bb, 0);
     }
     const int shift = g.sub420 ? 1 : 0;
     const int64_t y0 = s * rows;
