@@ -198,7 +198,7 @@ def main(argv=None) -> dict:
             print(f"  B={b:<2} {direction}: {stages}")
 
     batch_imgs = [natural(n) for n in NATURAL] * (2 if quick else 4)
-    batch = batch_speedup(batch_imgs, reps)
+    batch = batch_speedup(batch_imgs, max(3 * reps, 21))  # ~20 ms a call: cheap to repeat
     print(f"\nbatch of {batch['images']} natural images: encode x{batch['encode 2 threads / 1 thread']:.2f}, "
           f"decode x{batch['decode 2 threads / 1 thread']:.2f} with 2 threads vs 1")
 
