@@ -41,7 +41,7 @@ struct Stripe {
 //   top-left sample, row stride, tables)
 // for every block row, in raster order within each plane.
 template <typename F>
-void for_each_block(const uint8_t* image, const Geometry& g, const CodecParams& prm, F&& f) {
+void for_each_block_row(const uint8_t* image, const Geometry& g, const CodecParams& prm, F&& f) {
     check_params(g, prm);
     const int B = g.block;
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
@@ -86,7 +86,7 @@ void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& 
     std::vector<float> scratch(block_scratch_floats(g.block));
     std::vector<int32_t> qbuf(static_cast<size_t>(bb));
     out.reset(g);
-    for_each_block(image, g, prm, [&](int p, int64_t first, int64_t nblocks, const float* src,
+    for_each_block_row(image, g, prm, [&](int p, int64_t first, int64_t nblocks, const float* src,
                                       int64_t stride, const BlockTables& t) {
         uint32_t* rec = out.reserve(p, nblocks * bb);
         out.commit_records(p, k.fdct_quant_extract(src, stride, nblocks, t, rec,

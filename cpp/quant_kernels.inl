@@ -1,6 +1,7 @@
 // Quantisation kernels (SPEC section 4), compiled once per instruction set
-// inside namespace dcts::DCTS_ISA_NS. Natural (row-major) order: the zigzag
-// permutation is applied when the list is built, as a table lookup.
+// inside namespace dcts::DCTS_ISA_NS. The encoder quantises the forward
+// transform's transposed output with transposed tables and emits zigzag
+// indices by table lookup; the decoder reads natural (row-major) order.
 
 // round(D / Q), half away from zero, clipped. Division rather than a
 // reciprocal multiply so exact ties (D = (n + 1/2) Q) stay ties.
@@ -113,9 +114,9 @@ static uint64_t nonzero_mask(const int32_t* __restrict v, int n) {
 
 // The block's DCT, quantised, as records (zigzag index << 16 | uint16
 // value) of its non-zeros, in the transform's (transposed) order.
-static inline int fdct_quant_extract_block(const float* src, int64_t stride, const BlockTables& t,
-                              uint32_t* __restrict records, int32_t* __restrict qbuf,
-                              float* scratch) {
+static inline int fdct_quant_extract_block(const float* src, int64_t stride,
+                                           const BlockTables& t, uint32_t* __restrict records,
+                                           int32_t* __restrict qbuf, float* scratch) {
     const int n = t.block * t.block;
     float* coeffs = scratch;  // D^T, B*B
     fdct_t(src, stride, t, coeffs, scratch + n);
