@@ -166,8 +166,8 @@ void decode(const int32_t* channel, const int32_t* position, const int32_t* valu
     StripeDecoder dec(g, prm);
     const int32_t vmax = max_abs_value(g.block, prm.clip);
     if (StripeScatter::fits(g)) {
-        for_each_stripe<true>(channel, position, value, n, g, vmax,
-                              [&](int64_t s, const Coeffs& c) { dec(s, c, image, true); });
+        for_each_stripe(channel, position, value, n, g, vmax,
+                        [&](int64_t s, const Coeffs& c) { dec(s, c, image, true); });
         return;
     }
     CoeffStore& store = decode_store();  // very wide images: whole-image scatter

@@ -78,7 +78,7 @@ StageTimes profile_decode(const int32_t* channel, const int32_t* position, const
         const Coeffs c = sc.scatter(s);
         scatter += since(t0);
         t0 = Clock::now();
-        dec(s, c, image, true);  // re-zeroes the stripe buffer: no clear()
+        dec(s, c, image, true);  // re-zeroes the stripe buffer for the next scatter
         decode += since(t0);
     }
     out.emplace_back("scatter", scatter);

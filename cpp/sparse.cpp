@@ -682,29 +682,6 @@ Coeffs StripeScatter::scatter(int64_t s) {
     return c;
 }
 
-void StripeScatter::clear(int64_t s) {
-    require(s + 1 == next_, "StripeScatter: clear the stripe scattered last");
-    int32_t* buf = buffer_.data();
-    if (!run_.empty()) {
-        const int64_t wb = g_.wb, bb = g_.bb();
-        const int64_t base = (s << rows_shift_) * wb;
-        const int32_t* pos = position_;
-        for (size_t k = 0; k < run_.size(); ++k) {
-            const Run& r = run_[k];
-            for (int64_t i = from_[k]; i < r.cur; ++i)
-                buf[((pos[i] - base) >> r.half) * bb + r.add] = 0;
-        }
-    } else if (n_ > 0) {
-        const int shift = vbits_;
-        auto zero = [&](const auto* rec) {
-            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i)
-                buf[rec[i] >> shift] = 0;
-        };
-        if (rec32_) zero(rec32_.get());
-        else zero(rec64_.get());
-    }
-}
-
 void StripeScatter::first_error() const {
     // Rare path: rerun the plain validator, which reports the first bad
     // triple in list order, with the exact message.

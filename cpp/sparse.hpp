@@ -68,12 +68,10 @@ public:
     int64_t stripes() const { return nstripes_; }
     // Scatters stripe s into the zeroed stripe buffer: c.plane[0] = its luma
     // block rows, c.plane[1..2] = its chroma block row. Stripes must be
-    // scattered in order 0, 1, 2, ..., the buffer zeroed again (clear(s), or
-    // by the caller) before the next. Throws on a repeated pair or a chroma
-    // position off the 4:2:0 grid.
+    // scattered in order 0, 1, 2, ..., and the caller zeroes the buffer again
+    // before the next (StripeDecoder does, block by block while each is in
+    // L1). Throws on a repeated pair or a chroma position off the 4:2:0 grid.
     Coeffs scatter(int64_t s);
-    // Zeroes what scatter(s) wrote.
-    void clear(int64_t s);
     // Whether the bucketed path applies (stripe buffers index with 32 bits).
     static bool fits(const Geometry& g);
     // Whether the list is read in place as runs (else it was bucketed).
@@ -113,18 +111,15 @@ private:
     std::vector<int32_t> buffer_;
 };
 
-// Calls f(s, c) with each stripe's coefficients in turn. Rezeroes: f leaves
-// the stripe buffer all zero itself (e.g. StripeDecoder with rezero, which
-// zeroes each block while it is in L1: cheaper than clear() unless the list
-// is very sparse), so clear() is skipped.
-template <bool Rezeroes = false, typename F>
+// Calls f(s, c) with each stripe's coefficients in turn; f must leave the
+// stripe buffer all zero (StripeDecoder with rezero does).
+template <typename F>
 void for_each_stripe(const int32_t* channel, const int32_t* position, const int32_t* value,
                      int64_t n, const Geometry& g, int32_t vmax, F&& f) {
     StripeScatter sc(channel, position, value, n, g, vmax);
     for (int64_t s = 0; s < sc.stripes(); ++s) {
         const Coeffs c = sc.scatter(s);
         f(s, c);
-        if (!Rezeroes) sc.clear(s);
     }
 }
 
