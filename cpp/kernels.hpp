@@ -20,6 +20,7 @@ struct BlockTables {
     const float* c = nullptr;      // c[u*B + x]: DCT matrix
     const float* q = nullptr;      // Q, natural (row-major) order
     const float* qt = nullptr;     // Q transposed: qt[v*B + u] = q[u*B + v]
+    const float* rqt = nullptr;    // 1 / qt, rounded to float (see quant_extract8)
     const uint16_t* zz_t = nullptr;  // zigzag index of transposed index v*B + u
     int32_t clip = 0;              // 0: no clipping
 };

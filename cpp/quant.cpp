@@ -45,10 +45,12 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     const size_t n = qi.size();
     q.assign(qi.begin(), qi.end());
     qt.resize(n);
+    rqt.resize(n);
     zz_t.resize(n);
     for (size_t k = 0; k < n; ++k) {
         const size_t u = k / size_t(block), v = k % size_t(block);
         qt[v * size_t(block) + u] = q[k];
+        rqt[v * size_t(block) + u] = 1.0f / q[k];
     }
     for (size_t j = 0; j < n; ++j) {  // zz[j]: natural index of zigzag index j
         const size_t u = size_t(zz[j]) / size_t(block), v = size_t(zz[j]) % size_t(block);

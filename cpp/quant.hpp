@@ -17,11 +17,12 @@ std::vector<int32_t> quant_matrix(int quality, int block, bool chroma);
 struct BlockPlan {
     DctTable dct;
     std::vector<float> q, qt;    // natural order, transposed
+    std::vector<float> rqt;      // 1 / qt
     std::vector<uint16_t> zz_t;  // zigzag index of each transposed index
     int32_t clip;                // 0: none
     BlockPlan(int quality, int block, bool chroma, int32_t clip);
     BlockTables tables() const {
-        return {dct.block(), dct.c(), q.data(), qt.data(), zz_t.data(), clip};
+        return {dct.block(), dct.c(), q.data(), qt.data(), rqt.data(), zz_t.data(), clip};
     }
     // Floats of scratch the block kernels need.
     size_t scratch_size() const { return block_scratch_floats(dct.block()); }

@@ -41,6 +41,17 @@ def run_all(level):
     return out
 
 
+def assert_level_matches_scalar(level, outputs):
+    """outputs(level) -> arrays; they must equal the scalar path's byte for byte."""
+    if level not in LEVELS:
+        pytest.skip("this machine has no SIMD level beyond scalar")
+    want, got = outputs("scalar"), outputs(level)
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes()
+
+
 def test_scalar_is_always_available():
     assert LEVELS[0] == "scalar"
     info = dctsparse.simd_info()
@@ -49,14 +60,7 @@ def test_scalar_is_always_available():
 
 @pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])
 def test_levels_bit_identical_to_scalar(level, restore_level):
-    if level not in LEVELS:
-        pytest.skip("this machine has no SIMD level beyond scalar")
-    want = run_all("scalar")
-    got = run_all(level)
-    assert len(got) == len(want)
-    for a, b in zip(got, want):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert a.tobytes() == b.tobytes()
+    assert_level_matches_scalar(level, run_all)
 
 
 def colour_stages(level):
@@ -81,13 +85,34 @@ def colour_stages(level):
 
 @pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])
 def test_colour_stages_bit_identical_on_narrow_images(level, restore_level):
-    if level not in LEVELS:
-        pytest.skip("this machine has no SIMD level beyond scalar")
-    want, got = colour_stages("scalar"), colour_stages(level)
-    assert len(got) == len(want)
-    for a, b in zip(got, want):
-        assert a.dtype == b.dtype and a.shape == b.shape
-        assert a.tobytes() == b.tobytes()
+    assert_level_matches_scalar(level, colour_stages)
+
+
+def quantiser_ties(level):
+    """Encodes images whose coefficients fall on or next to the quantiser's
+    rounding ties: flat blocks of every grey level (DC = B (v - 128), so
+    D / Q is a half-integer for odd v when Q = 2B), their neighbours one
+    level apart in a block's corner, and high quality (Q = 1, every D / Q an
+    exact quotient)."""
+    _core.set_simd_level(level)
+    levels = np.arange(256, dtype=np.uint8)
+    out = []
+    for b in (4, 8, 16):
+        flat = np.repeat(np.repeat(levels.reshape(16, 16), b, 0), b, 1)
+        corner = flat.copy()
+        corner[::b, ::b] += 1  # one pixel per block one level up: D shifts by tiny amounts
+        for img in (flat, corner):
+            for q in (1, 25, 50, 75, 100):
+                for sub in ("4:2:0", "4:4:4"):
+                    s = dctsparse.encode(np.dstack([img, img[::-1], img[:, ::-1]]), block_size=b,
+                                         quality=q, subsampling=sub)
+                    out += [s.channel, s.position, s.value]
+    return out
+
+
+@pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])
+def test_quantiser_ties_bit_identical(level, restore_level):
+    assert_level_matches_scalar(level, quantiser_ties)
 
 
 def test_unknown_level_is_refused(restore_level):
