@@ -250,7 +250,7 @@ PYBIND11_MODULE(_core, m) {
         {
             py::gil_scoped_release nogil;
             for (int64_t i = 0; i < n; ++i)
-                kernels().dequant_idct(src + i * bb, 1, t, dst + i * bb, B, scratch.data());
+                kernels().dequant_idct(src + i * bb, 1, bb, t, dst + i * bb, B, scratch.data());
         }
         return out;
     }, py::arg("values"), py::arg("quality"), py::arg("chroma"));

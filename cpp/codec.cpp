@@ -111,20 +111,21 @@ StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm)
 
 void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool rezero) {
     const Kernels& k = kernels();
-    const int B = g.block, bb = g.bb();
+    const int B = g.block;
+    const int64_t bs = c.block_stride ? c.block_stride : g.bb();
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
     const BlockTables lt = luma.tables(), ctab = chroma.tables();
     const int64_t luma_block_rows = rows / B;
     int32_t* src = c.plane[0];
-    for (int64_t br = 0; br < luma_block_rows; ++br, src += g.wb * bb) {
-        k.dequant_idct(src, g.wb, lt, y.data() + br * B * wp, wp, scratch.data());
-        if (rezero) std::fill(src, src + g.wb * bb, 0);
+    for (int64_t br = 0; br < luma_block_rows; ++br, src += g.wb * bs) {
+        k.dequant_idct(src, g.wb, bs, lt, y.data() + br * B * wp, wp, scratch.data());
+        if (rezero) std::fill(src, src + g.wb * bs, 0);
     }
     for (int p = 1; p < g.planes; ++p) {  // one chroma block row per stripe
         int32_t* csrc = c.plane[p];
         const int64_t n = g.plane_wb(p);
-        k.dequant_idct(csrc, n, ctab, (p == 1 ? cb : cr).data(), cw, scratch.data());
-        if (rezero) std::fill(csrc, csrc + n * bb, 0);
+        k.dequant_idct(csrc, n, bs, ctab, (p == 1 ? cb : cr).data(), cw, scratch.data());
+        if (rezero) std::fill(csrc, csrc + n * bs, 0);
     }
     const int shift = g.sub420 ? 1 : 0;
     const int64_t y0 = s * rows;

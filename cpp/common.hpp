@@ -61,6 +61,9 @@ int32_t max_abs_value(int block, int32_t clip);
 // CoeffStore (workspace.hpp).
 struct Coeffs {
     int32_t* plane[3] = {nullptr, nullptr, nullptr};
+    // Entries from one block to the next; 0: B*B (blocks back to back). Only
+    // the stripe decoder pads (StripeScatter::block_stride).
+    int64_t block_stride = 0;
 };
 
 // Non-zero coefficients per (plane, natural index in the block).

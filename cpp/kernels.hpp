@@ -54,11 +54,12 @@ struct Kernels {
     int64_t (*fdct_quant_extract)(const float* src, int64_t stride, int64_t nblocks,
                                   const BlockTables& t, uint32_t* records, uint16_t* counts,
                                   int32_t* qbuf, float* scratch);
-    // `nblocks` blocks of natural-order quantised values (block j at in + j*B*B)
-    // -> dequantise, inverse DCT -> side by side in a plane (block j at
-    // dst + j*B, rows `stride` floats apart). A block row per call.
-    void (*dequant_idct)(const int32_t* in, int64_t nblocks, const BlockTables& t, float* dst,
-                         int64_t stride, float* scratch);
+    // `nblocks` blocks of natural-order quantised values (block j at
+    // in + j*block_stride, block_stride >= B*B) -> dequantise, inverse DCT ->
+    // side by side in a plane (block j at dst + j*B, rows `stride` floats
+    // apart). A block row per call.
+    void (*dequant_idct)(const int32_t* in, int64_t nblocks, int64_t block_stride,
+                         const BlockTables& t, float* dst, int64_t stride, float* scratch);
     // Single stages, for tests against the reference (contiguous B x B blocks).
     void (*fdct)(const float* src, const BlockTables& t, float* out, float* scratch);
     void (*idct)(const float* src, const BlockTables& t, float* out, float* scratch);

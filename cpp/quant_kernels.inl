@@ -72,21 +72,21 @@ static inline void dequant_idct_sized(const int32_t* __restrict in, const BlockT
 }
 
 template <int FB>
-static void dequant_idct_row(const int32_t* in, int64_t nblocks, const BlockTables& t, float* dst,
-                             int64_t stride, float* scratch) {
+static void dequant_idct_row(const int32_t* in, int64_t nblocks, int64_t block_stride,
+                             const BlockTables& t, float* dst, int64_t stride, float* scratch) {
     const int B = FB ? FB : t.block;
     for (int64_t j = 0; j < nblocks; ++j)
-        dequant_idct_sized<FB>(in + j * B * B, t, dst + j * B, stride, scratch);
+        dequant_idct_sized<FB>(in + j * block_stride, t, dst + j * B, stride, scratch);
 }
 
-static void dequant_idct(const int32_t* in, int64_t nblocks, const BlockTables& t, float* dst,
-                         int64_t stride, float* scratch) {
+static void dequant_idct(const int32_t* in, int64_t nblocks, int64_t bs, const BlockTables& t,
+                         float* dst, int64_t stride, float* scratch) {
     switch (kFixedSizes ? t.block : 0) {
-        case 4: return dequant_idct_row<4>(in, nblocks, t, dst, stride, scratch);
-        case 8: return dequant_idct_row<8>(in, nblocks, t, dst, stride, scratch);
-        case 16: return dequant_idct_row<16>(in, nblocks, t, dst, stride, scratch);
-        case 32: return dequant_idct_row<32>(in, nblocks, t, dst, stride, scratch);
-        default: return dequant_idct_row<0>(in, nblocks, t, dst, stride, scratch);
+        case 4: return dequant_idct_row<4>(in, nblocks, bs, t, dst, stride, scratch);
+        case 8: return dequant_idct_row<8>(in, nblocks, bs, t, dst, stride, scratch);
+        case 16: return dequant_idct_row<16>(in, nblocks, bs, t, dst, stride, scratch);
+        case 32: return dequant_idct_row<32>(in, nblocks, bs, t, dst, stride, scratch);
+        default: return dequant_idct_row<0>(in, nblocks, bs, t, dst, stride, scratch);
     }
 }
 

@@ -471,20 +471,21 @@ SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax,
 
 bool StripeScatter::fits(const Geometry& g) {
     const int64_t rows = g.sub420 ? 2 : 1;
-    return (rows * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * g.bb() < (int64_t(1) << 32);
+    return (rows * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * block_stride(g) <
+           (int64_t(1) << 32);
 }
 
 StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
                              const int32_t* value, int64_t n, const Geometry& g, int32_t vmax)
     : channel_(channel), position_(position), value_(value), n_(n), g_(g), vmax_(vmax),
-      rows_shift_(g.sub420 ? 1 : 0), nstripes_(g.hb >> rows_shift_) {
-    const int bb = g.bb();
+      rows_shift_(g.sub420 ? 1 : 0), bstride_(block_stride(g)), nstripes_(g.hb >> rows_shift_) {
+    const int64_t bs = bstride_;
     // Stripe buffer: luma block rows, then one chroma block row per chroma plane.
     offset_[0] = 0;
     for (int p = 1; p < g.planes; ++p)
-        offset_[p] = ((int64_t(1) << rows_shift_) * g.wb + (p - 1) * g.plane_wb(p)) * bb;
+        offset_[p] = ((int64_t(1) << rows_shift_) * g.wb + (p - 1) * g.plane_wb(p)) * bs;
     stripe_entries_ =
-        ((int64_t(1) << rows_shift_) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bb;
+        ((int64_t(1) << rows_shift_) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bs;
     require(stripe_entries_ < (int64_t(1) << 32), "image too wide for the stripe decoder");
     if (!find_runs()) bucket();
     buffer_.assign(size_t(stripe_entries_), 0);
@@ -553,11 +554,11 @@ bool StripeScatter::find_runs() {
 // (stripe-local index << vbits_ | value + vmax), else 64.
 void StripeScatter::bucket() {
     const Geometry& g = g_;
-    const int64_t bb = g.bb();
+    const int64_t bs = bstride_;
     const int64_t nch = g.channels(), npos = g.positions(), wb = g.wb;
     const int32_t vmax = vmax_;
     const int rs = rows_shift_;
-    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = wb * bb;
+    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = wb * bs;
     // Per channel: the stripe-local index of column 0 of the stripe's first
     // row, and whether it is 4:2:0 chroma (halved columns, even rows only).
     const ChannelMap map(g);
@@ -597,7 +598,7 @@ void StripeScatter::bucket() {
             const int32_t ch = channel_[t], pos = position_[t];
             const int64_t r = div_wb(pos), c = pos - r * wb;
             const int64_t local =
-                add[size_t(ch)] + (c >> half[size_t(ch)]) * bb + (r & row_mask) * row_entries;
+                add[size_t(ch)] + (c >> half[size_t(ch)]) * bs + (r & row_mask) * row_entries;
             out[cur[size_t(r >> rs)]++] =
                 Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
         }
@@ -641,7 +642,7 @@ Coeffs StripeScatter::scatter(int64_t s) {
     next_ = s + 1;
     int32_t* buf = buffer_.data();
     if (!run_.empty()) {
-        const int64_t wb = g_.wb, bb = g_.bb();
+        const int64_t wb = g_.wb, bb = bstride_;
         const int64_t base = (s << rows_shift_) * wb;
         const int64_t lim = base + (int64_t(1) << rows_shift_) * wb;
         for (size_t k = 0; k < run_.size(); ++k) {
@@ -679,6 +680,7 @@ Coeffs StripeScatter::scatter(int64_t s) {
     }
     Coeffs c;
     for (int p = 0; p < g_.planes; ++p) c.plane[p] = buf + offset_[p];
+    c.block_stride = bstride_;
     return c;
 }
 

@@ -74,6 +74,14 @@ public:
     Coeffs scatter(int64_t s);
     // Whether the bucketed path applies (stripe buffers index with 32 bits).
     static bool fits(const Geometry& g);
+    // Entries from one block to the next in the stripe buffer: B*B, plus a
+    // cache line where B*B*4 bytes is a multiple of 1 KiB. The scatter writes
+    // each channel's run across the blocks, one entry per block, and at such
+    // strides (4 KiB at B = 32) every write of a run falls into the same few
+    // cache sets: the padding spreads them (scatter 2.4x faster at B = 32).
+    static int64_t block_stride(const Geometry& g) {
+        return g.bb() % 256 == 0 ? g.bb() + 16 : g.bb();
+    }
     // Whether the list is read in place as runs (else it was bucketed).
     bool runs() const { return !run_.empty() || n_ == 0; }
 
@@ -97,6 +105,7 @@ private:
     const Geometry& g_;
     int32_t vmax_;
     int rows_shift_;  // luma block rows per stripe: 1 << rows_shift_
+    int64_t bstride_;  // block_stride(g)
     int64_t nstripes_, next_ = 0;
     int64_t offset_[3] = {0, 0, 0};
     std::vector<Run> run_;
