@@ -130,20 +130,6 @@ def test_env_var_forces_level():
     assert r.returncode != 0 and "DCTSPARSE_SIMD" in r.stderr
 
 
-def test_batch_equals_one_by_one():
-    imgs = [natural_image(n)[:100 + 7 * i, :90 + 5 * i] for i, n in
-            enumerate(["astronaut", "chelsea", "coffee", "rocket", "camera"])]
-    one = [dctsparse.encode(im, block_size=8, quality=70) for im in imgs]
-    for threads in (1, 2, 3, None):
-        many = dctsparse.encode_batch(imgs, threads=threads, block_size=8, quality=70)
-        assert many == one
-        for a, b in zip(dctsparse.decode_batch(many, threads=threads), one):
-            np.testing.assert_array_equal(a, dctsparse.decode(b))
-    assert dctsparse.encode_batch([]) == []
-    with pytest.raises(ValueError, match="threads"):
-        dctsparse.encode_batch(imgs, threads=0)
-
-
 def test_stage_profiles_name_every_stage():
     img = natural_image("coffee")
     s = dctsparse.encode(img)

@@ -1,30 +1,23 @@
-"""Many images at once, on all cores: the C++ core releases the GIL, so a
-thread pool runs one image per thread in parallel."""
+"""Many images at once, on all cores.
+
+One call into the C++ core takes the whole batch: the arguments of every
+image are checked with the GIL held, then the images run in parallel on
+native threads without it (largest first, each thread taking the next image
+when it is done). Per-image Python work in the parallel part would serialise
+on the GIL: a thread pool calling :func:`encode` per image reached 1.2-1.7x on
+two cores where this reaches ~2x.
+"""
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .codec import decode, encode
+from . import _core
+from .codec import _prepare
 from .sparse import SparseDCT
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_SIZE = 0
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    # One pool per process, grown on demand: repeated calls pay no thread start-up.
-    global _POOL, _POOL_SIZE
-    if _POOL is None or _POOL_SIZE < threads:
-        if _POOL is not None:
-            _POOL.shutdown(wait=True)
-        _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dctsparse")
-        _POOL_SIZE = threads
-    return _POOL
 
 
 def _threads(threads: int | None, n: int) -> int:
@@ -32,23 +25,44 @@ def _threads(threads: int | None, n: int) -> int:
         threads = os.cpu_count() or 1
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return min(threads, n)
+    return min(threads, max(n, 1))
+
+
+def _item_error(i: int, e: Exception) -> Exception:
+    return type(e)(f"image {i}: {e}")
 
 
 def encode_batch(images: Iterable, *, threads: int | None = None, **settings: Any) -> list[SparseDCT]:
     """``[encode(im, **settings) for im in images]``, in parallel over ``threads``
-    (default: all cores). A single image, or ``threads=1``, runs on the calling thread."""
+    native threads (default: all cores; ``threads=1`` runs on the calling thread).
+
+    The results equal those of :func:`encode`. An error names the first
+    failing image in list order (``"image 3: ..."``), as the loop would.
+    """
     images = list(images)
-    t = _threads(threads, max(len(images), 1))
-    if t == 1:
-        return [encode(im, **settings) for im in images]
-    return list(_pool(t).map(lambda im: encode(im, **settings), images))
+    t = _threads(threads, len(images))
+    prepared = []
+    for i, im in enumerate(images):
+        try:
+            prepared.append(_prepare(im, **settings))
+        except (TypeError, ValueError) as e:
+            raise _item_error(i, e) from e
+    if not prepared:
+        return []
+    s0 = prepared[0][1]  # the settings are the same for every image
+    lists = _core.encode_many([img for img, _ in prepared], s0.block_size, s0.quality,
+                              s0.subsampling == "4:2:0", s0.clip or 0,
+                              [s._seq for _, s in prepared], t)
+    return [SparseDCT._trusted(c, p, v, s) for (c, p, v), (_, s) in zip(lists, prepared)]
 
 
 def decode_batch(items: Sequence[SparseDCT], *, threads: int | None = None) -> list[np.ndarray]:
     """``[decode(s) for s in items]``, in parallel like :func:`encode_batch`."""
     items = list(items)
-    t = _threads(threads, max(len(items), 1))
-    if t == 1:
-        return [decode(s) for s in items]
-    return list(_pool(t).map(decode, items))
+    for i, s in enumerate(items):
+        if not isinstance(s, SparseDCT):
+            raise TypeError(f"image {i}: decode expects a SparseDCT, got {type(s).__name__}")
+    t = _threads(threads, len(items))
+    return _core.decode_many([(s.channel, s.position, s.value, s.height, s.width, s.planes,
+                               s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0)
+                              for s in items], t)

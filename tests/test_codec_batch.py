@@ -1,0 +1,125 @@
+"""encode_batch / decode_batch: the same results as one image at a time, on
+any number of threads, with errors that name the image."""
+
+import multiprocessing
+import threading
+
+import numpy as np
+import pytest
+
+import dctsparse
+from dctsparse.sparse import SparseDCT
+
+from conftest import natural_image
+
+
+def mixed_images():
+    """RGB and greyscale, odd sizes, more images than threads."""
+    rgb = [natural_image(n)[:60 + 13 * i, :50 + 11 * i] for i, n in
+           enumerate(["astronaut", "chelsea", "coffee", "rocket"])]
+    grey = [natural_image("camera")[:77, :91], natural_image("moon")[:33, :200]]
+    return [rgb[0], grey[0], rgb[1], rgb[2], grey[1], rgb[3], rgb[0][:17, :5]]
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(block_size=16, subsampling="4:4:4"),
+                                      dict(block_size=5, quality=30, order="luma_first", clip=9)])
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_batch_equals_one_image_at_a_time(settings, threads):
+    imgs = mixed_images()
+    one = [dctsparse.encode(im, **settings) for im in imgs]
+    many = dctsparse.encode_batch(imgs, threads=threads, **settings)
+    assert many == one
+    out = dctsparse.decode_batch(many, threads=threads)
+    for a, s in zip(out, one):
+        want = dctsparse.decode(s)
+        assert a.dtype == want.dtype and a.shape == want.shape
+        np.testing.assert_array_equal(a, want)
+
+
+def test_decoded_images_are_independent_arrays():
+    items = dctsparse.encode_batch(mixed_images())
+    out = dctsparse.decode_batch(items, threads=2)
+    before = [a.copy() for a in out]
+    for a in out:
+        assert a.flags.c_contiguous and a.flags.writeable
+    out[1][...] = 7  # one image's memory does not overlap another's
+    for k, (a, b) in enumerate(zip(out, before)):
+        if k != 1:
+            np.testing.assert_array_equal(a, b)
+    assert not any(np.shares_memory(out[i], out[j])
+                   for i in range(len(out)) for j in range(i + 1, len(out)))
+
+
+def test_empty_batches():
+    assert dctsparse.encode_batch([]) == []
+    assert dctsparse.decode_batch([]) == []
+
+
+def test_encode_error_names_the_first_bad_image():
+    imgs = mixed_images()
+    imgs[3] = np.zeros((4, 4, 3), np.float32)
+    imgs[5] = np.zeros((0, 4, 3), np.uint8)
+    with pytest.raises((TypeError, ValueError), match=r"^image 3: "):
+        dctsparse.encode_batch(imgs, threads=2)
+    imgs[3] = imgs[0]
+    with pytest.raises(ValueError, match=r"^image 5: "):
+        dctsparse.encode_batch(imgs, threads=2)
+
+
+def test_decode_error_names_the_first_bad_image():
+    items = dctsparse.encode_batch(mixed_images())
+
+    def corrupt(s):  # a position past the image, smuggled past SparseDCT's checks
+        p = s.position.copy()
+        p[0] = 10**6
+        return SparseDCT._trusted(s.channel, p, s.value, s)
+
+    for bad in ([4], [2, 6]):
+        broken = [corrupt(s) if k in bad else s for k, s in enumerate(items)]
+        for threads in (1, 3):
+            with pytest.raises(ValueError, match=rf"^image {bad[0]}: .*position"):
+                dctsparse.decode_batch(broken, threads=threads)
+    with pytest.raises(TypeError, match=r"^image 1: "):
+        dctsparse.decode_batch([items[0], "not a list"])
+    with pytest.raises(ValueError, match="threads"):
+        dctsparse.decode_batch(items, threads=0)
+
+
+def test_concurrent_batches_from_python_threads():
+    # The native pool runs one batch at a time; the others start threads of their own.
+    imgs = mixed_images()
+    want = [dctsparse.encode(im, quality=60) for im in imgs]
+    got, errors = {}, []
+
+    def run(k):
+        try:
+            got[k] = dctsparse.encode_batch(imgs, threads=2, quality=60)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors and len(got) == 4
+    assert all(g == want for g in got.values())
+
+
+def _child_encode(queue):
+    s = dctsparse.encode_batch(mixed_images(), threads=2)
+    queue.put([len(x) for x in s])
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="no fork here")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_batches_work_in_a_forked_child():
+    dctsparse.encode_batch(mixed_images(), threads=2)  # the parent's pool exists now
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_encode, args=(q,))
+    p.start()
+    got = q.get(timeout=60)
+    p.join(timeout=60)
+    assert p.exitcode == 0
+    assert got == [len(dctsparse.encode(im)) for im in mixed_images()]
