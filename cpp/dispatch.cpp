@@ -18,6 +18,10 @@ DCTS_DECLARE(isa_avx512)
 #if defined(DCTS_HAVE_NEON)
 DCTS_DECLARE(isa_neon)
 #endif
+#if defined(DCTS_TEST_CHUNKS)
+DCTS_DECLARE(isa_avx2_w4)
+DCTS_DECLARE(isa_avx2_w16)
+#endif
 #undef DCTS_DECLARE
 
 namespace {
@@ -45,8 +49,16 @@ bool has_avx512() {
 }
 #endif
 
+// Best last: with nothing forced, the last supported level runs.
 const Level kLevels[] = {
     {"scalar", isa_scalar::table, always},
+#if defined(DCTS_TEST_CHUNKS)
+    // Test builds only (DCTSPARSE_TEST_CHUNKS=ON): the AVX2 kernels with the
+    // transforms chunked 4 and 16 columns at a time, as NEON and AVX-512
+    // chunk them, so those paths run bit-identity tests on an AVX2 machine.
+    {"avx2-w4", isa_avx2_w4::table, has_avx2},
+    {"avx2-w16", isa_avx2_w16::table, has_avx2},
+#endif
 #if defined(DCTS_HAVE_NEON)
     {"neon", isa_neon::table, always},  // NEON is part of the aarch64 baseline
 #endif

@@ -25,7 +25,9 @@ static inline float lane(const vf<N>& v, int i) { return v.lane[i]; }
 // Floats in one native vector register. Wider GCC vectors are split by the
 // compiler, and it splats scalars into them through the stack, so block
 // kernels work on columns in chunks of at most this many lanes.
-#if defined(__AVX512F__)
+#if defined(DCTS_CHUNK_FLOATS)  // test builds: another level's chunking (isa_avx2_w*.cpp)
+constexpr int kNativeFloats = DCTS_CHUNK_FLOATS;
+#elif defined(__AVX512F__)
 constexpr int kNativeFloats = 16;
 #elif defined(__AVX__)
 constexpr int kNativeFloats = 8;
