@@ -172,20 +172,24 @@ static inline int quant_extract8(const float* __restrict c, const float* __restr
 
 // The block's DCT, quantised, as records (zigzag index << 16 | uint16
 // value) of its non-zeros, in the transform's (transposed) order. `records`
-// has room for B*B.
+// has room for B*B. FB: B when fixed at compile time (the quantiser loop then
+// unrolls), else 0.
+template <int FB>
 static inline int fdct_quant_extract_block(const float* src, int64_t stride,
                                            const BlockTables& t, uint32_t* __restrict records,
                                            int32_t* __restrict qbuf, float* scratch) {
-    const int n = t.block * t.block;
+    const int B = FB ? FB : t.block, n = B * B;
     float* coeffs = scratch;  // D^T, B*B
-    fdct_t(src, stride, t, coeffs, scratch + n);
+    if (FB) fdct_t_fixed<FB ? FB : 4>(src, stride, t.c, coeffs);
+    else fdct_t(src, stride, t, coeffs, scratch + n);
     int written = 0;
 #if defined(__AVX2__)
     if (n % 8 == 0) {  // B a multiple of 4: the last store of 8 ends within the room for B*B
         const __m256i lim = _mm256_set1_epi32(t.clip > 0 ? t.clip : 0x7fffffff);
+        const float *qt = t.qt, *rqt = t.rqt;
+        const uint16_t* zz = t.zz_t;
         for (int k = 0; k < n; k += 8)
-            written += quant_extract8(coeffs + k, t.qt + k, t.rqt + k, t.zz_t + k, lim,
-                                      records + written);
+            written += quant_extract8(coeffs + k, qt + k, rqt + k, zz + k, lim, records + written);
         return written;
     }
 #endif
@@ -202,15 +206,29 @@ static inline int fdct_quant_extract_block(const float* src, int64_t stride,
     return written;
 }
 
-static int64_t fdct_quant_extract(const float* src, int64_t stride, int64_t nblocks,
-                                  const BlockTables& t, uint32_t* __restrict records,
-                                  uint16_t* __restrict counts, int32_t* qbuf, float* scratch) {
+template <int FB>
+static int64_t fdct_quant_extract_row(const float* src, int64_t stride, int64_t nblocks,
+                                      const BlockTables& t, uint32_t* __restrict records,
+                                      uint16_t* __restrict counts, int32_t* qbuf, float* scratch) {
+    const int B = FB ? FB : t.block;
     int64_t total = 0;
     for (int64_t j = 0; j < nblocks; ++j) {
-        const int n = fdct_quant_extract_block(src + j * t.block, stride, t, records + total, qbuf,
-                                               scratch);
+        const int n = fdct_quant_extract_block<FB>(src + j * B, stride, t, records + total, qbuf,
+                                                   scratch);
         counts[j] = static_cast<uint16_t>(n);
         total += n;
     }
     return total;
+}
+
+static int64_t fdct_quant_extract(const float* src, int64_t stride, int64_t nblocks,
+                                  const BlockTables& t, uint32_t* records, uint16_t* counts,
+                                  int32_t* qbuf, float* scratch) {
+    switch (kFixedSizes ? t.block : 0) {
+        case 4: return fdct_quant_extract_row<4>(src, stride, nblocks, t, records, counts, qbuf, scratch);
+        case 8: return fdct_quant_extract_row<8>(src, stride, nblocks, t, records, counts, qbuf, scratch);
+        case 16: return fdct_quant_extract_row<16>(src, stride, nblocks, t, records, counts, qbuf, scratch);
+        case 32: return fdct_quant_extract_row<32>(src, stride, nblocks, t, records, counts, qbuf, scratch);
+        default: return fdct_quant_extract_row<0>(src, stride, nblocks, t, records, counts, qbuf, scratch);
+    }
 }
