@@ -142,18 +142,41 @@ PYBIND11_MODULE(_core, m) {
             }
             cost.push_back(int64_t(im.size()));
         }
-        std::vector<SparseList> out(n);
+        // Two parallel passes: every image's block records, then, once the
+        // lists' lengths are known, the lists into one allocation (views
+        // per image), so that a batch pages in no fresh memory of its own.
+        RecordsLease records(n);
+        const std::vector<int64_t> order = largest_first(cost);
         ItemError err;
         {
             py::gil_scoped_release nogil;
-            err = parallel_for(largest_first(cost), threads, [&](int64_t i) {
-                out[size_t(i)] = encode(images[size_t(i)].data(), geo[size_t(i)], prm,
-                                        seqs[size_t(i)].data());
+            err = parallel_for(order, threads, [&](int64_t i) {
+                encode_records(images[size_t(i)].data(), geo[size_t(i)], prm, records[size_t(i)]);
+            });
+        }
+        raise_item_error(err);
+        std::vector<int64_t> at(n + 1, 0);  // list i is entries [at[i], at[i+1]) of each third
+        for (size_t i = 0; i < n; ++i) at[i + 1] = at[i] + list_length(records[i], geo[i]);
+        const int64_t total = at[n];
+        py::array_t<int32_t> buffer(py::ssize_t(std::max<int64_t>(3 * total, 1)));
+        int32_t* base = buffer.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            err = parallel_for(order, threads, [&](int64_t i) {
+                const int64_t o = at[size_t(i)];
+                records_to_list(records[size_t(i)], geo[size_t(i)], seqs[size_t(i)].data(),
+                                base + o, base + total + o, base + 2 * total + o);
             });
         }
         raise_item_error(err);
         py::list lists;
-        for (SparseList& s : out) lists.append(list_to_numpy(std::move(s)));
+        for (size_t i = 0; i < n; ++i) {
+            const py::ssize_t len = at[i + 1] - at[i];
+            int32_t* c = base + at[i];
+            lists.append(py::make_tuple(py::array_t<int32_t>(len, c, buffer),
+                                        py::array_t<int32_t>(len, c + total, buffer),
+                                        py::array_t<int32_t>(len, c + 2 * total, buffer)));
+        }
         return lists;
     }, py::arg("images"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
        py::arg("seqs"), py::arg("threads"));

@@ -110,9 +110,10 @@ inline int64_t coeff_index(const Geometry& g, const ChannelMap& m, const FastDiv
 namespace {
 
 // Offsets of each channel's run in the list (in the sequence's order) from
-// the number of non-zeros per channel id; allocates the list.
+// the number of non-zeros per channel id; fills the channel array (of the
+// total count's length).
 std::vector<int64_t> list_layout(const std::vector<int64_t>& count, const Geometry& g,
-                                 const int32_t* seq, SparseList& out) {
+                                 const int32_t* seq, int32_t* channel) {
     const int64_t nch = g.channels();
     std::vector<int64_t> cursor(size_t(nch), 0);
     int64_t total = 0;
@@ -120,12 +121,17 @@ std::vector<int64_t> list_layout(const std::vector<int64_t>& count, const Geomet
         cursor[size_t(seq[j])] = total;
         total += count[size_t(seq[j])];
     }
+    for (int64_t ch = 0; ch < nch; ++ch)
+        std::fill_n(channel + cursor[size_t(ch)], count[size_t(ch)], int32_t(ch));
+    return cursor;
+}
+
+void allocate(SparseList& out, const std::vector<int64_t>& count) {
+    int64_t total = 0;
+    for (int64_t c : count) total += c;
     out.channel.resize(size_t(total));
     out.position.resize(size_t(total));
     out.value.resize(size_t(total));
-    for (int64_t ch = 0; ch < nch; ++ch)
-        std::fill_n(out.channel.begin() + cursor[size_t(ch)], count[size_t(ch)], int32_t(ch));
-    return cursor;
 }
 
 }  // namespace
@@ -150,7 +156,8 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
     for (int p = 0; p < g.planes; ++p)
         for (int k = 0; k < bb; ++k) count[size_t(p * bb + k)] = counts.plane[p][size_t(zz[size_t(k)])];
     SparseList out;
-    std::vector<int64_t> cursor = list_layout(count, g, seq, out);
+    allocate(out, count);
+    std::vector<int64_t> cursor = list_layout(count, g, seq, out.channel.data());
 
     // Pass 2: visit blocks in raster order (so positions ascend within each
     // channel) and only their non-zeros, found with a bit mask.
@@ -253,7 +260,24 @@ inline int64_t block_pos(const Geometry& g, int64_t pw, int64_t step, int64_t i)
 // cache-resident buffer, and each channel's part is then copied to its run
 // in one contiguous piece. Each window's histogram is taken once, in a first
 // pass that also yields the per-channel totals the list layout needs.
+int64_t list_length(const BlockRecords& rec, const Geometry& g) {
+    int64_t n = 0;
+    for (int p = 0; p < g.planes; ++p) n += int64_t(rec.size(p));
+    return n;
+}
+
 SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq) {
+    SparseList out;
+    const size_t n = size_t(list_length(rec, g));
+    out.channel.resize(n);
+    out.position.resize(n);
+    out.value.resize(n);
+    records_to_list(rec, g, seq, out.channel.data(), out.position.data(), out.value.data());
+    return out;
+}
+
+void records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq,
+                     int32_t* channel, int32_t* position, int32_t* value) {
     const int bb = g.bb();
     const int64_t window = std::max<int64_t>(kListWindow, 4 * int64_t(bb));
     std::vector<ListWindow> windows[3];
@@ -303,12 +327,9 @@ SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int
         for (size_t w = 0; w < win.size(); ++w)
             for (int k = 0; k < bb; ++k) cnt[k] += h[w * size_t(bb) + size_t(k)];
     }
-    SparseList out;
-    std::vector<int64_t> cursor = list_layout(count, g, seq, out);
+    std::vector<int64_t> cursor = list_layout(count, g, seq, channel);
     std::vector<int32_t> at(static_cast<size_t>(bb));
     std::vector<uint32_t> buf(size_t(window + bb + kChunk));
-    int32_t* position = out.position.data();
-    int32_t* value = out.value.data();
     for (int p = 0; p < g.planes; ++p) {
         const uint32_t* r = rec.records(p);
         const uint16_t* per_block = rec.counts(p);
@@ -355,7 +376,6 @@ SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int
             hw += bb;
         }
     }
-    return out;
 }
 
 void list_to_planes(const int32_t* channel, const int32_t* position, const int32_t* value,

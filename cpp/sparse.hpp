@@ -26,6 +26,10 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
 // Block records (encode_records) -> coordinate list, as planes_to_list does
 // from full coefficients.
 SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq);
+// The same into caller-owned arrays of list_length(rec, g) entries each.
+void records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq,
+                     int32_t* channel, int32_t* position, int32_t* value);
+int64_t list_length(const BlockRecords& rec, const Geometry& g);
 
 // Coordinate list -> per-plane coefficients, scattered into `out`, which
 // must be all zero. Every triple is validated: channel in [0, P*B*B),

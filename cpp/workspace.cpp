@@ -1,7 +1,10 @@
 #include "workspace.hpp"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 
 namespace dcts {
@@ -68,6 +71,47 @@ void BlockRecords::trim() {
             pl.count.clear();
             pl.count.shrink_to_fit();
         }
+    }
+}
+
+size_t BlockRecords::bytes() const {
+    size_t b = 0;
+    for (const Plane& pl : planes_) b += pl.cap * sizeof(uint32_t) + pl.count.capacity() * sizeof(uint16_t);
+    return b;
+}
+
+namespace {
+std::mutex g_spare_mu;
+std::vector<std::unique_ptr<BlockRecords>> g_spare;  // guarded by g_spare_mu
+size_t g_spare_bytes = 0;
+}  // namespace
+
+RecordsLease::RecordsLease(size_t n) {
+    static std::once_flag atfork;
+    std::call_once(atfork, [] {  // never held across fork(): a child could not take it
+        pthread_atfork([] { g_spare_mu.lock(); }, [] { g_spare_mu.unlock(); },
+                       [] { g_spare_mu.unlock(); });
+    });
+    items_.reserve(n);
+    {
+        std::lock_guard<std::mutex> lock(g_spare_mu);
+        while (items_.size() < n && !g_spare.empty()) {
+            g_spare_bytes -= g_spare.back()->bytes();
+            items_.push_back(std::move(g_spare.back()));
+            g_spare.pop_back();
+        }
+    }
+    while (items_.size() < n) items_.push_back(std::make_unique<BlockRecords>());
+}
+
+RecordsLease::~RecordsLease() {
+    std::lock_guard<std::mutex> lock(g_spare_mu);
+    for (auto& r : items_) {
+        r->trim();
+        const size_t b = r->bytes();
+        if (g_spare_bytes + b > kKeepBytes) continue;  // freed with the lease
+        g_spare_bytes += b;
+        g_spare.push_back(std::move(r));
     }
 }
 

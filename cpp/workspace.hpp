@@ -58,6 +58,7 @@ public:
     const uint16_t* counts(int p) const { return planes_[p].count.data(); }
     size_t size(int p) const { return planes_[p].used; }
     void trim();
+    size_t bytes() const;  // memory held
 
 private:
     struct Plane {
@@ -70,6 +71,24 @@ private:
 };
 
 BlockRecords& block_records();
+
+// BlockRecords for the images of a batch, all alive at once. Kept between
+// batches on a process-wide free list (as the thread_local ones are kept),
+// so that their memory stays paged in: fresh buffers per batch were paged in
+// anew each time, in the kernel, where two threads' page faults serialise.
+// Returned trimmed, up to kKeepBytes in all.
+class RecordsLease {
+public:
+    explicit RecordsLease(size_t n);
+    ~RecordsLease();
+    RecordsLease(const RecordsLease&) = delete;
+    RecordsLease& operator=(const RecordsLease&) = delete;
+    BlockRecords& operator[](size_t i) { return *items_[i]; }
+    static constexpr size_t kKeepBytes = size_t(256) << 20;
+
+private:
+    std::vector<std::unique_ptr<BlockRecords>> items_;
+};
 
 struct RecordsGuard {
     BlockRecords& records;

@@ -50,6 +50,15 @@ def test_decoded_images_are_independent_arrays():
                    for i in range(len(out)) for j in range(i + 1, len(out)))
 
 
+def test_encoded_lists_do_not_overlap():
+    # The batch's lists share one allocation: no two arrays may overlap.
+    items = dctsparse.encode_batch(mixed_images(), threads=2)
+    arrays = [a for s in items for a in (s.channel, s.position, s.value)]
+    assert all(a.flags.c_contiguous and a.dtype == np.int32 for a in arrays)
+    assert not any(np.shares_memory(arrays[i], arrays[j])
+                   for i in range(len(arrays)) for j in range(i + 1, len(arrays)))
+
+
 def test_empty_batches():
     assert dctsparse.encode_batch([]) == []
     assert dctsparse.decode_batch([]) == []
