@@ -266,9 +266,11 @@ PYBIND11_MODULE(_core, m) {
                               const carray<int32_t>& seq) {
         const Geometry g = make_geometry(height, width, planes, block, sub420);
         require(dense.ndim() == 3 && dense.shape(0) == g.hb && dense.shape(1) == g.wb &&
-                    dense.shape(2) == g.channels(),
-                "DCT image must have shape (" + std::to_string(g.hb) + ", " + std::to_string(g.wb) +
-                    ", " + std::to_string(g.channels()) + ") for this header");
+                    dense.shape(2) == g.channels(), [&] {
+            return "DCT image must have shape (" + std::to_string(g.hb) + ", " +
+                   std::to_string(g.wb) +
+                   ", " + std::to_string(g.channels()) + ") for this header";
+        });
         check_permutation(seq.data(), int64_t(seq.size()), g.channels());
         SparseList s;
         {
@@ -305,8 +307,9 @@ PYBIND11_MODULE(_core, m) {
         const float* ptrs[3] = {nullptr, nullptr, nullptr};
         for (int p = 0; p < g.planes; ++p) {
             const auto& a = planes[size_t(p)];
-            require(a.ndim() == 2 && a.shape(0) == g.plane_h(p) && a.shape(1) == g.plane_w(p),
-                    "plane " + std::to_string(p) + " has the wrong shape for this geometry");
+            require(a.ndim() == 2 && a.shape(0) == g.plane_h(p) && a.shape(1) == g.plane_w(p), [&] {
+                return "plane " + std::to_string(p) + " has the wrong shape for this geometry";
+            });
             ptrs[p] = a.data();
         }
         std::vector<py::ssize_t> shape{height, width};

@@ -14,9 +14,12 @@ namespace {
 
 void check_params(const Geometry& g, const CodecParams& prm) {
     require(prm.block == g.block, "block size does not match the geometry");
-    require(prm.quality >= 1 && prm.quality <= 100,
-            "quality must be in [1, 100], got " + std::to_string(prm.quality));
-    require(prm.clip >= 0, "clip must be positive (or 0 for none), got " + std::to_string(prm.clip));
+    require(prm.quality >= 1 && prm.quality <= 100, [&] {
+        return "quality must be in [1, 100], got " + std::to_string(prm.quality);
+    });
+    require(prm.clip >= 0, [&] {
+        return "clip must be positive (or 0 for none), got " + std::to_string(prm.clip);
+    });
 }
 
 // Float buffers for one stripe: luma rows at full width, chroma rows at the

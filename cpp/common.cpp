@@ -3,16 +3,20 @@
 namespace dcts {
 
 Geometry make_geometry(int64_t height, int64_t width, int planes, int block, bool sub420) {
-    require(height >= 1 && width >= 1,
-            "image height and width must be >= 1, got " + std::to_string(height) + "x" +
-                std::to_string(width));
-    require(planes == 1 || planes == 3,
-            "number of planes must be 1 or 3, got " + std::to_string(planes));
-    require(block >= kMinBlock && block <= kMaxBlock,
-            "block_size must be in [2, 64], got " + std::to_string(block));
-    require(height <= kMaxPixels && width <= kMaxPixels && height * width <= kMaxPixels,
-            "image of " + std::to_string(height) + "x" + std::to_string(width) +
-                " pixels is larger than the core's limit of 2^31 pixels");
+    require(height >= 1 && width >= 1, [&] {
+        return "image height and width must be >= 1, got " + std::to_string(height) + "x" +
+               std::to_string(width);
+    });
+    require(planes == 1 || planes == 3, [&] {
+        return "number of planes must be 1 or 3, got " + std::to_string(planes);
+    });
+    require(block >= kMinBlock && block <= kMaxBlock, [&] {
+        return "block_size must be in [2, 64], got " + std::to_string(block);
+    });
+    require(height <= kMaxPixels && width <= kMaxPixels && height * width <= kMaxPixels, [&] {
+        return "image of " + std::to_string(height) + "x" + std::to_string(width) +
+               " pixels is larger than the core's limit of 2^31 pixels";
+    });
     Geometry g;
     g.height = height;
     g.width = width;

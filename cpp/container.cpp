@@ -374,8 +374,9 @@ uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc) {
 std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
                                       const int32_t* position, const int32_t* value, int64_t n) {
     const Geometry g = make_geometry(h.height, h.width, h.planes, h.block, h.sub420);
-    require(h.quality >= 1 && h.quality <= 100,
-            "quality must be in [1, 100], got " + std::to_string(h.quality));
+    require(h.quality >= 1 && h.quality <= 100, [&] {
+        return "quality must be in [1, 100], got " + std::to_string(h.quality);
+    });
     require(h.clip >= 0, "clip must be >= 0 (0: none)");
     require(h.order_kind >= 0 && h.order_kind <= 2, "order kind must be 0, 1 or 2");
     if (h.order_kind == 2)
@@ -516,10 +517,13 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
 
     // Fields that decide the file's length come first, so that a damaged
     // one is reported as such rather than as a checksum error.
-    require(h.block >= kMinBlock && h.block <= kMaxBlock,
-            "bad .dcts header: block size " + std::to_string(h.block) + " is not in [2, 64]");
-    require(h.order_kind <= 2,
-            "bad .dcts header: order field " + std::to_string(h.order_kind) + " is not 0, 1 or 2");
+    require(h.block >= kMinBlock && h.block <= kMaxBlock, [&] {
+        return "bad .dcts header: block size " + std::to_string(h.block) + " is not in [2, 64]";
+    });
+    require(h.order_kind <= 2, [&] {
+        return "bad .dcts header: order field " + std::to_string(h.order_kind) +
+               " is not 0, 1 or 2";
+    });
     const uint64_t perm_bytes = h.order_kind == 2 ? 2ull * uint64_t(h.planes) * uint64_t(h.block * h.block) : 0;
     const uint64_t fixed = kContainerFixedHeader + perm_bytes + 4;
     if (h.payload_bytes > uint64_t(size) || fixed + h.payload_bytes > uint64_t(size))
@@ -535,15 +539,21 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
     if (crc32(data, size - 4) != stored)
         fail("checksum mismatch: the .dcts file is corrupted");
 
-    require((flags & ~uint32_t(kFlagRGB | kFlag420 | kFlagPermuted)) == 0,
-            "bad .dcts header: unknown flags " + std::to_string(flags));
+    require((flags & ~uint32_t(kFlagRGB | kFlag420 | kFlagPermuted)) == 0, [&] {
+        return "bad .dcts header: unknown flags " + std::to_string(flags);
+    });
     require(reserved == 0, "bad .dcts header: reserved field is not zero");
-    require(h.quality >= 1 && h.quality <= 100,
-            "bad .dcts header: quality " + std::to_string(h.quality) + " is not in [1, 100]");
-    require(clip <= 0x7fffffffu, "bad .dcts header: clip " + std::to_string(clip) + " is too large");
+    require(h.quality >= 1 && h.quality <= 100, [&] {
+        return "bad .dcts header: quality " + std::to_string(h.quality) + " is not in [1, 100]";
+    });
+    require(clip <= 0x7fffffffu, [&] {
+        return "bad .dcts header: clip " + std::to_string(clip) + " is too large";
+    });
     h.clip = int32_t(clip);
-    require(h.height >= 1 && h.width >= 1, "bad .dcts header: image size " + std::to_string(h.height) +
-                                               "x" + std::to_string(h.width) + " is empty");
+    require(h.height >= 1 && h.width >= 1, [&] {
+        return "bad .dcts header: image size " + std::to_string(h.height) +
+               "x" + std::to_string(h.width) + " is empty";
+    });
     // Both sides are < 2^32, so the product fits in 64 unsigned bits.
     const uint64_t pixels = uint64_t(h.height) * uint64_t(h.width);
     if (pixel_limit >= 0 && pixels > uint64_t(pixel_limit))
@@ -551,9 +561,10 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
              std::to_string(pixels) + " pixels exceeds dctsparse.MAX_IMAGE_PIXELS = " +
              std::to_string(pixel_limit));
     const Geometry g = make_geometry(h.height, h.width, h.planes, h.block, h.sub420);
-    require(count <= uint64_t(coefficient_slots(g)),
-            "bad .dcts header: " + std::to_string(count) + " coefficients do not fit a " +
-                std::to_string(h.height) + "x" + std::to_string(h.width) + " image");
+    require(count <= uint64_t(coefficient_slots(g)), [&] {
+        return "bad .dcts header: " + std::to_string(count) + " coefficients do not fit a " +
+               std::to_string(h.height) + "x" + std::to_string(h.width) + " image";
+    });
     h.count = int64_t(count);
     require(h.payload_bytes >= 4, "bad .dcts header: the payload is shorter than 4 bytes");
     if (h.order_kind == 2) {

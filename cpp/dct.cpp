@@ -5,8 +5,9 @@
 namespace dcts {
 
 DctTable::DctTable(int block) : b_(block) {
-    require(block >= kMinBlock && block <= kMaxBlock,
-            "block_size must be in [2, 64], got " + std::to_string(block));
+    require(block >= kMinBlock && block <= kMaxBlock, [&] {
+        return "block_size must be in [2, 64], got " + std::to_string(block);
+    });
     c_.resize(size_t(block) * block);
     const double pi = 3.14159265358979323846;
     for (int u = 0; u < block; ++u) {

@@ -19,10 +19,12 @@ const int kChroma[64] = {17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99,
 }  // namespace
 
 std::vector<int32_t> quant_matrix(int quality, int block, bool chroma) {
-    require(quality >= 1 && quality <= 100,
-            "quality must be in [1, 100], got " + std::to_string(quality));
-    require(block >= kMinBlock && block <= kMaxBlock,
-            "block_size must be in [2, 64], got " + std::to_string(block));
+    require(quality >= 1 && quality <= 100, [&] {
+        return "quality must be in [1, 100], got " + std::to_string(quality);
+    });
+    require(block >= kMinBlock && block <= kMaxBlock, [&] {
+        return "block_size must be in [2, 64], got " + std::to_string(block);
+    });
     const int* base = chroma ? kChroma : kLuma;
     const int scale = quality < 50 ? 5000 / quality : 200 - 2 * quality;
     std::vector<int32_t> q(size_t(block) * block);
@@ -39,7 +41,9 @@ std::vector<int32_t> quant_matrix(int quality, int block, bool chroma) {
 
 BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     : dct(block), clip(clip_) {
-    require(clip_ >= 0, "clip must be positive (or 0 for none), got " + std::to_string(clip_));
+    require(clip_ >= 0, [&] {
+        return "clip must be positive (or 0 for none), got " + std::to_string(clip_);
+    });
     const std::vector<int32_t> qi = quant_matrix(quality, block, chroma);
     const std::vector<int32_t> zz = zigzag(block);
     const size_t n = qi.size();

@@ -12,8 +12,9 @@ namespace dcts {
 
 std::vector<int32_t> channel_sequence(NamedOrder order, int planes, int block) {
     require(planes == 1 || planes == 3, "number of planes must be 1 or 3");
-    require(block >= kMinBlock && block <= kMaxBlock,
-            "block_size must be in [2, 64], got " + std::to_string(block));
+    require(block >= kMinBlock && block <= kMaxBlock, [&] {
+        return "block_size must be in [2, 64], got " + std::to_string(block);
+    });
     const int n = block * block;
     std::vector<int32_t> seq;
     seq.reserve(size_t(planes) * n);
@@ -33,16 +34,22 @@ std::vector<int32_t> channel_sequence(NamedOrder order, int planes, int block) {
 }
 
 void check_permutation(const int32_t* seq, int64_t n, int64_t channels) {
-    require(n == channels, "order must list all " + std::to_string(channels) +
-                               " channels, got " + std::to_string(n));
+    require(n == channels, [&] {
+        return "order must list all " + std::to_string(channels) +
+               " channels, got " + std::to_string(n);
+    });
     std::vector<char> seen(size_t(channels), 0);
     for (int64_t i = 0; i < n; ++i) {
         const int32_t c = seq[i];
-        require(c >= 0 && c < channels, "order entry " + std::to_string(i) + " = " +
-                                            std::to_string(c) + " is not a channel id in [0, " +
-                                            std::to_string(channels) + ")");
-        require(!seen[size_t(c)], "order is not a permutation: channel " + std::to_string(c) +
-                                      " appears twice");
+        require(c >= 0 && c < channels, [&] {
+            return "order entry " + std::to_string(i) + " = " +
+                   std::to_string(c) + " is not a channel id in [0, " +
+                   std::to_string(channels) + ")";
+        });
+        require(!seen[size_t(c)], [&] {
+            return "order is not a permutation: channel " + std::to_string(c) +
+                   " appears twice";
+        });
         seen[size_t(c)] = 1;
     }
 }

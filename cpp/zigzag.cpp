@@ -5,8 +5,9 @@
 namespace dcts {
 
 std::vector<int32_t> zigzag(int block) {
-    require(block >= kMinBlock && block <= kMaxBlock,
-            "block_size must be in [2, 64], got " + std::to_string(block));
+    require(block >= kMinBlock && block <= kMaxBlock, [&] {
+        return "block_size must be in [2, 64], got " + std::to_string(block);
+    });
     std::vector<int32_t> out;
     out.reserve(size_t(block) * block);
     for (int s = 0; s <= 2 * block - 2; ++s) {
