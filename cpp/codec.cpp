@@ -48,8 +48,9 @@ void for_each_block_row(const uint8_t* image, const Geometry& g, const CodecPara
     check_params(g, prm);
     const int B = g.block;
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
-    const BlockPlan luma(prm.quality, B, false, prm.clip), chroma(prm.quality, B, true, prm.clip);
-    const BlockTables lt = luma.tables(), ctab = chroma.tables();
+    const auto luma = block_plan(prm.quality, B, false, prm.clip);
+    const auto chroma = block_plan(prm.quality, B, true, prm.clip);
+    const BlockTables lt = luma->tables(), ctab = chroma->tables();
     Stripe st(g);
 
     const int64_t stripes = g.hp / st.rows;
@@ -100,9 +101,9 @@ void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& 
 
 StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm)
     : g(g_),
-      luma(prm.quality, g_.block, false, prm.clip),
-      chroma(prm.quality, g_.block, true, prm.clip),
-      scratch(luma.scratch_size()),
+      luma(block_plan(prm.quality, g_.block, false, prm.clip)),
+      chroma(block_plan(prm.quality, g_.block, true, prm.clip)),
+      scratch(luma->scratch_size()),
       rows(g_.sub420 ? 2 * g_.block : g_.block) {
     check_params(g, prm);
     y.resize(size_t(rows * g.wp));
@@ -117,7 +118,7 @@ void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool 
     const int B = g.block;
     const int64_t bs = c.block_stride ? c.block_stride : g.bb();
     const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
-    const BlockTables lt = luma.tables(), ctab = chroma.tables();
+    const BlockTables lt = luma->tables(), ctab = chroma->tables();
     const int64_t luma_block_rows = rows / B;
     int32_t* src = c.plane[0];
     for (int64_t br = 0; br < luma_block_rows; ++br, src += g.wb * bs) {

@@ -34,7 +34,7 @@ void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& p
 // its chroma block row; writes the stripe's rows of the image.
 struct StripeDecoder {
     const Geometry& g;
-    BlockPlan luma, chroma;
+    std::shared_ptr<const BlockPlan> luma, chroma;
     std::vector<float> scratch, y, cb, cr;
     int64_t rows;  // pixel rows per stripe
     StripeDecoder(const Geometry& g, const CodecParams& prm);

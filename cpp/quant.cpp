@@ -1,6 +1,7 @@
 #include "quant.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include "zigzag.hpp"
 
@@ -60,6 +61,25 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
         const size_t u = size_t(zz[j]) / size_t(block), v = size_t(zz[j]) % size_t(block);
         zz_t[v * size_t(block) + u] = uint16_t(j);
     }
+}
+
+std::shared_ptr<const BlockPlan> block_plan(int quality, int block, bool chroma, int32_t clip) {
+    struct Entry {
+        std::tuple<int, int, bool, int32_t> key;
+        std::shared_ptr<const BlockPlan> plan;
+    };
+    constexpr size_t kEntries = 8;  // most recent first; a decode of RGB uses 2
+    thread_local std::vector<Entry> cache;
+    const auto key = std::make_tuple(quality, block, chroma, clip);
+    for (size_t i = 0; i < cache.size(); ++i)
+        if (cache[i].key == key) {
+            std::rotate(cache.begin(), cache.begin() + long(i), cache.begin() + long(i) + 1);
+            return cache.front().plan;
+        }
+    auto plan = std::make_shared<const BlockPlan>(quality, block, chroma, clip);  // validates
+    if (cache.size() == kEntries) cache.pop_back();
+    cache.insert(cache.begin(), Entry{key, plan});
+    return plan;
 }
 
 }  // namespace dcts
