@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _core
+from . import _core, inputs
 from .codec import _prepare
 from .sparse import SparseDCT
 
@@ -42,9 +42,16 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
     images = list(images)
     t = _threads(threads, len(images))
     prepared = []
+    like = {}  # mode -> a validated header: the others differ only in size
     for i, im in enumerate(images):
         try:
-            prepared.append(_prepare(im, **settings))
+            img = inputs.image(im, drop_alpha=settings.get("drop_alpha", False))
+            mode = "RGB" if img.ndim == 3 else "L"
+            if mode not in like:
+                prepared.append(_prepare(img, **settings))
+                like[mode] = prepared[-1][1]
+            else:
+                prepared.append((img, like[mode]._resized(img.shape[0], img.shape[1])))
         except (TypeError, ValueError) as e:
             raise _item_error(i, e) from e
     if not prepared:

@@ -9,6 +9,11 @@ import numpy as np
 from . import _core, inputs
 
 
+# Every attribute but the three arrays (height and width first).
+_HEADER_FIELDS = ("height", "width", "block_size", "quality", "subsampling", "order", "clip",
+                  "mode", "_seq")
+
+
 class SparseDCT:
     """A sparse DCT image: ``N`` triples ``(channel, position, value)`` plus its header.
 
@@ -66,10 +71,17 @@ class SparseDCT:
     def _trusted(cls, c, p, v, like: "SparseDCT") -> "SparseDCT":
         """A SparseDCT from arrays the core produced or already validated."""
         s = cls.__new__(cls)
-        for name in ("height", "width", "block_size", "quality", "subsampling", "order", "clip",
-                     "mode", "_seq"):
+        for name in _HEADER_FIELDS:
             setattr(s, name, getattr(like, name))
         s._set_arrays(c, p, v)
+        return s
+
+    def _resized(self, height: int, width: int) -> "SparseDCT":
+        """A header-only copy of this header for an image of another size."""
+        s = SparseDCT.__new__(SparseDCT)
+        for name in _HEADER_FIELDS[2:]:
+            setattr(s, name, getattr(self, name))
+        s.height, s.width = inputs.dimensions(height, width)
         return s
 
     @classmethod
