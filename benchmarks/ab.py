@@ -1,6 +1,7 @@
 """A/B speed of two builds of the C++ core, each against libjpeg-turbo.
 
     python -m benchmarks.ab --build-rev HEAD~1          # build that commit, compare with the installed one
+    python -m benchmarks.ab --build-rev HEAD --build-tree   # HEAD against the working tree, same flags
     python -m benchmarks.ab OLD.so NEW.so --rounds 5    # two builds you already have
 
 Two builds of ``dctsparse._core`` cannot be compared in one process: the
@@ -11,7 +12,10 @@ are ratios taken under the same machine conditions. The report is the median
 ratio per build over the rounds: read the change in ratio, not in MP/s.
 
 ``--build-rev`` checks the revision out into a git worktree under
-``build/ab/`` and builds it with CMake (Release, same flags as the wheel).
+``build/ab/`` and builds it with CMake (Release, same flags as the wheel);
+``--build-tree`` builds the working tree the same way, for B. Compare builds
+made the same way: an editable install built with other options (symbols
+kept, test levels) can differ by a few per cent on its own.
 """
 
 from __future__ import annotations
@@ -74,6 +78,11 @@ def build_rev(rev: str) -> str:
     tree, build = ROOT / "build" / "ab" / f"src-{sha}", ROOT / "build" / "ab" / f"build-{sha}"
     if not tree.exists():
         subprocess.check_call(["git", "worktree", "add", "--detach", "-f", str(tree), sha], cwd=ROOT)
+    return cmake_build(tree, build)
+
+
+def cmake_build(tree: Path, build: Path) -> str:
+    """Release build of the source tree `tree` in `build`; returns its _core."""
     import pybind11
 
     subprocess.check_call(["cmake", "-S", str(tree), "-B", str(build), "-G", "Ninja",
@@ -95,6 +104,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("builds", nargs="*", help="paths of _core shared objects (A first)")
     ap.add_argument("--build-rev", help="build this git revision as A; B is the installed build")
+    ap.add_argument("--build-tree", action="store_true",
+                    help="with --build-rev: B is the working tree, built the same way")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=7, help="repetitions per figure within a child")
     ap.add_argument("--blocks", default="8,16,32")
@@ -109,6 +120,8 @@ def main(argv=None) -> dict:
 
     builds = list(args.builds)
     if args.build_rev:
+        if args.build_tree:
+            builds = [cmake_build(ROOT, ROOT / "build" / "ab" / "build-worktree")]
         builds = [build_rev(args.build_rev)] + (builds or [installed_core()])
     if len(builds) != 2:
         ap.error("give two builds, or --build-rev REV (and optionally one build)")
