@@ -49,13 +49,14 @@ ListView view(const carray<int32_t>& c, const carray<int32_t>& p, const carray<i
     return {c.data(), p.data(), v.data(), int64_t(c.size())};
 }
 
-// Raises the error of a batch's first failing item, naming the item.
-void raise_item_error(const ItemError& e) {
+// Raises the error of a batch's first failing item, naming the item by its
+// index in the caller's whole batch (`first`: the index of item 0 here).
+void raise_item_error(const ItemError& e, int64_t first) {
     if (e.index < 0) return;
     try {
         std::rethrow_exception(e.error);
     } catch (const std::invalid_argument& x) {
-        throw std::invalid_argument("image " + std::to_string(e.index) + ": " + x.what());
+        throw std::invalid_argument("image " + std::to_string(first + e.index) + ": " + x.what());
     }
 }
 
@@ -125,7 +126,7 @@ PYBIND11_MODULE(_core, m) {
     // with the GIL held, then the images run in parallel without it.
     m.def("encode_many", [](const std::vector<carray<uint8_t>>& images, int block, int quality,
                             bool sub420, int32_t clip, const std::vector<carray<int32_t>>& seqs,
-                            int threads) {
+                            int threads, int64_t first) {
         require(images.size() == seqs.size(), "encode_many: one channel sequence per image");
         const size_t n = images.size();
         std::vector<Geometry> geo;
@@ -138,7 +139,7 @@ PYBIND11_MODULE(_core, m) {
                                             planes_of(im), block, sub420));
                 check_permutation(seqs[i].data(), int64_t(seqs[i].size()), geo.back().channels());
             } catch (const std::invalid_argument&) {
-                raise_item_error({int64_t(i), std::current_exception()});
+                raise_item_error({int64_t(i), std::current_exception()}, first);
             }
             cost.push_back(int64_t(im.size()));
         }
@@ -154,7 +155,7 @@ PYBIND11_MODULE(_core, m) {
                 encode_records(images[size_t(i)].data(), geo[size_t(i)], prm, records[size_t(i)]);
             });
         }
-        raise_item_error(err);
+        raise_item_error(err, first);
         std::vector<int64_t> at(n + 1, 0);  // list i is entries [at[i], at[i+1]) of each third
         for (size_t i = 0; i < n; ++i) at[i + 1] = at[i] + list_length(records[i], geo[i]);
         const int64_t total = at[n];
@@ -168,7 +169,7 @@ PYBIND11_MODULE(_core, m) {
                                 base + o, base + total + o, base + 2 * total + o);
             });
         }
-        raise_item_error(err);
+        raise_item_error(err, first);
         py::list lists;
         for (size_t i = 0; i < n; ++i) {
             const py::ssize_t len = at[i + 1] - at[i];
@@ -179,14 +180,14 @@ PYBIND11_MODULE(_core, m) {
         }
         return lists;
     }, py::arg("images"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
-       py::arg("seqs"), py::arg("threads"));
+       py::arg("seqs"), py::arg("threads"), py::arg("first") = 0);
 
     // items: (channel, position, value, height, width, planes, block, quality, sub420, clip).
     // The images are views into one allocation: N fresh arrays of a few
     // hundred KB are each paged in on first write (glibc gives the memory of
     // a freed batch back to the kernel), which took half the time of decoding
     // a batch of 512x512 images and serialises threads in the kernel.
-    m.def("decode_many", [](const std::vector<py::tuple>& items, int threads) {
+    m.def("decode_many", [](const std::vector<py::tuple>& items, int threads, int64_t first) {
         struct Job {
             ListView l;
             Geometry g;
@@ -213,7 +214,7 @@ PYBIND11_MODULE(_core, m) {
                 total += (bytes + 63) & ~size_t(63);  // each image on a cache line of its own
                 cost.push_back(height * width);
             } catch (const std::invalid_argument&) {
-                raise_item_error({int64_t(i), std::current_exception()});
+                raise_item_error({int64_t(i), std::current_exception()}, first);
             }
         }
         py::array_t<uint8_t> buffer(py::ssize_t(std::max<size_t>(total, 1)));
@@ -226,7 +227,7 @@ PYBIND11_MODULE(_core, m) {
                 decode(j.l.c, j.l.p, j.l.v, j.l.n, j.g, j.prm, base + j.offset);
             });
         }
-        raise_item_error(err);
+        raise_item_error(err, first);
         py::list outs;
         for (const Job& j : jobs) {
             std::vector<py::ssize_t> shape{j.g.height, j.g.width};
@@ -234,7 +235,7 @@ PYBIND11_MODULE(_core, m) {
             outs.append(py::array_t<uint8_t>(shape, base + j.offset, buffer));
         }
         return outs;
-    }, py::arg("items"), py::arg("threads"));
+    }, py::arg("items"), py::arg("threads"), py::arg("first") = 0);
 
     m.def("validate_list", [](const carray<int32_t>& c, const carray<int32_t>& p,
                               const carray<int32_t>& v, int64_t height, int64_t width, int planes,

@@ -132,3 +132,36 @@ def test_batches_work_in_a_forked_child():
     p.join(timeout=60)
     assert p.exitcode == 0
     assert got == [len(dctsparse.encode(im)) for im in mixed_images()]
+
+
+def test_chunks_cover_the_batch_within_the_limits(monkeypatch):
+    from dctsparse import batch
+
+    monkeypatch.setattr(batch, "CHUNK_IMAGES", 3)
+    monkeypatch.setattr(batch, "CHUNK_PIXELS", 1000)
+    pixels = [10, 2000, 400, 400, 300, 5, 5, 5, 5, 999]
+    chunks = list(batch._chunks(pixels))
+    assert [i for a, b in chunks for i in range(a, b)] == list(range(len(pixels)))
+    for a, b in chunks:
+        assert 1 <= b - a <= 3
+        assert b - a == 1 or sum(pixels[a:b]) <= 1000  # an oversized image goes alone
+    assert list(batch._chunks([])) == []
+
+
+def test_chunked_batches_equal_one_at_a_time_and_name_the_global_index(monkeypatch):
+    from dctsparse import batch
+
+    monkeypatch.setattr(batch, "CHUNK_IMAGES", 2)
+    imgs = mixed_images()
+    one = [dctsparse.encode(im) for im in imgs]
+    many = dctsparse.encode_batch(imgs, threads=2)
+    assert many == one
+    for a, s in zip(dctsparse.decode_batch(many, threads=2), one):
+        np.testing.assert_array_equal(a, dctsparse.decode(s))
+
+    p = one[5].position.copy()
+    p[0] = 10**6  # a position past the image, in the third chunk
+    broken = list(many)
+    broken[5] = SparseDCT._trusted(one[5].channel, p, one[5].value, one[5])
+    with pytest.raises(ValueError, match=r"^image 5: .*position"):
+        dctsparse.decode_batch(broken, threads=2)
