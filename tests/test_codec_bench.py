@@ -17,3 +17,21 @@ def test_codec_bench_rows_have_every_peer():
     assert [r["block_size"] for r in rows] == [8, 16]
     assert "libjpeg-turbo (Pillow) encode" in rows[0] and "numpy reference decode" in rows[0]
     assert all(v > 0 for r in rows for k, v in r.items() if k.endswith(("encode", "decode")))
+
+
+def test_ab_child_loads_a_core_by_path_and_reports_ratios():
+    # The A/B tool's child: a named _core file replaces the package's own,
+    # and every block size gets an encode and a decode ratio to libjpeg-turbo.
+    import json
+    import subprocess
+    import sys
+
+    import dctsparse._core as core
+
+    out = subprocess.check_output(
+        [sys.executable, "-m", "benchmarks.ab", "--child", core.__file__, "--blocks", "8,16",
+         "--reps", "1", "--size", "128"], text=True)
+    ratios = json.loads(out)
+    assert set(ratios) == {"B8 encode / turbo", "B8 decode / turbo", "B16 encode / turbo",
+                           "B16 decode / turbo", "B8 encode MP/s"}
+    assert all(v > 0 for v in ratios.values())
