@@ -105,6 +105,12 @@ using IntArray = std::vector<int32_t, NoInitAllocator<int32_t>>;
 // The coordinate list, three parallel arrays.
 struct SparseList {
     IntArray channel, position, value;
+    // All three at length n (not zeroed: the caller writes every entry).
+    void resize(size_t n) {
+        channel.resize(n);
+        position.resize(n);
+        value.resize(n);
+    }
 };
 
 }  // namespace dcts

@@ -611,9 +611,7 @@ SparseList container_decode(const uint8_t* data, size_t size, int64_t pixel_limi
     for (int32_t c : coded.channel) ++at[size_t(rank[size_t(c)]) + 1];
     for (size_t i = 1; i < at.size(); ++i) at[i] += at[i - 1];
     SparseList out;
-    out.channel.resize(size_t(n));
-    out.position.resize(size_t(n));
-    out.value.resize(size_t(n));
+    out.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i) {
         const int64_t j = at[size_t(rank[size_t(coded.channel[size_t(i)])])]++;
         out.channel[size_t(j)] = coded.channel[size_t(i)];
@@ -626,9 +624,7 @@ SparseList container_decode(const uint8_t* data, size_t size, int64_t pixel_limi
         const int w = bitlen(uint64_t(n > 0 ? n - 1 : 0));
         std::vector<char> seen(size_t(n), 0);
         SparseList perm;
-        perm.channel.resize(size_t(n));
-        perm.position.resize(size_t(n));
-        perm.value.resize(size_t(n));
+        perm.resize(size_t(n));
         for (int64_t i = 0; i < n; ++i) {
             uint64_t j = 0;
             for (int b = 0; b < w; ++b) j = (j << 1) | uint64_t(dec.bypass(0));

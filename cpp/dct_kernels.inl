@@ -487,6 +487,20 @@ static constexpr bool kFixedSizes = false;
 static constexpr bool kFixedSizes = true;
 #endif
 
+// f(std::integral_constant<int, B>()) for the block sizes that have
+// fixed-size templates (4, 8, 16, 32), f(std::integral_constant<int, 0>())
+// for any other: the one dispatch every kernel entry point makes.
+template <typename F>
+static inline decltype(auto) with_block_size(int block, F&& f) {
+    switch (kFixedSizes ? block : 0) {
+        case 4: return f(std::integral_constant<int, 4>());
+        case 8: return f(std::integral_constant<int, 8>());
+        case 16: return f(std::integral_constant<int, 16>());
+        case 32: return f(std::integral_constant<int, 32>());
+        default: return f(std::integral_constant<int, 0>());
+    }
+}
+
 template <int B>
 static inline void fdct_t_fixed(const float* src, int64_t stride, const float* C, float* outT) {
     alignas(64) float a[B * B], at[B * B];
@@ -499,20 +513,20 @@ static inline void fdct_t_fixed(const float* src, int64_t stride, const float* C
 // scratch: block_scratch_floats(B).
 static void fdct_t(const float* src, int64_t stride, const BlockTables& t, float* outT,
                    float* scratch) {
-    switch (kFixedSizes ? t.block : 0) {
-        case 4: return fdct_t_fixed<4>(src, stride, t.c, outT);
-        case 8: return fdct_t_fixed<8>(src, stride, t.c, outT);
-        case 16: return fdct_t_fixed<16>(src, stride, t.c, outT);
-        case 32: return fdct_t_fixed<32>(src, stride, t.c, outT);
-        default: break;
-    }
-    const int B = t.block;
-    float* a = scratch;
-    float* at = a + B * B;
-    float* eo = at + B * B;
-    fdct_cols_any(B, src, stride, t.c, a, eo);
-    transpose(B, a, at);
-    fdct_cols_any(B, at, B, t.c, outT, eo);
+    with_block_size(t.block, [&](auto fixed) {
+        constexpr int FB = decltype(fixed)::value;
+        if constexpr (FB != 0) {
+            fdct_t_fixed<FB>(src, stride, t.c, outT);
+        } else {
+            const int B = t.block;
+            float* a = scratch;
+            float* at = a + B * B;
+            float* eo = at + B * B;
+            fdct_cols_any(B, src, stride, t.c, a, eo);
+            transpose(B, a, at);
+            fdct_cols_any(B, at, B, t.c, outT, eo);
+        }
+    });
 }
 
 // out[j * os + i] = in[i * B + j] for j < jn (rounded up to 8 where tiled).
@@ -547,23 +561,23 @@ static inline void idct_fixed(const float* d, const float* C, int rows, int cols
 // apart. Only d's first `rows` rows and `cols` columns may hold non-zeros.
 static void idct_strided(const float* d, const BlockTables& t, int rows, int cols, float* dst,
                          int64_t stride, float* scratch) {
-    switch (kFixedSizes ? t.block : 0) {
-        case 4: return idct_fixed<4>(d, t.c, rows, cols, dst, stride);
-        case 8: return idct_fixed<8>(d, t.c, rows, cols, dst, stride);
-        case 16: return idct_fixed<16>(d, t.c, rows, cols, dst, stride);
-        case 32: return idct_fixed<32>(d, t.c, rows, cols, dst, stride);
-        default: break;
-    }
-    const int B = t.block;
-    float* a = scratch;
-    float* at = a + B * B;
-    float* eo = at + B * B;
-    idct_cols_any(B, d, t.c, rows, a, eo);
-    transpose(B, a, at);
-    idct_cols_any(B, at, t.c, cols, a, eo);
-    transpose(B, a, at);
-    for (int x = 0; x < B; ++x)
-        for (int y = 0; y < B; ++y) dst[x * stride + y] = at[x * B + y];
+    with_block_size(t.block, [&](auto fixed) {
+        constexpr int FB = decltype(fixed)::value;
+        if constexpr (FB != 0) {
+            idct_fixed<FB>(d, t.c, rows, cols, dst, stride);
+        } else {
+            const int B = t.block;
+            float* a = scratch;
+            float* at = a + B * B;
+            float* eo = at + B * B;
+            idct_cols_any(B, d, t.c, rows, a, eo);
+            transpose(B, a, at);
+            idct_cols_any(B, at, t.c, cols, a, eo);
+            transpose(B, a, at);
+            for (int x = 0; x < B; ++x)
+                for (int y = 0; y < B; ++y) dst[x * stride + y] = at[x * B + y];
+        }
+    });
 }
 
 // Single stages on contiguous blocks, natural order (tests, reference checks).

@@ -2,6 +2,7 @@
 // after defining DCTS_ISA_NS (the namespace) and DCTS_ISA_NAME.
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 #if defined(__AVX2__) || defined(__AVX512F__)
 #include <immintrin.h>

@@ -1,6 +1,5 @@
 #include "parallel.hpp"
 
-#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,15 +80,9 @@ Pool* g_pool = nullptr;
 pid_t g_pool_pid = 0;
 
 Pool& pool() {
+    keep_fork_safe<g_pool_mu>();
     std::lock_guard<std::mutex> lock(g_pool_mu);
     if (!g_pool || g_pool_pid != getpid()) {  // first use, or a forked child
-        static std::once_flag atfork;
-        std::call_once(atfork, [] {
-            // g_pool_mu must not be held across fork(), or the child could
-            // never take it again.
-            pthread_atfork([] { g_pool_mu.lock(); }, [] { g_pool_mu.unlock(); },
-                           [] { g_pool_mu.unlock(); });
-        });
         g_pool = new Pool();  // the parent's pool, in a child, is left as it is
         g_pool_pid = getpid();
     }

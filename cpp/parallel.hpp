@@ -2,9 +2,12 @@
 // run whole images in parallel, each thread with its own workspaces (the
 // thread_local stores in workspace.hpp).
 #pragma once
+#include <pthread.h>
+
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <vector>
 
 namespace dcts {
@@ -23,6 +26,17 @@ struct ItemError {
 // returned, as a plain loop over the items would have raised it first.
 ItemError parallel_for(const std::vector<int64_t>& order, int threads,
                        const std::function<void(int64_t)>& f);
+
+// Registers, once, fork handlers that take the process-wide mutex M before
+// fork() and release it after, in parent and child: otherwise a child forked
+// while another thread held M could never take it.
+template <std::mutex& M>
+void keep_fork_safe() {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        pthread_atfork([] { M.lock(); }, [] { M.unlock(); }, [] { M.unlock(); });
+    });
+}
 
 // Indices 0..n-1 by decreasing cost (stable for equal costs).
 std::vector<int64_t> largest_first(const std::vector<int64_t>& cost);

@@ -67,7 +67,7 @@ static inline void dequant_idct_sized(const int32_t* __restrict in, const BlockT
     cols += cols & (B % 2 == 0);
     float* __restrict d = scratch;                  // B*B
     for (int k = 0; k < rows * B; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
-    if (FB) idct_fixed<FB ? FB : 4>(d, t.c, rows, cols, dst, stride);
+    if constexpr (FB != 0) idct_fixed<FB>(d, t.c, rows, cols, dst, stride);
     else idct_strided(d, t, rows, cols, dst, stride, scratch + n);
 }
 
@@ -81,13 +81,9 @@ static void dequant_idct_row(const int32_t* in, int64_t nblocks, int64_t block_s
 
 static void dequant_idct(const int32_t* in, int64_t nblocks, int64_t bs, const BlockTables& t,
                          float* dst, int64_t stride, float* scratch) {
-    switch (kFixedSizes ? t.block : 0) {
-        case 4: return dequant_idct_row<4>(in, nblocks, bs, t, dst, stride, scratch);
-        case 8: return dequant_idct_row<8>(in, nblocks, bs, t, dst, stride, scratch);
-        case 16: return dequant_idct_row<16>(in, nblocks, bs, t, dst, stride, scratch);
-        case 32: return dequant_idct_row<32>(in, nblocks, bs, t, dst, stride, scratch);
-        default: return dequant_idct_row<0>(in, nblocks, bs, t, dst, stride, scratch);
-    }
+    with_block_size(t.block, [&](auto fixed) {
+        dequant_idct_row<decltype(fixed)::value>(in, nblocks, bs, t, dst, stride, scratch);
+    });
 }
 
 // Compilers do not turn the bit-by-bit loop into compare + movemask, so the
@@ -180,7 +176,7 @@ static inline int fdct_quant_extract_block(const float* src, int64_t stride,
                                            int32_t* __restrict qbuf, float* scratch) {
     const int B = FB ? FB : t.block, n = B * B;
     float* coeffs = scratch;  // D^T, B*B
-    if (FB) fdct_t_fixed<FB ? FB : 4>(src, stride, t.c, coeffs);
+    if constexpr (FB != 0) fdct_t_fixed<FB>(src, stride, t.c, coeffs);
     else fdct_t(src, stride, t, coeffs, scratch + n);
     int written = 0;
 #if defined(__AVX2__)
@@ -224,11 +220,8 @@ static int64_t fdct_quant_extract_row(const float* src, int64_t stride, int64_t 
 static int64_t fdct_quant_extract(const float* src, int64_t stride, int64_t nblocks,
                                   const BlockTables& t, uint32_t* records, uint16_t* counts,
                                   int32_t* qbuf, float* scratch) {
-    switch (kFixedSizes ? t.block : 0) {
-        case 4: return fdct_quant_extract_row<4>(src, stride, nblocks, t, records, counts, qbuf, scratch);
-        case 8: return fdct_quant_extract_row<8>(src, stride, nblocks, t, records, counts, qbuf, scratch);
-        case 16: return fdct_quant_extract_row<16>(src, stride, nblocks, t, records, counts, qbuf, scratch);
-        case 32: return fdct_quant_extract_row<32>(src, stride, nblocks, t, records, counts, qbuf, scratch);
-        default: return fdct_quant_extract_row<0>(src, stride, nblocks, t, records, counts, qbuf, scratch);
-    }
+    return with_block_size(t.block, [&](auto fixed) {
+        return fdct_quant_extract_row<decltype(fixed)::value>(src, stride, nblocks, t, records,
+                                                              counts, qbuf, scratch);
+    });
 }

@@ -133,14 +133,6 @@ std::vector<int64_t> list_layout(const std::vector<int64_t>& count, const Geomet
     return cursor;
 }
 
-void allocate(SparseList& out, const std::vector<int64_t>& count) {
-    int64_t total = 0;
-    for (int64_t c : count) total += c;
-    out.channel.resize(size_t(total));
-    out.position.resize(size_t(total));
-    out.value.resize(size_t(total));
-}
-
 }  // namespace
 
 SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t* seq) {
@@ -160,10 +152,12 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
             for (int k = 0; k < bb; ++k) cnt[k] += c[k] != 0;
     }
     std::vector<int64_t> count(size_t(g.channels()));
+    int64_t total = 0;
     for (int p = 0; p < g.planes; ++p)
-        for (int k = 0; k < bb; ++k) count[size_t(p * bb + k)] = counts.plane[p][size_t(zz[size_t(k)])];
+        for (int k = 0; k < bb; ++k)
+            total += count[size_t(p * bb + k)] = counts.plane[p][size_t(zz[size_t(k)])];
     SparseList out;
-    allocate(out, count);
+    out.resize(size_t(total));
     std::vector<int64_t> cursor = list_layout(count, g, seq, out.channel.data());
 
     // Pass 2: visit blocks in raster order (so positions ascend within each
@@ -260,13 +254,6 @@ inline int64_t block_pos(const Geometry& g, int64_t pw, int64_t step, int64_t i)
 
 }  // namespace
 
-// Scattering each record straight to its channel's run touches one cache line
-// per record among ~2 * P*B*B open write streams, which miss the cache at any
-// size that matters (45 cycles a triple at 2048^2). Instead, a window of
-// blocks holding a few thousand records is counting-sorted into a small,
-// cache-resident buffer, and each channel's part is then copied to its run
-// in one contiguous piece. Each window's histogram is taken once, in a first
-// pass that also yields the per-channel totals the list layout needs.
 int64_t list_length(const BlockRecords& rec, const Geometry& g) {
     int64_t n = 0;
     for (int p = 0; p < g.planes; ++p) n += int64_t(rec.size(p));
@@ -275,14 +262,18 @@ int64_t list_length(const BlockRecords& rec, const Geometry& g) {
 
 SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq) {
     SparseList out;
-    const size_t n = size_t(list_length(rec, g));
-    out.channel.resize(n);
-    out.position.resize(n);
-    out.value.resize(n);
+    out.resize(size_t(list_length(rec, g)));
     records_to_list(rec, g, seq, out.channel.data(), out.position.data(), out.value.data());
     return out;
 }
 
+// Scattering each record straight to its channel's run touches one cache line
+// per record among ~2 * P*B*B open write streams, which miss the cache at any
+// size that matters (45 cycles a triple at 2048^2). Instead, a window of
+// blocks holding a few thousand records is counting-sorted into a small,
+// cache-resident buffer, and each channel's part is then copied to its run
+// in one contiguous piece. Each window's histogram is taken once, in a first
+// pass that also yields the per-channel totals the list layout needs.
 void records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq,
                      int32_t* channel, int32_t* position, int32_t* value) {
     const int bb = g.bb();
@@ -521,7 +512,8 @@ StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
 // Splits the list into maximal runs of one channel at strictly ascending
 // positions and validates values everywhere, channels and position ranges
 // per run (the ends of an ascending run bound it); the scatter checks the
-// rest (the 4:2:0 grid and, where two runs share a channel, repeated pairs). False (nothing kept) when there are too many runs for reading them in
+// rest (the 4:2:0 grid and, where two runs share a channel, repeated pairs).
+// False (nothing kept) when there are too many runs for reading them in
 // place to pay: every stripe visits every run.
 bool StripeScatter::find_runs() {
     const int32_t *ch = channel_, *pos = position_, *val = value_;

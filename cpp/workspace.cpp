@@ -1,11 +1,11 @@
 #include "workspace.hpp"
 
-#include <pthread.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
+
+#include "parallel.hpp"
 
 namespace dcts {
 
@@ -76,7 +76,8 @@ void BlockRecords::trim() {
 
 size_t BlockRecords::bytes() const {
     size_t b = 0;
-    for (const Plane& pl : planes_) b += pl.cap * sizeof(uint32_t) + pl.count.capacity() * sizeof(uint16_t);
+    for (const Plane& pl : planes_)
+        b += pl.cap * sizeof(uint32_t) + pl.count.capacity() * sizeof(uint16_t);
     return b;
 }
 
@@ -87,11 +88,7 @@ size_t g_spare_bytes = 0;
 }  // namespace
 
 RecordsLease::RecordsLease(size_t n) {
-    static std::once_flag atfork;
-    std::call_once(atfork, [] {  // never held across fork(): a child could not take it
-        pthread_atfork([] { g_spare_mu.lock(); }, [] { g_spare_mu.unlock(); },
-                       [] { g_spare_mu.unlock(); });
-    });
+    keep_fork_safe<g_spare_mu>();
     items_.reserve(n);
     {
         std::lock_guard<std::mutex> lock(g_spare_mu);

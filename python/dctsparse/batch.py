@@ -19,7 +19,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from . import _core, inputs
-from .codec import _prepare
+from .codec import _header
 from .sparse import SparseDCT
 
 #: A chunk ends after this many images or this many pixels, whichever first.
@@ -61,17 +61,17 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
     """
     images = list(images)
     t = _threads(threads, len(images))
+    drop_alpha = settings.pop("drop_alpha", False)
     prepared = []
     like = {}  # mode -> a validated header: the others differ only in size
     for i, im in enumerate(images):
         try:
-            img = inputs.image(im, drop_alpha=settings.get("drop_alpha", False))
-            mode = "RGB" if img.ndim == 3 else "L"
-            if mode not in like:
-                prepared.append(_prepare(img, **settings))
-                like[mode] = prepared[-1][1]
+            img = inputs.image(im, drop_alpha=drop_alpha)
+            if img.ndim in like:
+                s = like[img.ndim]._resized(img.shape[0], img.shape[1])
             else:
-                prepared.append((img, like[mode]._resized(img.shape[0], img.shape[1])))
+                s = like[img.ndim] = _header(img, **settings)
+            prepared.append((img, s))
         except (TypeError, ValueError) as e:
             raise _item_error(i, e) from e
     out = []

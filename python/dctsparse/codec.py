@@ -25,21 +25,20 @@ def encode(image, block_size: int = 8, quality: int = 75, subsampling: str = "4:
         order: ``"frequency"``, ``"luma_first"`` or a permutation of the P*B*B channel ids.
         clip: clip quantised values to [-clip, clip]; None for no clipping.
     """
-    img, s = _prepare(image, block_size, quality, subsampling, order, clip, drop_alpha)
+    img = inputs.image(image, drop_alpha=drop_alpha)
+    s = _header(img, block_size, quality, subsampling, order, clip)
     c, p, v = _core.encode(img, s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0,
                            s._seq)
     return SparseDCT._trusted(c, p, v, s)
 
 
-def _prepare(image, block_size=8, quality=75, subsampling="4:2:0", order="frequency", clip=None,
-             drop_alpha=False) -> tuple[np.ndarray, SparseDCT]:
-    """The image as a uint8 array and the validated header of its encoding
-    (the arguments and defaults of :func:`encode`)."""
-    img = inputs.image(image, drop_alpha=drop_alpha)
-    s = SparseDCT._header_only(height=img.shape[0], width=img.shape[1], block_size=block_size,
-                               quality=quality, subsampling=subsampling, order=order, clip=clip,
-                               mode="RGB" if img.ndim == 3 else "L")
-    return img, s
+def _header(img: np.ndarray, block_size=8, quality=75, subsampling="4:2:0", order="frequency",
+            clip=None) -> SparseDCT:
+    """The validated header of `img`'s encoding (a uint8 array from
+    inputs.image; the other arguments and defaults are :func:`encode`'s)."""
+    return SparseDCT._header_only(height=img.shape[0], width=img.shape[1], block_size=block_size,
+                                  quality=quality, subsampling=subsampling, order=order, clip=clip,
+                                  mode="RGB" if img.ndim == 3 else "L")
 
 
 def decode(s: SparseDCT) -> np.ndarray:
