@@ -1,5 +1,6 @@
 #include "codec.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "color.hpp"
@@ -131,19 +132,9 @@ void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool 
         k.dequant_idct(csrc, n, bs, ctab, (p == 1 ? cb : cr).data(), cw, scratch.data());
         if (rezero) std::fill(csrc, csrc + n * bs, 0);
     }
-    const int shift = g.sub420 ? 1 : 0;
     const int64_t y0 = s * rows;
-    int64_t r = 0;
-    if (g.planes == 3 && g.sub420)  // two pixel rows per chroma row
-        for (; r + 1 < rows && y0 + r + 1 < g.height; r += 2)
-            planes_to_image_rows420(y.data() + r * wp, y.data() + (r + 1) * wp,
-                                    cb.data() + (r / 2) * cw, cr.data() + (r / 2) * cw, g, y0 + r,
-                                    image);
-    for (; r < rows && y0 + r < g.height; ++r) {
-        const int64_t crow = (r >> shift) * cw;
-        planes_to_image_row(y.data() + r * wp, g.planes > 1 ? cb.data() + crow : nullptr,
-                            g.planes > 1 ? cr.data() + crow : nullptr, g, y0 + r, image);
-    }
+    const float* const planes[3] = {y.data(), cb.data(), cr.data()};
+    planes_to_image_rows(planes, g, y0, std::min(rows, g.height - y0), image);
 }
 
 void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,

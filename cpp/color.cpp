@@ -64,6 +64,9 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
                                 planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw);
 }
 
+namespace {
+
+// Image row y from its centred luma row and chroma rows.
 void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
                          int64_t y, uint8_t* image) {
     const Kernels& k = kernels();
@@ -74,25 +77,36 @@ void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const
     k.ycbcr_to_rgb(Y, Cb, Cr, g.width, g.sub420 ? 1 : 0, image + y * g.width * 3);
 }
 
+// 4:2:0 colour images: image rows y and y + 1 (both < height) from their
+// centred luma rows and the chroma rows they share; planes_to_image_row on
+// each, with the chroma arithmetic done once.
 void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
                              const Geometry& g, int64_t y, uint8_t* image) {
     const int64_t row = g.width * 3;
     kernels().ycbcr420_to_rgb2(Y0, Y1, Cb, Cr, g.width, image + y * row, image + (y + 1) * row);
 }
 
-void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {
+}  // namespace
+
+void planes_to_image_rows(const float* const planes[3], const Geometry& g, int64_t y0, int64_t n,
+                          uint8_t* image) {
     const int shift = g.sub420 ? 1 : 0;
-    const int64_t cw = g.plane_w(1);
-    int64_t y = 0;
-    if (g.planes == 3 && g.sub420)
-        for (; y + 1 < g.height; y += 2)
-            planes_to_image_rows420(planes[0] + y * g.wp, planes[0] + (y + 1) * g.wp,
-                                    planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw, g, y, image);
-    for (; y < g.height; ++y) {
-        const int64_t cy = y >> shift;
-        planes_to_image_row(planes[0] + y * g.wp, g.planes > 1 ? planes[1] + cy * cw : nullptr,
-                            g.planes > 1 ? planes[2] + cy * cw : nullptr, g, y, image);
+    const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
+    int64_t r = 0;
+    if (g.planes == 3 && g.sub420)  // two pixel rows per chroma row
+        for (; r + 1 < n; r += 2)
+            planes_to_image_rows420(planes[0] + r * wp, planes[0] + (r + 1) * wp,
+                                    planes[1] + (r / 2) * cw, planes[2] + (r / 2) * cw, g, y0 + r,
+                                    image);
+    for (; r < n; ++r) {
+        const int64_t crow = (r >> shift) * cw;
+        planes_to_image_row(planes[0] + r * wp, g.planes > 1 ? planes[1] + crow : nullptr,
+                            g.planes > 1 ? planes[2] + crow : nullptr, g, y0 + r, image);
     }
+}
+
+void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {
+    planes_to_image_rows(planes, g, 0, g.height, image);
 }
 
 }  // namespace dcts

@@ -24,16 +24,13 @@ void image_rows_to_planes420(const uint8_t* image, const Geometry& g, int64_t y,
 // under 4:2:0 chroma is the 2x2 box mean of the padded full-resolution chroma.
 void image_to_planes(const uint8_t* image, const Geometry& g, float* const planes[3]);
 
-// Centred rows -> image row y (< height): chroma replicated 2x2 under 4:2:0,
-// JFIF YCbCr -> RGB, rounded half away from zero, clipped, cropped to width.
-void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
-                         int64_t y, uint8_t* image);
-
-// 4:2:0 colour images: image rows y and y + 1 (both < height) from their
-// centred luma rows and the chroma rows they share; planes_to_image_row on
-// each, with the chroma arithmetic done once.
-void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
-                             const Geometry& g, int64_t y, uint8_t* image);
+// Image rows [y0, y0 + n) (< height) from centred planes whose first rows
+// are those of row y0 (planes[p] at plane row y0, or y0 / 2 for 4:2:0 chroma,
+// y0 even then; rows wp floats apart, chroma plane_w(p)): chroma replicated
+// 2x2 under 4:2:0, JFIF YCbCr -> RGB, rounded half away from zero, clipped,
+// cropped to width.
+void planes_to_image_rows(const float* const planes[3], const Geometry& g, int64_t y0, int64_t n,
+                          uint8_t* image);
 
 // Centred planes -> uint8 (height, width, planes).
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image);
