@@ -61,6 +61,10 @@ Geometry make_geometry(int64_t height, int64_t width, int planes, int block, boo
 
 int32_t max_abs_value(int block, int32_t clip);
 
+// A value a list may hold: non-zero, |v| <= vmax (max_abs_value). Branch-free,
+// so loops over many values vectorise.
+inline bool valid_value(int32_t v, int32_t vmax) { return (v != 0) & (v <= vmax) & (v >= -vmax); }
+
 // Quantised coefficients of an image: per plane, in the plane's own block
 // grid, block-major, natural (row-major) order inside a block:
 // plane[p][block_index * B*B + row * B + col]. The zigzag permutation is

@@ -393,17 +393,21 @@ std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
     std::vector<int64_t> block_of(static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) {
         const int32_t ch = channel[i], pos = position[i], v = value[i];
-        const std::string at = "triple " + std::to_string(i) + ": ";
-        if (ch < 0 || ch >= nch) fail(at + "channel " + std::to_string(ch) + " is not in [0, " + std::to_string(nch) + ")");
-        if (pos < 0 || pos >= npos) fail(at + "position " + std::to_string(pos) + " is not in [0, " + std::to_string(npos) + ")");
-        if (v == 0 || v < -vmax || v > vmax)
-            fail(at + "value " + std::to_string(v) + " is not a non-zero integer in [-" +
+        // Messages are built only on failure: this loop runs once per triple.
+        auto at = [i] { return "triple " + std::to_string(i) + ": "; };
+        if (ch < 0 || ch >= nch)
+            fail(at() + "channel " + std::to_string(ch) + " is not in [0, " + std::to_string(nch) + ")");
+        if (pos < 0 || pos >= npos)
+            fail(at() + "position " + std::to_string(pos) + " is not in [0, " +
+                 std::to_string(npos) + ")");
+        if (!valid_value(v, vmax))
+            fail(at() + "value " + std::to_string(v) + " is not a non-zero integer in [-" +
                  std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
         const int p = ch / bb;
         int64_t r = pos / g.wb, col = pos % g.wb;
         if (g.subsampled(p)) {
             if (r % 2 || col % 2)
-                fail(at + "chroma position " + std::to_string(pos) + " is off the 4:2:0 grid");
+                fail(at() + "chroma position " + std::to_string(pos) + " is off the 4:2:0 grid");
             r /= 2;
             col /= 2;
         }

@@ -391,7 +391,7 @@ void list_to_planes(const int32_t* channel, const int32_t* position, const int32
         if (pos < 0 || pos >= npos)
             fail(at() + ": position " + std::to_string(pos) + " is out of range [0, " +
                  std::to_string(npos) + ")");
-        if (v == 0 || v > vmax || v < -vmax)
+        if (!valid_value(v, vmax))
             fail(at() + ": value " + std::to_string(v) + " is not a non-zero integer in [-" +
                  std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
         int32_t& slot = out.plane[map.plane[size_t(ch)]][coeff_index(g, map, div_wb, ch, pos, t)];
@@ -531,10 +531,10 @@ bool StripeScatter::find_runs() {
         // boundary or a bad value is looked at again.
         int32_t bad = 0, brk = 0;
         const int32_t v0 = val[b];
-        bad |= int32_t(v0 == 0) | int32_t(v0 > vmax) | int32_t(v0 < -vmax);
+        bad |= int32_t(!valid_value(v0, vmax));
         for (int64_t t = std::max<int64_t>(b, 1); t < e; ++t) {
             const int32_t v = val[t];
-            bad |= int32_t(v == 0) | int32_t(v > vmax) | int32_t(v < -vmax);
+            bad |= int32_t(!valid_value(v, vmax));
             brk |= int32_t(ch[t] != ch[t - 1]) | int32_t(pos[t] <= pos[t - 1]);
         }
         if (bad) first_error();
@@ -595,7 +595,7 @@ void StripeScatter::bucket() {
         // One predictable branch: failure conditions OR-ed; out-of-range
         // indices are replaced by 0 before they index anything.
         const bool ch_bad = uint32_t(ch) >= uint64_t(nch), pos_bad = uint32_t(pos) >= uint64_t(npos);
-        const bool v_bad = (v == 0) | (v > vmax) | (v < -vmax);
+        const bool v_bad = !valid_value(v, vmax);
         const size_t ci = ch_bad ? 0 : size_t(ch);
         const int64_t pp = pos_bad ? 0 : pos;
         const int64_t r = div_wb(pp), c = pp - r * wb;
