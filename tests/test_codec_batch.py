@@ -1,6 +1,7 @@
 """encode_batch / decode_batch: the same results as one image at a time, on
 any number of threads, with errors that name the image."""
 
+import gc
 import multiprocessing
 import threading
 
@@ -57,6 +58,27 @@ def test_encoded_lists_do_not_overlap():
     assert all(a.flags.c_contiguous and a.dtype == np.int32 for a in arrays)
     assert not any(np.shares_memory(arrays[i], arrays[j])
                    for i in range(len(arrays)) for j in range(i + 1, len(arrays)))
+
+
+def test_single_encode_lists_share_one_buffer_safely():
+    # encode's three arrays are views of one allocation (see bindings/core.cpp):
+    # they must not overlap, and any one of them keeps the buffer alive.
+    img = mixed_images()[0]
+    s = dctsparse.encode(img)
+    arrays = (s.channel, s.position, s.value)
+    assert all(a.flags.c_contiguous and a.dtype == np.int32 and len(a) == len(s) for a in arrays)
+    assert not any(np.shares_memory(arrays[i], arrays[j]) for i, j in ((0, 1), (0, 2), (1, 2)))
+    want = s.value.copy()
+    value = s.value
+    del s, arrays
+    gc.collect()
+    junk = [np.full(1 << 16, -1, np.int32) for _ in range(64)]  # reuse of freed memory shows
+    np.testing.assert_array_equal(value, want)
+    del junk
+    batch = dctsparse.encode_batch([img], threads=1)[0]
+    np.testing.assert_array_equal(batch.value, want)
+    flat = dctsparse.encode(np.full((16, 16, 3), 128, np.uint8))  # no non-zero at all
+    assert len(flat) == 0 and flat.channel.shape == (0,)
 
 
 def test_empty_batches():
