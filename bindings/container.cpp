@@ -94,10 +94,8 @@ void init_container(py::module_& m) {
             py::gil_scoped_release nogil;
             s = container_decode(b.data, b.size, pixel_limit, &h);
         }
-        const auto n = py::ssize_t(s.value.size());
-        return py::make_tuple(header_dict(h), to_numpy(std::move(s.channel), {n}),
-                              to_numpy(std::move(s.position), {n}),
-                              to_numpy(std::move(s.value), {n}));
+        const py::tuple list = list_to_numpy(std::move(s));
+        return py::make_tuple(header_dict(h), list[0], list[1], list[2]);
     }, py::arg("data"), py::arg("pixel_limit"));
 
     m.def("container_header", [](const py::buffer& data, int64_t pixel_limit) {

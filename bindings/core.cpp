@@ -6,8 +6,6 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstdlib>
-#include <new>
 #include <utility>
 #include <vector>
 
@@ -27,12 +25,6 @@ namespace py = pybind11;
 using namespace dcts;
 
 namespace {
-
-py::tuple list_to_numpy(SparseList&& s) {
-    const auto n = py::ssize_t(s.channel.size());
-    return py::make_tuple(to_numpy(std::move(s.channel), {n}), to_numpy(std::move(s.position), {n}),
-                          to_numpy(std::move(s.value), {n}));
-}
 
 int planes_of(const py::array& image) {
     if (image.ndim() == 2) return 1;
@@ -96,32 +88,12 @@ PYBIND11_MODULE(_core, m) {
                                          planes_of(image), block, sub420);
         check_permutation(seq.data(), int64_t(seq.size()), g.channels());
         const CodecParams prm{block, quality, sub420, clip};
-        // Block records first, then the list into one buffer of its known
-        // length (three views), as encode_many does. Three separate arrays
-        // of n int32 were paged in anew on every call: glibc gives a freed
-        // top of heap larger than twice the largest recent allocation back
-        // to the kernel, and three arrays freed together are. That was 2300
-        // page faults and a third of the time of a 2048x2048 encode.
-        BlockRecords& rec = block_records();
-        RecordsGuard guard{rec};
+        SparseList s;
         {
             py::gil_scoped_release nogil;
-            encode_records(image.data(), g, prm, rec);
+            s = encode(image.data(), g, prm, seq.data());
         }
-        const int64_t n = list_length(rec, g);
-        // malloc, not a numpy allocation: numpy asks for huge pages above
-        // 4 MB, and their fault-time compaction made a loop that keeps its
-        // lists erratic (11-18 ms where 4 KB pages take 13.5).
-        auto* base = static_cast<int32_t*>(std::malloc(size_t(std::max<int64_t>(3 * n, 1)) * 4));
-        if (!base) throw std::bad_alloc();
-        py::capsule buffer(base, [](void* q) { std::free(q); });
-        {
-            py::gil_scoped_release nogil;
-            records_to_list(rec, g, seq.data(), base, base + n, base + 2 * n);
-        }
-        return py::make_tuple(py::array_t<int32_t>(n, base, buffer),
-                              py::array_t<int32_t>(n, base + n, buffer),
-                              py::array_t<int32_t>(n, base + 2 * n, buffer));
+        return list_to_numpy(std::move(s));
     }, py::arg("image"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
        py::arg("seq"));
 

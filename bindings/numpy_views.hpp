@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "common.hpp"
+
 template <typename T>
 using carray = pybind11::array_t<T, pybind11::array::c_style>;
 
@@ -17,4 +19,17 @@ pybind11::array_t<T> to_numpy(std::vector<T, A>&& v, std::vector<pybind11::ssize
     auto* owner = new Vec(std::move(v));
     pybind11::capsule free_when_done(owner, [](void* p) { delete static_cast<Vec*>(p); });
     return pybind11::array_t<T>(shape, owner->data(), free_when_done);
+}
+
+// Moves a coordinate list into three NumPy arrays (channel, position, value)
+// that are views of its one buffer, which the last of them frees.
+inline pybind11::tuple list_to_numpy(dcts::SparseList&& s) {
+    const auto n = pybind11::ssize_t(s.size());
+    auto* owner = new dcts::IntArray(s.release());
+    if (owner->empty()) owner->resize(1);  // a real pointer for views of length 0
+    pybind11::capsule free_when_done(owner, [](void* p) { delete static_cast<dcts::IntArray*>(p); });
+    int32_t* base = owner->data();
+    return pybind11::make_tuple(pybind11::array_t<int32_t>(n, base, free_when_done),
+                                pybind11::array_t<int32_t>(n, base + n, free_when_done),
+                                pybind11::array_t<int32_t>(n, base + 2 * n, free_when_done));
 }

@@ -593,7 +593,9 @@ SparseList container_decode(const uint8_t* data, size_t size, int64_t pixel_limi
     // Coded (block-major) order first; the canonical order is a stable
     // counting sort by channel rank away, since each plane's blocks come in
     // raster order and so positions ascend within a channel.
-    SparseList coded;
+    struct {
+        std::vector<int32_t> channel, position, value;  // grown as the payload proves them
+    } coded;
     const int64_t n = h.count;
     auto sink = [&](int p, int64_t r, int64_t col, int k, int32_t v) {
         if (int64_t(coded.value.size()) >= n)
@@ -618,11 +620,11 @@ SparseList container_decode(const uint8_t* data, size_t size, int64_t pixel_limi
     out.resize(size_t(n));
     for (int64_t i = 0; i < n; ++i) {
         const int64_t j = at[size_t(rank[size_t(coded.channel[size_t(i)])])]++;
-        out.channel[size_t(j)] = coded.channel[size_t(i)];
-        out.position[size_t(j)] = coded.position[size_t(i)];
-        out.value[size_t(j)] = coded.value[size_t(i)];
+        out.channel()[j] = coded.channel[size_t(i)];
+        out.position()[j] = coded.position[size_t(i)];
+        out.value()[j] = coded.value[size_t(i)];
     }
-    coded = SparseList{};
+    coded = {};
 
     if (!h.canonical) {
         const int w = bitlen(uint64_t(n > 0 ? n - 1 : 0));
@@ -635,9 +637,9 @@ SparseList container_decode(const uint8_t* data, size_t size, int64_t pixel_limi
             if (j >= uint64_t(n) || seen[size_t(j)])
                 fail("corrupt .dcts payload: the stored list order is not a permutation");
             seen[size_t(j)] = 1;
-            perm.channel[size_t(i)] = out.channel[size_t(j)];
-            perm.position[size_t(i)] = out.position[size_t(j)];
-            perm.value[size_t(i)] = out.value[size_t(j)];
+            perm.channel()[i] = out.channel()[j];
+            perm.position()[i] = out.position()[j];
+            perm.value()[i] = out.value()[j];
         }
         out = std::move(perm);
     }

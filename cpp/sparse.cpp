@@ -158,13 +158,13 @@ SparseList planes_to_list(const Coeffs& coeffs, const Geometry& g, const int32_t
             total += count[size_t(p * bb + k)] = counts.plane[p][size_t(zz[size_t(k)])];
     SparseList out;
     out.resize(size_t(total));
-    std::vector<int64_t> cursor = list_layout(count, g, seq, out.channel.data());
+    std::vector<int64_t> cursor = list_layout(count, g, seq, out.channel());
 
     // Pass 2: visit blocks in raster order (so positions ascend within each
     // channel) and only their non-zeros, found with a bit mask.
     const Kernels& kern = kernels();
-    int32_t* position = out.position.data();
-    int32_t* value = out.value.data();
+    int32_t* position = out.position();
+    int32_t* value = out.value();
     for (int p = 0; p < g.planes; ++p) {
         const int32_t* c = coeffs.plane[p];
         int64_t* cur = cursor.data() + int64_t(p) * bb;
@@ -263,7 +263,7 @@ int64_t list_length(const BlockRecords& rec, const Geometry& g) {
 SparseList records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* seq) {
     SparseList out;
     out.resize(size_t(list_length(rec, g)));
-    records_to_list(rec, g, seq, out.channel.data(), out.position.data(), out.value.data());
+    records_to_list(rec, g, seq, out.channel(), out.position(), out.value());
     return out;
 }
 

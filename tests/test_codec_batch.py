@@ -61,7 +61,7 @@ def test_encoded_lists_do_not_overlap():
 
 
 def test_single_encode_lists_share_one_buffer_safely():
-    # encode's three arrays are views of one allocation (see bindings/core.cpp):
+    # encode's three arrays are views of one allocation (SparseList, cpp/common.hpp):
     # they must not overlap, and any one of them keeps the buffer alive.
     img = mixed_images()[0]
     s = dctsparse.encode(img)

@@ -102,14 +102,14 @@ void encode_decode(const Image& im, int b, int q, bool sub420, int32_t clip, std
     const CodecParams prm{b, q, sub420, clip};
     const std::vector<int32_t> seq = channel_sequence(NamedOrder::Frequency, im.planes, b);
     const SparseList s = encode(im.px.data(), g, prm, seq.data());
-    const size_t n = s.channel.size();
-    out.push_back(blob(s.channel.data(), n));
-    out.push_back(blob(s.position.data(), n));
-    out.push_back(blob(s.value.data(), n));
+    const size_t n = s.size();
+    out.push_back(blob(s.channel(), n));
+    out.push_back(blob(s.position(), n));
+    out.push_back(blob(s.value(), n));
     if (!decode_too) return;
     std::vector<uint8_t> img(im.px.size());
     for (size_t m : {n, n / 3}) {  // the whole list and a prefix
-        decode(s.channel.data(), s.position.data(), s.value.data(), int64_t(m), g, prm, img.data());
+        decode(s.channel(), s.position(), s.value(), int64_t(m), g, prm, img.data());
         out.push_back(img);
     }
 }
