@@ -39,6 +39,25 @@ static inline void transpose8x8(const float* __restrict in, int64_t is, float* _
         _mm256_storeu_ps(out + (i + 4) * os, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
     }
 }
+
+// The same network on eight registers, in place.
+static inline void transpose8x8_regs(__m256* r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
 #endif
 
 // out[j * B + i] = in[i * B + j]
@@ -141,7 +160,43 @@ static inline void fdct_dots_any_count(const float* d, int64_t ds, int m, const 
 }
 
 // Small blocks (one register per row): the same splits and dot products,
-// fully unrolled with every row in a register.
+// fully unrolled with every row in a register. h: the B input rows
+// (clobbered); out: the B output rows.
+template <int B, typename V>
+static inline void fdct_pass_regs(V* __restrict h, const float* __restrict C, V* __restrict out) {
+#pragma GCC unroll 64
+    for (int x = 0; x < B / 2; ++x) {
+        const V a = h[x], b = h[B - 1 - x];
+        h[x] = a + b;
+        h[B - 1 - x] = a - b;
+    }
+    const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
+#pragma GCC unroll 64
+        for (int j = 0; j < count; ++j) {
+            const int u = u0 + j * us;
+            V acc = h[d0] * C[u * B];
+#pragma GCC unroll 64
+            for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
+            out[u] = acc;
+        }
+    };
+    constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
+#pragma GCC unroll 8
+    for (int l = 0; l < levels; ++l) {
+        const int n = B >> l;
+        dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
+        if (l + 1 == levels) break;
+#pragma GCC unroll 64
+        for (int x = 0; x < n / 4; ++x) {
+            const V a = h[x], b = h[n / 2 - 1 - x];
+            h[x] = a + b;
+            h[n / 2 - 1 - x] = a - b;
+        }
+    }
+    constexpr int n = B >> levels;
+    dots(0, 1, n, 0, B / n, n);
+}
+
 template <int B>
 static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
                                   const float* __restrict C, float* __restrict out) {
@@ -149,38 +204,12 @@ static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
     using V = vf<W>;
 #pragma GCC unroll 8
     for (int c0 = 0; c0 < B; c0 += W) {
-        V h[B];
+        V h[B], o[B];
 #pragma GCC unroll 64
-        for (int x = 0; x < B / 2; ++x) {
-            const V a = vload<W>(src + x * stride + c0), b = vload<W>(src + (B - 1 - x) * stride + c0);
-            h[x] = a + b;
-            h[B - 1 - x] = a - b;
-        }
-        const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
+        for (int x = 0; x < B; ++x) h[x] = vload<W>(src + x * stride + c0);
+        fdct_pass_regs<B>(h, C, o);
 #pragma GCC unroll 64
-            for (int j = 0; j < count; ++j) {
-                const int u = u0 + j * us;
-                V acc = h[d0] * C[u * B];
-#pragma GCC unroll 64
-                for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
-                vstore<W>(out + u * B + c0, acc);
-            }
-        };
-        constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
-#pragma GCC unroll 8
-        for (int l = 0; l < levels; ++l) {
-            const int n = B >> l;
-            dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
-            if (l + 1 == levels) break;
-#pragma GCC unroll 64
-            for (int x = 0; x < n / 4; ++x) {
-                const V a = h[x], b = h[n / 2 - 1 - x];
-                h[x] = a + b;
-                h[n / 2 - 1 - x] = a - b;
-            }
-        }
-        constexpr int n = B >> levels;
-        dots(0, 1, n, 0, B / n, n);
+        for (int u = 0; u < B; ++u) vstore<W>(out + u * B + c0, o[u]);
     }
 }
 

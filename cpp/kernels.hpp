@@ -21,7 +21,7 @@ struct BlockTables {
     const float* q = nullptr;      // Q, natural (row-major) order
     const float* qt = nullptr;     // Q transposed: qt[v*B + u] = q[u*B + v]
     const float* rqt = nullptr;    // 1 / qt, rounded to float (see quant_extract8)
-    const uint16_t* zz_t = nullptr;  // zigzag index of transposed index v*B + u
+    const uint32_t* zz_t = nullptr;  // zigzag index of transposed index v*B + u, << 16 (a record's high half)
     int32_t clip = 0;              // 0: no clipping
 };
 
@@ -51,6 +51,9 @@ struct Kernels {
     // uint16 value; room for nblocks*B*B), counts[j] = block j's number of
     // records; returns the total. A block row per call, so the per-block
     // work is not a chain of calls. qbuf: B*B ints; scratch: block_scratch_floats(B).
+    // Samples must lie in [-128, 128] (level-shifted 8-bit colour): the SIMD
+    // quantisers rely on |D| <= 128 B to know when a reciprocal multiply
+    // rounds as the division would (QuantConsts in quant_kernels.inl).
     int64_t (*fdct_quant_extract)(const float* src, int64_t stride, int64_t nblocks,
                                   const BlockTables& t, uint32_t* records, uint16_t* counts,
                                   int32_t* qbuf, float* scratch);

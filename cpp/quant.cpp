@@ -59,7 +59,7 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     }
     for (size_t j = 0; j < n; ++j) {  // zz[j]: natural index of zigzag index j
         const size_t u = size_t(zz[j]) / size_t(block), v = size_t(zz[j]) % size_t(block);
-        zz_t[v * size_t(block) + u] = uint16_t(j);
+        zz_t[v * size_t(block) + u] = uint32_t(j) << 16;
     }
 }
 

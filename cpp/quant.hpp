@@ -19,7 +19,7 @@ struct BlockPlan {
     DctTable dct;
     std::vector<float> q, qt;    // natural order, transposed
     std::vector<float> rqt;      // 1 / qt
-    std::vector<uint16_t> zz_t;  // zigzag index of each transposed index
+    std::vector<uint32_t> zz_t;  // zigzag index of each transposed index, << 16
     int32_t clip;                // 0: none
     BlockPlan(int quality, int block, bool chroma, int32_t clip);
     BlockTables tables() const {

@@ -121,48 +121,114 @@ struct CompressLut {
 };
 static constexpr CompressLut kCompress{};
 
-// Quantises 8 transposed coefficients and appends the records of the
-// non-zeros to `out` (which must have room for 8; lanes past the returned
-// count are scratch). Bit-identical to quantize_with: round_away(c / q),
-// clipped.
-//
-// Division costs 3.5 cycles a vector here, the rest of the block's
-// quantising together about as much, so the quotient is taken as x = c * r
-// with r = 1/q rounded to float. Two roundings apart from the true quotient,
-// and the correctly rounded c / q being one more, |x - fl(c / q)| <=
-// 3.01 * 2^-24 |c / q| < 2^-22 |x|. Where x is further than |x| * 2^-20
-// from every half-integer, x and fl(c / q) lie in the same interval between
-// half-integers and round to the same integer, by any rule that rounds to
-// nearest: cvtps (ties to even, but x is no tie) gives round_away(fl(c / q)).
-// A vector with any lane closer than that (exact ties are common: flat
-// blocks give D = k Q / 2) is divided, lane by lane, as quantize_with does.
-static inline int quant_extract8(const float* __restrict c, const float* __restrict q,
-                                 const float* __restrict rq, const uint16_t* __restrict zz,
-                                 __m256i lim, uint32_t* __restrict out) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(c), _mm256_loadu_ps(rq));
-    const __m256 ax = _mm256_andnot_ps(sign, x);
-    const __m256 frac = _mm256_sub_ps(ax, _mm256_floor_ps(ax));  // exact for |x| < 2^23
-    const __m256 dist = _mm256_andnot_ps(sign, _mm256_sub_ps(frac, _mm256_set1_ps(0.5f)));
-    const __m256 near_half =
-        _mm256_cmp_ps(dist, _mm256_mul_ps(ax, _mm256_set1_ps(0x1p-20f)), _CMP_LE_OQ);
+// Division costs 3.5 cycles a vector here, as much as the rest of a group's
+// quantising, so the quotient is taken as x = c * r with r = 1/q rounded to
+// float. Two roundings apart from the true quotient, and the correctly
+// rounded c / q being one more, |x - fl(c / q)| <= 3.01 * 2^-24 |x|. The
+// orthonormal DCT of samples in [-128, 128] has |D| <= 128 B and q >= 1, so
+// that is below eps = 128 B * 2^-22. Where x is further than eps from every
+// half-integer, x and fl(c / q) lie in the same interval between
+// half-integers and round to the same integer by any rule that rounds to
+// nearest: cvtps (ties to even, but x is no tie) gives round_away(fl(c / q)),
+// and x is non-zero exactly where |x| >= 1/2. A group with a lane closer
+// than that (exact ties are common: flat blocks give D = k Q / 2) is
+// divided, lane by lane, as quantize_with does. A lane with |x| < 1/2 - eps
+// is 0 by either rule, so a group with no other lane is skipped.
+struct QuantConsts {
+    __m256 sign, half, near;  // -0, 1/2, 1/2 - eps
+    __m256i lim;              // the clip, or INT32_MAX
+    explicit QuantConsts(const BlockTables& t)
+        : sign(_mm256_set1_ps(-0.0f)),
+          half(_mm256_set1_ps(0.5f)),
+          near(_mm256_set1_ps(0.5f - static_cast<float>(t.block) * 0x1p-15f)),
+          lim(_mm256_set1_epi32(t.clip > 0 ? t.clip : 0x7fffffff)) {}
+};
+
+// Does the group with |x| = ax have a lane that may be non-zero?
+static inline bool live8(__m256 ax, const QuantConsts& k) {
+    return _mm256_movemask_ps(_mm256_cmp_ps(ax, k.near, _CMP_GE_OQ)) != 0;
+}
+
+// Quantises 8 transposed coefficients c (x = c * r, ax = |x|) and appends
+// the records of the non-zeros to `out` (which must have room for 8; lanes
+// past the returned count are scratch). Bit-identical to quantize_with:
+// round_away(c / q), clipped (Clip: t.clip > 0).
+template <bool Clip>
+static inline int quant_extract8(__m256 c, __m256 x, __m256 ax, const float* __restrict q,
+                                 const uint32_t* __restrict zz, const QuantConsts& k,
+                                 uint32_t* __restrict out) {
+    const __m256 frac = _mm256_sub_ps(ax, _mm256_round_ps(ax, _MM_FROUND_TO_NEAREST_INT |
+                                                                  _MM_FROUND_NO_EXC));  // exact
+    const __m256 near = _mm256_cmp_ps(_mm256_andnot_ps(k.sign, frac), k.near, _CMP_GE_OQ);
     __m256i v = _mm256_cvtps_epi32(x);
-    if (__builtin_expect(_mm256_movemask_ps(near_half) != 0, 0)) {
+    int m = _mm256_movemask_ps(_mm256_cmp_ps(ax, k.half, _CMP_GE_OQ));
+    if (__builtin_expect(_mm256_movemask_ps(near) != 0, 0)) {
+        alignas(32) float cs[8];
         alignas(32) int32_t exact[8];
-        for (int k = 0; k < 8; ++k) exact[k] = round_away(c[k] / q[k]);
+        _mm256_store_ps(cs, c);
+        m = 0;
+        for (int i = 0; i < 8; ++i) {
+            exact[i] = round_away(cs[i] / q[i]);
+            m |= (exact[i] != 0) << i;
+        }
         v = _mm256_load_si256(reinterpret_cast<const __m256i*>(exact));
     }
-    v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_sub_epi32(_mm256_setzero_si256(), lim)), lim);
-    const int m = ~_mm256_movemask_ps(
-                      _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, _mm256_setzero_si256()))) & 0xff;
-    const __m256i zz32 =
-        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(zz)));
-    const __m256i rec = _mm256_or_si256(_mm256_slli_epi32(zz32, 16),
-                                        _mm256_and_si256(v, _mm256_set1_epi32(0xffff)));
-    const __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(
-        static_cast<long long>(kCompress.idx[m])));
+    if constexpr (Clip)
+        v = _mm256_min_epi32(_mm256_max_epi32(v, _mm256_sub_epi32(_mm256_setzero_si256(), k.lim)),
+                             k.lim);
+    // Record: zigzag index (pre-shifted in the table) over the value's low 16 bits.
+    const __m256i rec = _mm256_blend_epi16(
+        v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(zz)), 0xaa);
+    const __m256i perm = _mm256_cvtepu8_epi32(
+        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(&kCompress.idx[m])));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_permutevar8x32_epi32(rec, perm));
     return __builtin_popcount(unsigned(m));
+}
+
+// B = 8 in registers from the first load to the records: fdct_t_fixed<8>'s
+// passes (the same operations, so the same coefficients) with the transpose
+// on registers, then the quantiser with no store and reload of the block.
+template <bool Clip>
+static inline int fdct_quant_extract8x8(const float* src, int64_t stride, const BlockTables& t,
+                                        uint32_t* __restrict records) {
+    using V = vf<8>;
+    V h[8], d[8];
+#pragma GCC unroll 8
+    for (int x = 0; x < 8; ++x) h[x] = vload<8>(src + x * stride);
+    fdct_pass_regs<8>(h, t.c, d);  // C P
+    transpose8x8_regs(reinterpret_cast<__m256*>(d));
+    fdct_pass_regs<8>(d, t.c, h);  // C (C P)^T = D^T
+    const QuantConsts k(t);
+    int written = 0;
+    // Unrolled, a branch per group predicts better than a loop over the
+    // live groups' bits (a loop exit misses once a block).
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+        const __m256 x = _mm256_mul_ps(h[g], _mm256_loadu_ps(t.rqt + 8 * g));
+        const __m256 ax = _mm256_andnot_ps(k.sign, x);
+        if (live8(ax, k))
+            written += quant_extract8<Clip>(h[g], x, ax, t.qt + 8 * g, t.zz_t + 8 * g, k,
+                                            records + written);
+    }
+    return written;
+}
+
+// Any B with B*B a multiple of 8 (B a multiple of 4): the last store of 8
+// ends within the room for B*B.
+template <bool Clip>
+static inline int quant_extract_block(const float* __restrict coeffs, const BlockTables& t,
+                                      uint32_t* __restrict records) {
+    const int n = t.block * t.block;
+    const QuantConsts k(t);
+    int written = 0;
+    for (int g = 0; g < n; g += 8) {
+        const __m256 c = _mm256_loadu_ps(coeffs + g);
+        const __m256 x = _mm256_mul_ps(c, _mm256_loadu_ps(t.rqt + g));
+        const __m256 ax = _mm256_andnot_ps(k.sign, x);
+        if (live8(ax, k))
+            written += quant_extract8<Clip>(c, x, ax, t.qt + g, t.zz_t + g, k, records + written);
+    }
+    return written;
 }
 #endif
 
@@ -175,28 +241,27 @@ static inline int fdct_quant_extract_block(const float* src, int64_t stride,
                                            const BlockTables& t, uint32_t* __restrict records,
                                            int32_t* __restrict qbuf, float* scratch) {
     const int B = FB ? FB : t.block, n = B * B;
+#if defined(__AVX2__)
+    if constexpr (FB == 8 && kNativeFloats >= 8)
+        return t.clip > 0 ? fdct_quant_extract8x8<true>(src, stride, t, records)
+                          : fdct_quant_extract8x8<false>(src, stride, t, records);
+#endif
     float* coeffs = scratch;  // D^T, B*B
     if constexpr (FB != 0) fdct_t_fixed<FB>(src, stride, t.c, coeffs);
     else fdct_t(src, stride, t, coeffs, scratch + n);
-    int written = 0;
 #if defined(__AVX2__)
-    if (n % 8 == 0) {  // B a multiple of 4: the last store of 8 ends within the room for B*B
-        const __m256i lim = _mm256_set1_epi32(t.clip > 0 ? t.clip : 0x7fffffff);
-        const float *qt = t.qt, *rqt = t.rqt;
-        const uint16_t* zz = t.zz_t;
-        for (int k = 0; k < n; k += 8)
-            written += quant_extract8(coeffs + k, qt + k, rqt + k, zz + k, lim, records + written);
-        return written;
-    }
+    if (n % 8 == 0)
+        return t.clip > 0 ? quant_extract_block<true>(coeffs, t, records)
+                          : quant_extract_block<false>(coeffs, t, records);
 #endif
     quantize_with(coeffs, t.qt, n, t.clip, qbuf);
+    int written = 0;
     for (int base = 0; base < n; base += 64) {
         uint64_t mask = nonzero_mask(qbuf + base, n - base < 64 ? n - base : 64);
         while (mask) {
             const int k = base + __builtin_ctzll(mask);
             mask &= mask - 1;
-            records[written++] = (static_cast<uint32_t>(t.zz_t[k]) << 16) |
-                                 static_cast<uint16_t>(static_cast<int16_t>(qbuf[k]));
+            records[written++] = t.zz_t[k] | static_cast<uint16_t>(static_cast<int16_t>(qbuf[k]));
         }
     }
     return written;
