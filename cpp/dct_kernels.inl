@@ -197,6 +197,62 @@ static inline void fdct_pass_regs(V* __restrict h, const float* __restrict C, V*
     dots(0, 1, n, 0, B / n, n);
 }
 
+// B = 8, the encoder's: the Arai-Agui-Nakajima flow graph (as in IJG's
+// jfdctflt.c), 29 additions and 5 multiplications per pass where the dot
+// products above take 28 and 22. Output u comes out scaled by
+// kAanScale[u] = sqrt(8) s(u), s(0) = 1, s(k) = sqrt(2) cos(k pi / 16);
+// the 2-D block by kAanScale[u] kAanScale[v], which the encoder's
+// quantiser tables absorb (BlockPlan: qt and rqt at B = 8). In place on the
+// eight rows h (each a vector of columns).
+template <typename V>
+static inline void fdct8_aan_pass(V* h) {
+    constexpr float k0707 = 0.707106781186547524f;  // cos(4 pi / 16)
+    constexpr float k0382 = 0.382683432365089772f;  // cos(6 pi / 16)
+    constexpr float k0541 = 0.541196100146196984f;  // cos(2 pi / 16) - cos(6 pi / 16)
+    constexpr float k1306 = 1.306562964876376527f;  // cos(2 pi / 16) + cos(6 pi / 16)
+    const V t0 = h[0] + h[7], t7 = h[0] - h[7], t1 = h[1] + h[6], t6 = h[1] - h[6];
+    const V t2 = h[2] + h[5], t5 = h[2] - h[5], t3 = h[3] + h[4], t4 = h[3] - h[4];
+    // even part
+    const V e10 = t0 + t3, e13 = t0 - t3, e11 = t1 + t2, e12 = t1 - t2;
+    h[0] = e10 + e11;
+    h[4] = e10 - e11;
+    const V z1 = (e12 + e13) * k0707;
+    h[2] = e13 + z1;
+    h[6] = e13 - z1;
+    // odd part
+    const V o10 = t4 + t5, o11 = t5 + t6, o12 = t6 + t7;
+    const V z5 = (o10 - o12) * k0382;
+    const V z2 = o10 * k0541 + z5, z4 = o12 * k1306 + z5, z3 = o11 * k0707;
+    const V z11 = t7 + z3, z13 = t7 - z3;
+    h[5] = z13 + z2;
+    h[3] = z13 - z2;
+    h[1] = z11 + z4;
+    h[7] = z11 - z4;
+}
+
+// D^T scaled by kAanScale[u] kAanScale[v] (out[v * 8 + u]) of the 8 x 8
+// block at src, rows `stride` floats apart.
+static inline void fdct8_aan_t(const float* src, int64_t stride, float* __restrict outT) {
+    constexpr int W = 8 < kNativeFloats ? 8 : kNativeFloats;
+    using V = vf<W>;
+    alignas(64) float a[64], at[64];
+    for (int pass = 0; pass < 2; ++pass) {
+        const float* in = pass ? at : src;
+        const int64_t is = pass ? 8 : stride;
+        float* out = pass ? outT : a;
+#pragma GCC unroll 8
+        for (int c0 = 0; c0 < 8; c0 += W) {
+            V h[8];
+#pragma GCC unroll 8
+            for (int x = 0; x < 8; ++x) h[x] = vload<W>(in + x * is + c0);
+            fdct8_aan_pass(h);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; ++u) vstore<W>(out + u * 8 + c0, h[u]);
+        }
+        if (!pass) transpose(8, a, at);
+    }
+}
+
 template <int B>
 static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
                                   const float* __restrict C, float* __restrict out) {

@@ -19,7 +19,9 @@ struct BlockTables {
     int block = 0;
     const float* c = nullptr;      // c[u*B + x]: DCT matrix
     const float* q = nullptr;      // Q, natural (row-major) order
-    const float* qt = nullptr;     // Q transposed: qt[v*B + u] = q[u*B + v]
+    const float* qt = nullptr;     // Q transposed: qt[v*B + u] = q[u*B + v]; at B = 8
+                                   // times the scale of the encoder's transform
+                                   // (fdct8_aan_pass), rounded to float
     const float* rqt = nullptr;    // 1 / qt, rounded to float (see quant_extract8)
     const uint32_t* zz_t = nullptr;  // zigzag index of transposed index v*B + u, << 16 (a record's high half)
     int32_t clip = 0;              // 0: no clipping

@@ -1,6 +1,7 @@
 #include "quant.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <tuple>
 
 #include "zigzag.hpp"
@@ -52,10 +53,19 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     qt.resize(n);
     rqt.resize(n);
     zz_t.resize(n);
+    // The encoder's B = 8 transform leaves D[u][v] scaled by
+    // sqrt(8) s(u) sqrt(8) s(v), s(0) = 1, s(k) = sqrt(2) cos(k pi / 16)
+    // (fdct8_aan_pass in dct_kernels.inl); its quantiser divides by that too.
+    const double pi = 3.14159265358979323846;
+    std::vector<double> scale(size_t(block), 1.0);
+    if (block == 8)
+        for (int k = 0; k < 8; ++k)
+            scale[size_t(k)] = std::sqrt(8.0) * (k ? std::sqrt(2.0) * std::cos(k * pi / 16) : 1.0);
     for (size_t k = 0; k < n; ++k) {
         const size_t u = k / size_t(block), v = k % size_t(block);
-        qt[v * size_t(block) + u] = q[k];
-        rqt[v * size_t(block) + u] = 1.0f / q[k];
+        const float qs = float(double(qi[k]) * scale[u] * scale[v]);
+        qt[v * size_t(block) + u] = qs;
+        rqt[v * size_t(block) + u] = 1.0f / qs;
     }
     for (size_t j = 0; j < n; ++j) {  // zz[j]: natural index of zigzag index j
         const size_t u = size_t(zz[j]) / size_t(block), v = size_t(zz[j]) % size_t(block);

@@ -17,7 +17,7 @@ std::vector<int32_t> quant_matrix(int quality, int block, bool chroma);
 // Everything one plane's block kernels need: the DCT tables and Q as floats.
 struct BlockPlan {
     DctTable dct;
-    std::vector<float> q, qt;    // natural order, transposed
+    std::vector<float> q, qt;    // natural order, transposed (at B = 8 scaled: BlockTables::qt)
     std::vector<float> rqt;      // 1 / qt
     std::vector<uint32_t> zz_t;  // zigzag index of each transposed index, << 16
     int32_t clip;                // 0: none

@@ -185,19 +185,19 @@ static inline int quant_extract8(__m256 c, __m256 x, __m256 ax, const float* __r
     return __builtin_popcount(unsigned(m));
 }
 
-// B = 8 in registers from the first load to the records: fdct_t_fixed<8>'s
+// B = 8 in registers from the first load to the records: fdct8_aan_t's
 // passes (the same operations, so the same coefficients) with the transpose
 // on registers, then the quantiser with no store and reload of the block.
 template <bool Clip>
 static inline int fdct_quant_extract8x8(const float* src, int64_t stride, const BlockTables& t,
                                         uint32_t* __restrict records) {
     using V = vf<8>;
-    V h[8], d[8];
+    V h[8];
 #pragma GCC unroll 8
     for (int x = 0; x < 8; ++x) h[x] = vload<8>(src + x * stride);
-    fdct_pass_regs<8>(h, t.c, d);  // C P
-    transpose8x8_regs(reinterpret_cast<__m256*>(d));
-    fdct_pass_regs<8>(d, t.c, h);  // C (C P)^T = D^T
+    fdct8_aan_pass(h);  // C P, rows scaled
+    transpose8x8_regs(reinterpret_cast<__m256*>(h));
+    fdct8_aan_pass(h);  // D^T, scaled
     const QuantConsts k(t);
     int written = 0;
     // Unrolled, a branch per group predicts better than a loop over the
@@ -246,8 +246,9 @@ static inline int fdct_quant_extract_block(const float* src, int64_t stride,
         return t.clip > 0 ? fdct_quant_extract8x8<true>(src, stride, t, records)
                           : fdct_quant_extract8x8<false>(src, stride, t, records);
 #endif
-    float* coeffs = scratch;  // D^T, B*B
-    if constexpr (FB != 0) fdct_t_fixed<FB>(src, stride, t.c, coeffs);
+    float* coeffs = scratch;  // D^T, B*B (scaled at B = 8: see fdct8_aan_pass)
+    if (B == 8) fdct8_aan_t(src, stride, coeffs);
+    else if constexpr (FB != 0) fdct_t_fixed<FB>(src, stride, t.c, coeffs);
     else fdct_t(src, stride, t, coeffs, scratch + n);
 #if defined(__AVX2__)
     if (n % 8 == 0)
