@@ -20,6 +20,7 @@ constexpr int kMaxBlock = 64;
 // Positions are int32 and the padded image must be addressable with int64
 // arithmetic everywhere; the Python layer applies a (lower, adjustable) pixel limit.
 constexpr int64_t kMaxPixels = int64_t(1) << 31;
+constexpr double kPi = 3.14159265358979323846;
 
 [[noreturn]] inline void fail(const std::string& msg) { throw std::invalid_argument(msg); }
 // The message is built only on failure: a literal, or a callable returning

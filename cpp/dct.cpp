@@ -9,13 +9,12 @@ DctTable::DctTable(int block) : b_(block) {
         return "block_size must be in [2, 64], got " + std::to_string(block);
     });
     c_.resize(size_t(block) * block);
-    const double pi = 3.14159265358979323846;
     for (int u = 0; u < block; ++u) {
         const double a = (u == 0 ? std::sqrt(0.5) : 1.0) * std::sqrt(2.0 / block);
         // Computed for the first half and mirrored, so C[u][B-1-x] = (-1)^u C[u][x]
         // holds exactly in float: the kernels' even/odd split relies on it.
         for (int x = 0; x < (block + 1) / 2; ++x) {
-            const float v = float(a * std::cos((2 * x + 1) * u * pi / (2.0 * block)));
+            const float v = float(a * std::cos((2 * x + 1) * u * kPi / (2.0 * block)));
             const float mirrored = (u % 2) ? -v : v;
             c_[size_t(u) * block + x] = v;
             c_[size_t(u) * block + (block - 1 - x)] = mirrored;

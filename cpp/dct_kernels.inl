@@ -18,29 +18,8 @@
 // --- transposes (exact data movement) ---
 
 #if defined(__AVX2__)
-// 8 x 8 floats, rows at `is` / `os` floats: the usual unpack / shuffle /
+// 8 x 8 floats in eight registers, in place: the usual unpack / shuffle /
 // 128-bit permute network (24 shuffles for 64 elements).
-static inline void transpose8x8(const float* __restrict in, int64_t is, float* __restrict out,
-                                int64_t os) {
-    __m256 r[8], t[8];
-    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * is);
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        r[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int i = 0; i < 4; ++i) {
-        _mm256_storeu_ps(out + i * os, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
-        _mm256_storeu_ps(out + (i + 4) * os, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
-    }
-}
-
-// The same network on eight registers, in place.
 static inline void transpose8x8_regs(__m256* r) {
     __m256 t[8], u[8];
     for (int i = 0; i < 8; i += 2) {
@@ -57,6 +36,15 @@ static inline void transpose8x8_regs(__m256* r) {
         r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
         r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
     }
+}
+
+// The same from and to memory, rows at `is` / `os` floats.
+static inline void transpose8x8(const float* __restrict in, int64_t is, float* __restrict out,
+                                int64_t os) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(in + i * is);
+    transpose8x8_regs(r);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + i * os, r[i]);
 }
 #endif
 
@@ -159,51 +147,13 @@ static inline void fdct_dots_any_count(const float* d, int64_t ds, int m, const 
     fdct_dots<B, 1, NC>(d, ds, m, C, u0 + main * us, us, count - main, out);
 }
 
-// Small blocks (one register per row): the same splits and dot products,
-// fully unrolled with every row in a register. h: the B input rows
-// (clobbered); out: the B output rows.
-template <int B, typename V>
-static inline void fdct_pass_regs(V* __restrict h, const float* __restrict C, V* __restrict out) {
-#pragma GCC unroll 64
-    for (int x = 0; x < B / 2; ++x) {
-        const V a = h[x], b = h[B - 1 - x];
-        h[x] = a + b;
-        h[B - 1 - x] = a - b;
-    }
-    const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
-#pragma GCC unroll 64
-        for (int j = 0; j < count; ++j) {
-            const int u = u0 + j * us;
-            V acc = h[d0] * C[u * B];
-#pragma GCC unroll 64
-            for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
-            out[u] = acc;
-        }
-    };
-    constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
-#pragma GCC unroll 8
-    for (int l = 0; l < levels; ++l) {
-        const int n = B >> l;
-        dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
-        if (l + 1 == levels) break;
-#pragma GCC unroll 64
-        for (int x = 0; x < n / 4; ++x) {
-            const V a = h[x], b = h[n / 2 - 1 - x];
-            h[x] = a + b;
-            h[n / 2 - 1 - x] = a - b;
-        }
-    }
-    constexpr int n = B >> levels;
-    dots(0, 1, n, 0, B / n, n);
-}
-
 // B = 8, the encoder's: the Arai-Agui-Nakajima flow graph (as in IJG's
 // jfdctflt.c), 29 additions and 5 multiplications per pass where the dot
-// products above take 28 and 22. Output u comes out scaled by
-// kAanScale[u] = sqrt(8) s(u), s(0) = 1, s(k) = sqrt(2) cos(k pi / 16);
-// the 2-D block by kAanScale[u] kAanScale[v], which the encoder's
-// quantiser tables absorb (BlockPlan: qt and rqt at B = 8). In place on the
-// eight rows h (each a vector of columns).
+// products below take 28 and 22. Output u comes out scaled by
+// sqrt(8) s(u), s(0) = 1, s(k) = sqrt(2) cos(k pi / 16), the 2-D block by
+// the product of its row's and column's, which the encoder's quantiser
+// tables absorb (BlockPlan: qt and rqt at B = 8). In place on the eight
+// rows h (each a vector of columns).
 template <typename V>
 static inline void fdct8_aan_pass(V* h) {
     constexpr float k0707 = 0.707106781186547524f;  // cos(4 pi / 16)
@@ -230,29 +180,33 @@ static inline void fdct8_aan_pass(V* h) {
     h[7] = z11 - z4;
 }
 
-// D^T scaled by kAanScale[u] kAanScale[v] (out[v * 8 + u]) of the 8 x 8
-// block at src, rows `stride` floats apart.
-static inline void fdct8_aan_t(const float* src, int64_t stride, float* __restrict outT) {
+// One pass of it over an 8 x 8 block in memory (rows `stride` floats apart).
+static inline void fdct8_aan_cols(const float* __restrict src, int64_t stride,
+                                  float* __restrict out) {
     constexpr int W = 8 < kNativeFloats ? 8 : kNativeFloats;
     using V = vf<W>;
-    alignas(64) float a[64], at[64];
-    for (int pass = 0; pass < 2; ++pass) {
-        const float* in = pass ? at : src;
-        const int64_t is = pass ? 8 : stride;
-        float* out = pass ? outT : a;
 #pragma GCC unroll 8
-        for (int c0 = 0; c0 < 8; c0 += W) {
-            V h[8];
+    for (int c0 = 0; c0 < 8; c0 += W) {
+        V h[8];
 #pragma GCC unroll 8
-            for (int x = 0; x < 8; ++x) h[x] = vload<W>(in + x * is + c0);
-            fdct8_aan_pass(h);
+        for (int x = 0; x < 8; ++x) h[x] = vload<W>(src + x * stride + c0);
+        fdct8_aan_pass(h);
 #pragma GCC unroll 8
-            for (int u = 0; u < 8; ++u) vstore<W>(out + u * 8 + c0, h[u]);
-        }
-        if (!pass) transpose(8, a, at);
+        for (int u = 0; u < 8; ++u) vstore<W>(out + u * 8 + c0, h[u]);
     }
 }
 
+// D^T of the 8 x 8 block at src, scaled by sqrt(8) s(u) sqrt(8) s(v)
+// (out[v * 8 + u]).
+static inline void fdct8_aan_t(const float* src, int64_t stride, float* __restrict outT) {
+    alignas(64) float a[64], at[64];
+    fdct8_aan_cols(src, stride, a);
+    transpose(8, a, at);
+    fdct8_aan_cols(at, 8, outT);
+}
+
+// Small blocks (one register per row): the same splits and dot products,
+// fully unrolled with every row in a register.
 template <int B>
 static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
                                   const float* __restrict C, float* __restrict out) {
@@ -260,12 +214,38 @@ static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
     using V = vf<W>;
 #pragma GCC unroll 8
     for (int c0 = 0; c0 < B; c0 += W) {
-        V h[B], o[B];
+        V h[B];
 #pragma GCC unroll 64
-        for (int x = 0; x < B; ++x) h[x] = vload<W>(src + x * stride + c0);
-        fdct_pass_regs<B>(h, C, o);
+        for (int x = 0; x < B / 2; ++x) {
+            const V a = vload<W>(src + x * stride + c0), b = vload<W>(src + (B - 1 - x) * stride + c0);
+            h[x] = a + b;
+            h[B - 1 - x] = a - b;
+        }
+        const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
 #pragma GCC unroll 64
-        for (int u = 0; u < B; ++u) vstore<W>(out + u * B + c0, o[u]);
+            for (int j = 0; j < count; ++j) {
+                const int u = u0 + j * us;
+                V acc = h[d0] * C[u * B];
+#pragma GCC unroll 64
+                for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
+                vstore<W>(out + u * B + c0, acc);
+            }
+        };
+        constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
+#pragma GCC unroll 8
+        for (int l = 0; l < levels; ++l) {
+            const int n = B >> l;
+            dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
+            if (l + 1 == levels) break;
+#pragma GCC unroll 64
+            for (int x = 0; x < n / 4; ++x) {
+                const V a = h[x], b = h[n / 2 - 1 - x];
+                h[x] = a + b;
+                h[n / 2 - 1 - x] = a - b;
+            }
+        }
+        constexpr int n = B >> levels;
+        dots(0, 1, n, 0, B / n, n);
     }
 }
 

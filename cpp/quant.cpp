@@ -56,11 +56,10 @@ BlockPlan::BlockPlan(int quality, int block, bool chroma, int32_t clip_)
     // The encoder's B = 8 transform leaves D[u][v] scaled by
     // sqrt(8) s(u) sqrt(8) s(v), s(0) = 1, s(k) = sqrt(2) cos(k pi / 16)
     // (fdct8_aan_pass in dct_kernels.inl); its quantiser divides by that too.
-    const double pi = 3.14159265358979323846;
     std::vector<double> scale(size_t(block), 1.0);
     if (block == 8)
         for (int k = 0; k < 8; ++k)
-            scale[size_t(k)] = std::sqrt(8.0) * (k ? std::sqrt(2.0) * std::cos(k * pi / 16) : 1.0);
+            scale[size_t(k)] = std::sqrt(8.0) * (k ? std::sqrt(2.0) * std::cos(k * kPi / 16) : 1.0);
     for (size_t k = 0; k < n; ++k) {
         const size_t u = k / size_t(block), v = k % size_t(block);
         const float qs = float(double(qi[k]) * scale[u] * scale[v]);

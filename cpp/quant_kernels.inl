@@ -144,11 +144,6 @@ struct QuantConsts {
           lim(_mm256_set1_epi32(t.clip > 0 ? t.clip : 0x7fffffff)) {}
 };
 
-// Does the group with |x| = ax have a lane that may be non-zero?
-static inline bool live8(__m256 ax, const QuantConsts& k) {
-    return _mm256_movemask_ps(_mm256_cmp_ps(ax, k.near, _CMP_GE_OQ)) != 0;
-}
-
 // Quantises 8 transposed coefficients c (x = c * r, ax = |x|) and appends
 // the records of the non-zeros to `out` (which must have room for 8; lanes
 // past the returned count are scratch). Bit-identical to quantize_with:
@@ -185,11 +180,26 @@ static inline int quant_extract8(__m256 c, __m256 x, __m256 ax, const float* __r
     return __builtin_popcount(unsigned(m));
 }
 
+// One group of 8 transposed coefficients c with their tables at k0: skipped
+// when no lane may be non-zero, else quant_extract8. Returns the records
+// written.
+template <bool Clip>
+static inline int quant_group(__m256 c, const BlockTables& t, int k0, const QuantConsts& k,
+                              uint32_t* __restrict out) {
+    const __m256 x = _mm256_mul_ps(c, _mm256_loadu_ps(t.rqt + k0));
+    const __m256 ax = _mm256_andnot_ps(k.sign, x);
+    if (!_mm256_movemask_ps(_mm256_cmp_ps(ax, k.near, _CMP_GE_OQ))) return 0;
+    return quant_extract8<Clip>(c, x, ax, t.qt + k0, t.zz_t + k0, k, out);
+}
+
 // B = 8 in registers from the first load to the records: fdct8_aan_t's
 // passes (the same operations, so the same coefficients) with the transpose
 // on registers, then the quantiser with no store and reload of the block.
+// Not inlined: inlined into the block-row loop (as GCC 12 chose after an
+// unrelated edit elsewhere in the file) it ran 137 cycles a block against
+// 122 (benchmarks/native/block_kernel.cpp).
 template <bool Clip>
-static inline int fdct_quant_extract8x8(const float* src, int64_t stride, const BlockTables& t,
+__attribute__((noinline)) static int fdct_quant_extract8x8(const float* src, int64_t stride, const BlockTables& t,
                                         uint32_t* __restrict records) {
     using V = vf<8>;
     V h[8];
@@ -203,13 +213,7 @@ static inline int fdct_quant_extract8x8(const float* src, int64_t stride, const 
     // Unrolled, a branch per group predicts better than a loop over the
     // live groups' bits (a loop exit misses once a block).
 #pragma GCC unroll 8
-    for (int g = 0; g < 8; ++g) {
-        const __m256 x = _mm256_mul_ps(h[g], _mm256_loadu_ps(t.rqt + 8 * g));
-        const __m256 ax = _mm256_andnot_ps(k.sign, x);
-        if (live8(ax, k))
-            written += quant_extract8<Clip>(h[g], x, ax, t.qt + 8 * g, t.zz_t + 8 * g, k,
-                                            records + written);
-    }
+    for (int g = 0; g < 8; ++g) written += quant_group<Clip>(h[g], t, 8 * g, k, records + written);
     return written;
 }
 
@@ -221,13 +225,8 @@ static inline int quant_extract_block(const float* __restrict coeffs, const Bloc
     const int n = t.block * t.block;
     const QuantConsts k(t);
     int written = 0;
-    for (int g = 0; g < n; g += 8) {
-        const __m256 c = _mm256_loadu_ps(coeffs + g);
-        const __m256 x = _mm256_mul_ps(c, _mm256_loadu_ps(t.rqt + g));
-        const __m256 ax = _mm256_andnot_ps(k.sign, x);
-        if (live8(ax, k))
-            written += quant_extract8<Clip>(c, x, ax, t.qt + g, t.zz_t + g, k, records + written);
-    }
+    for (int g = 0; g < n; g += 8)
+        written += quant_group<Clip>(_mm256_loadu_ps(coeffs + g), t, g, k, records + written);
     return written;
 }
 #endif
