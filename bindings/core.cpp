@@ -165,13 +165,8 @@ PYBIND11_MODULE(_core, m) {
         }
         raise_item_error(err, first);
         py::list lists;
-        for (size_t i = 0; i < n; ++i) {
-            const py::ssize_t len = at[i + 1] - at[i];
-            int32_t* c = base + at[i];
-            lists.append(py::make_tuple(py::array_t<int32_t>(len, c, buffer),
-                                        py::array_t<int32_t>(len, c + total, buffer),
-                                        py::array_t<int32_t>(len, c + 2 * total, buffer)));
-        }
+        for (size_t i = 0; i < n; ++i)
+            lists.append(list_views(base + at[i], at[i + 1] - at[i], total, buffer));
         return lists;
     }, py::arg("images"), py::arg("block"), py::arg("quality"), py::arg("sub420"), py::arg("clip"),
        py::arg("seqs"), py::arg("threads"), py::arg("first") = 0);

@@ -21,6 +21,15 @@ pybind11::array_t<T> to_numpy(std::vector<T, A>&& v, std::vector<pybind11::ssize
     return pybind11::array_t<T>(shape, owner->data(), free_when_done);
 }
 
+// The (channel, position, value) arrays of a list of n triples stored as
+// thirds `third` entries apart from c, as views that keep `owner` alive.
+inline pybind11::tuple list_views(int32_t* c, pybind11::ssize_t n, pybind11::ssize_t third,
+                                  pybind11::handle owner) {
+    return pybind11::make_tuple(pybind11::array_t<int32_t>(n, c, owner),
+                                pybind11::array_t<int32_t>(n, c + third, owner),
+                                pybind11::array_t<int32_t>(n, c + 2 * third, owner));
+}
+
 // Moves a coordinate list into three NumPy arrays (channel, position, value)
 // that are views of its one buffer, which the last of them frees.
 inline pybind11::tuple list_to_numpy(dcts::SparseList&& s) {
@@ -28,8 +37,5 @@ inline pybind11::tuple list_to_numpy(dcts::SparseList&& s) {
     auto* owner = new dcts::IntArray(s.release());
     if (owner->empty()) owner->resize(1);  // a real pointer for views of length 0
     pybind11::capsule free_when_done(owner, [](void* p) { delete static_cast<dcts::IntArray*>(p); });
-    int32_t* base = owner->data();
-    return pybind11::make_tuple(pybind11::array_t<int32_t>(n, base, free_when_done),
-                                pybind11::array_t<int32_t>(n, base + n, free_when_done),
-                                pybind11::array_t<int32_t>(n, base + 2 * n, free_when_done));
+    return list_views(owner->data(), n, n, free_when_done);
 }
