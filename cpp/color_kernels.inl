@@ -19,16 +19,23 @@ static inline int32_t round_away(float x) {
     return i + static_cast<int32_t>(f >= 0.5f) - static_cast<int32_t>(f <= -0.5f);
 }
 
-// round_away clamped to [0, 255], with fewer operations. Everything below 0.5
-// clamps to 0. From 0.5 up, x + 0.5 is exact, or (crossing a power of two)
-// rounds onto that power of two, never across an integer, so truncating it
-// rounds half away from zero; below 0.5 it may not be used (0.49999997 + 0.5
-// rounds to 1). Checked against round_away over all 2^32 floats: equal for
-// |x| < 2^31, where round_away's i - 1 cannot overflow.
+// round_away clamped to [0, 255], in three vector operations (add, min,
+// truncate). With h = 0.49999997f (0.5 - 2^-25), trunc(fl(x + h)) rounds
+// half away from zero for every float 0 <= x < 2^31: at a tie k + 0.5 the sum
+// rounds up onto k + 1 (k = 0: 1 - 2^-25 is a tie between 1 - 2^-24 and 1,
+// and 1 is even), and below a tie it stays below k + 1, where adding 0.5
+// would round 0.49999997 up to 1. Checked over all 2^32 floats against
+// round_away then clamp (tests/test_codec_stages.py checks the kernels at
+// the edges). Below 0 everything truncates to <= 0 and clamps to 0. The
+// min with 256 keeps the truncation in range; it takes minps's order
+// (x < 256 ? x : 256), so NaN maps to 255 at every level.
+static constexpr float kHalfDown = 0x1.fffffep-2f;  // 0.49999997f
 static inline uint8_t to_u8(float x) {
-    if (!(x >= 0.5f)) return 0;
-    const int32_t v = static_cast<int32_t>(x + 0.5f);
-    return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+    const float s = x + kHalfDown;
+    const float t = s < 256.0f ? s : 256.0f;
+    if (!(t >= 1.0f)) return 0;
+    const int32_t v = static_cast<int32_t>(t);
+    return static_cast<uint8_t>(v > 255 ? 255 : v);
 }
 
 // The JFIF forward transform, centred; shared by every loop below so the
@@ -78,11 +85,10 @@ static inline __m256i shuffle_ctl(const int8_t* m) {
     return _mm256_load_si256(reinterpret_cast<const __m256i*>(m));
 }
 
-// to_u8 before its clamp, lane by lane: the same compare, add and truncate
-// (a huge x truncates to INT_MIN, which clamps to 0, as in to_u8).
+// to_u8 before its clamp, lane by lane: the same add, min and truncate (a
+// result below 0 clamps to 0 in pack_u8, 256 to 255).
 static inline __m256i round_half_up8(__m256 x) {
-    const __m256i v = _mm256_cvttps_epi32(_mm256_add_ps(x, splat(0.5f)));
-    return _mm256_and_si256(v, _mm256_castps_si256(_mm256_cmp_ps(x, splat(0.5f), _CMP_GE_OQ)));
+    return _mm256_cvttps_epi32(_mm256_min_ps(_mm256_add_ps(x, splat(kHalfDown)), splat(256.0f)));
 }
 
 // Four vectors of 8 int32 (pixels 0-31 in order) -> 32 bytes in order. The

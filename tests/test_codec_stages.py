@@ -151,3 +151,69 @@ def test_planes_to_image_matches_reference(rgb_image):
     ycc = np.stack([planes[0], R.upsample_420(planes[1]), R.upsample_420(planes[2])], -1) + 128.0
     want = R.ycbcr_to_rgb(ycc.astype(np.float64))
     assert np.abs(got.astype(int) - want).max() <= 1
+
+
+
+
+def _pixel_edges() -> np.ndarray:
+    """Float32 pixel values on and next to every rounding tie k + 1/2 of
+    [0, 255], the float just below 1/2, and values far outside [0, 255]."""
+    ties = np.arange(-2, 258, dtype=np.float32) + np.float32(0.5)
+    return np.concatenate([
+        ties, np.nextafter(ties, np.float32(-np.inf)), np.nextafter(ties, np.float32(np.inf)),
+        np.arange(-2, 258, dtype=np.float32),
+        np.array([1e-30, 0.25, 0.99999994, 1e6, 1e9, 3e9, 1e30, -1e9, -3e9, -1e30, np.inf, -np.inf],
+                 np.float32)])
+
+
+def _channel_values(y, cb, cr):
+    """SPEC 7's R, G, B in float32, operation by operation in the core's order."""
+    f = np.float32
+    with np.errstate(over="ignore", invalid="ignore"):
+        lum = y + f(128)
+        return [lum + f(1.402) * cr, lum + (f(-0.344136) * cb - f(0.714136) * cr),
+                lum + f(1.772) * cb]
+
+
+def _rounded(x):
+    """Round half away from zero, clamp to [0, 255] (exact, in float64)."""
+    x = x.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        r = np.where(np.isfinite(x), np.sign(x) * np.floor(np.abs(x) + 0.5), x)
+    return np.clip(r, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("level", _core.simd_levels())
+def test_pixel_rounding_is_half_away_from_zero_at_the_edges(level):
+    """planes -> pixels rounds each float32 channel value half away from zero
+    and clamps it to [0, 255] (SPEC 7), at every level, in the vector body and
+    the tail (the width is not a multiple of any vector width). For RGB each
+    2x2 box gets a luma l (a multiple of 1/2) and a Cb with 1.772 Cb = x - l,
+    so that its B channel is the edge value x itself; grey takes the ties
+    and their neighbours as luma."""
+    x = _pixel_edges()
+    h, w = 16, 265                  # 265 = 8 * 32 + 9: a tail at every level
+    hc, wc = 8, 136                 # the chroma grid of 4:2:0, padded to 272 = 2 * 136
+    x = np.resize(x, (hc, wc))
+    finite = np.abs(x) < 1e5
+    lum = np.where(finite, np.round(2 * x) / 2, 0).astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        cb = ((x.astype(np.float64) - lum) / 1.772).astype(np.float32)
+    cr = np.resize(np.linspace(-3, 3, 101, dtype=np.float32), (hc, wc))
+    up = lambda a: np.repeat(np.repeat(a, 2, 0), 2, 1)  # noqa: E731 (SPEC 7: replication)
+    y, cbf, crf = up(lum - np.float32(128)), up(cb), up(cr)
+    blue = _channel_values(y, cbf, crf)[2]
+    assert np.array_equal(blue[::2, ::2][finite], x[finite])  # the edges are hit exactly
+    grey_y = np.resize(x[np.abs(x) < 300] - np.float32(128), (h, 2 * wc))
+    before = _core.simd_level()
+    try:
+        _core.set_simd_level(level)
+        grey = _core.planes_to_image([grey_y], h, w, 8, False)
+        rgb444 = _core.planes_to_image([y, cbf, crf], h, w, 8, False)
+        rgb420 = _core.planes_to_image([y, cb, cr], h, w, 8, True)
+    finally:
+        _core.set_simd_level(before)
+    np.testing.assert_array_equal(grey, _rounded(grey_y + np.float32(128))[:, :w])
+    want = np.stack([_rounded(c) for c in _channel_values(y, cbf, crf)], -1)[:, :w]
+    np.testing.assert_array_equal(rgb444, want)
+    np.testing.assert_array_equal(rgb420, want)
