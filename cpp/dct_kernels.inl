@@ -608,18 +608,102 @@ static inline void transpose_rows(int B, const float* __restrict in, int jn,
         for (int j = 0; j < jn; ++j) out[j * os + i] = in[i * B + j];
 }
 
+// B = 8 without transposes, over a box of R rows (even) and K columns of D
+// known at compile time: E = D C row by row (E[u] = sum_v D[u][v] C[v], a
+// vector over the output column y), then output row x = sum_u C[u][x] E[u],
+// rows x and 7 - x sharing the even-u and odd-u partial sums. Decoded blocks
+// hold their non-zeros in small boxes (at q75 most within the first 2-4 rows
+// and columns): a 2x2 box takes 12 products and 10 adds, where the separable
+// passes cost two 8x8 transposes and 8 rows of each pass. Terms outside the
+// box that are zero anyway only change the sign of a zero result.
+template <int R, int K>
+static inline void idct8_box(const float* __restrict d, const float* __restrict C,
+                             float* __restrict dst, int64_t stride) {
+    static_assert(R % 2 == 0 && R >= 2 && R <= 8 && K >= 1 && K <= 8, "box within the block");
+    constexpr int W = 8 < kNativeFloats ? 8 : kNativeFloats;
+    using V = vf<W>;
+#pragma GCC unroll 2
+    for (int c0 = 0; c0 < 8; c0 += W) {
+        V e[R];
+#pragma GCC unroll 8
+        for (int u = 0; u < R; ++u) {
+            V acc = vload<W>(C + c0) * d[u * 8];
+#pragma GCC unroll 8
+            for (int v = 1; v < K; ++v) acc += vload<W>(C + v * 8 + c0) * d[u * 8 + v];
+            e[u] = acc;
+        }
+#pragma GCC unroll 4
+        for (int x = 0; x < 4; ++x) {
+            V ev = e[0] * C[x], od = e[1] * C[8 + x];
+#pragma GCC unroll 4
+            for (int u = 2; u < R; u += 2) {
+                ev += e[u] * C[u * 8 + x];
+                od += e[u + 1] * C[(u + 1) * 8 + x];
+            }
+            vstore<W>(dst + x * stride + c0, ev + od);
+            vstore<W>(dst + (7 - x) * stride + c0, ev - od);
+        }
+    }
+}
+
+// The second pass of the B = 16 and 32 inverse without transposes: output
+// row x = sum_v a[x][v] C[v] (a vector over the column y; a[x][v] broadcast),
+// columns y and B-1-y sharing the even-v and odd-v partial sums
+// (C[v][B-1-y] = (-1)^v C[v][y]), the mirrored half stored lane-reversed.
+// Reads the first `cols` (even) columns of a (rows B floats apart). The
+// separable form's two B x B transposes cost more than its recursive
+// butterflies saved.
+template <int B>
+static inline void idct_rows_direct(const float* __restrict a, const float* __restrict C, int cols,
+                                    float* __restrict dst, int64_t stride) {
+    constexpr int H = B / 2;
+    constexpr int W = H < kNativeFloats ? H : kNativeFloats;
+    constexpr int NC = H / W;  // vectors per half row
+    using V = vf<W>;
+    for (int x = 0; x < B; ++x) {
+        const float* ax = a + x * B;
+        V ev[NC], od[NC];
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; ++c) {
+            ev[c] = vload<W>(C + c * W) * ax[0];
+            od[c] = vload<W>(C + B + c * W) * ax[1];
+        }
+        for (int v = 2; v < cols; v += 2) {
+#pragma GCC unroll 4
+            for (int c = 0; c < NC; ++c) {
+                ev[c] += vload<W>(C + v * B + c * W) * ax[v];
+                od[c] += vload<W>(C + (v + 1) * B + c * W) * ax[v + 1];
+            }
+        }
+        float* o = dst + x * stride;
+#pragma GCC unroll 4
+        for (int c = 0; c < NC; ++c) {
+            vstore<W>(o + c * W, ev[c] + od[c]);
+            vstore<W>(o + B - (c + 1) * W, vreverse(ev[c] - od[c]));
+        }
+    }
+}
+
 template <int B>
 static inline void idct_fixed(const float* d, const float* C, int rows, int cols, float* dst,
                               int64_t stride) {
-    alignas(64) float a[B * B], at[B * B];
-    // Columns >= cols of a = C^T D are zero and the second pass never reads
-    // them (they become rows >= cols of its input), so neither the first
-    // pass nor the transpose forms them: a quarter of the work for a 32x32
-    // block with non-zeros in its first 8 columns.
-    idct_cols<B>(d, C, rows, cols, a);   // a = C^T D
-    transpose_rows(B, a, cols, at, B);
-    idct_cols<B>(at, C, cols, B, a);     // C^T (C^T D)^T = P^T
-    transpose_rows(B, a, B, dst, stride);
+    if constexpr (B == 8) {
+        idct8_box<8, 8>(d, C, dst, stride);  // the whole block (decode sorts by box)
+    } else if constexpr (B == 16 || B == 32) {
+        alignas(64) float a[B * B];
+        idct_cols<B>(d, C, rows, cols, a);  // a = C^T D, its first `cols` columns
+        idct_rows_direct<B>(a, C, cols, dst, stride);
+    } else {
+        alignas(64) float a[B * B], at[B * B];
+        // Columns >= cols of a = C^T D are zero and the second pass never
+        // reads them (they become rows >= cols of its input), so neither the
+        // first pass nor the transpose forms them: a quarter of the work for
+        // a 32x32 block with non-zeros in its first 8 columns.
+        idct_cols<B>(d, C, rows, cols, a);   // a = C^T D
+        transpose_rows(B, a, cols, at, B);
+        idct_cols<B>(at, C, cols, B, a);     // C^T (C^T D)^T = P^T
+        transpose_rows(B, a, B, dst, stride);
+    }
 }
 
 // P = C^T D C of the natural-order block d, rows stored `stride` floats
@@ -630,6 +714,13 @@ static void idct_strided(const float* d, const BlockTables& t, int rows, int col
         constexpr int FB = decltype(fixed)::value;
         if constexpr (FB != 0) {
             idct_fixed<FB>(d, t.c, rows, cols, dst, stride);
+        } else if (t.block == 8) {  // the scalar level: the same operations as idct_fixed<8>
+            idct8_box<8, 8>(d, t.c, dst, stride);
+        } else if (t.block == 16 || t.block == 32) {  // likewise idct_fixed<16>, <32>
+            float* a = scratch;
+            idct_cols_any(t.block, d, t.c, rows, a, a + t.block * t.block);
+            if (t.block == 16) idct_rows_direct<16>(a, t.c, cols, dst, stride);
+            else idct_rows_direct<32>(a, t.c, cols, dst, stride);
         } else {
             const int B = t.block;
             float* a = scratch;

@@ -71,6 +71,99 @@ static inline void dequant_idct_sized(const int32_t* __restrict in, const BlockT
     else idct_strided(d, t, rows, cols, dst, stride, scratch + n);
 }
 
+// Dequantise the first R rows of an 8x8 block and transform the R x K box.
+template <int R, int K>
+static inline void dequant_idct8_box(const int32_t* __restrict in, const BlockTables& t,
+                                     float* dst, int64_t stride) {
+    alignas(32) float d[R * 8];
+    for (int k = 0; k < R * 8; ++k) d[k] = static_cast<float>(in[k]) * t.q[k];
+    idct8_box<R, K>(d, t.c, dst, stride);
+}
+
+// Bit of coefficient (u, v) of an 8x8 block in box_class8's mask, and the
+// mask of the box of rows and columns [0, n). The AVX2 body packs the rows to
+// bytes in the order the 128-bit lanes of the packs leave them; the portable
+// body uses nonzero_mask's natural order, bit 8u + v.
+static constexpr int box_bit8(int u, int v) {
+#if defined(__AVX2__)
+    return 32 * (u / 4) + 16 * (v / 4) + 4 * (u % 4) + v % 4;
+#else
+    return 8 * u + v;
+#endif
+}
+static constexpr uint64_t box_mask8(int n) {
+    uint64_t m = 0;
+    for (int u = 0; u < n; ++u)
+        for (int v = 0; v < n; ++v) m |= uint64_t(1) << box_bit8(u, v);
+    return m;
+}
+
+// The smallest of the boxes 1x1 (0), 2x2, 4x4, 6x6, 8x8 (4) holding every
+// non-zero of a natural-order 8x8 block.
+static inline int box_class8(const int32_t* __restrict blk) {
+#if defined(__AVX2__)
+    // Saturating packs keep a non-zero non-zero: int32 -> int16 -> int8.
+    const __m256i* r = reinterpret_cast<const __m256i*>(blk);
+    const __m256i p01 = _mm256_packs_epi32(_mm256_loadu_si256(r), _mm256_loadu_si256(r + 1));
+    const __m256i p23 = _mm256_packs_epi32(_mm256_loadu_si256(r + 2), _mm256_loadu_si256(r + 3));
+    const __m256i p45 = _mm256_packs_epi32(_mm256_loadu_si256(r + 4), _mm256_loadu_si256(r + 5));
+    const __m256i p67 = _mm256_packs_epi32(_mm256_loadu_si256(r + 6), _mm256_loadu_si256(r + 7));
+    const __m256i zero = _mm256_setzero_si256();
+    const uint32_t lo = ~uint32_t(_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_packs_epi16(p01, p23), zero)));
+    const uint32_t hi = ~uint32_t(_mm256_movemask_epi8(
+        _mm256_cmpeq_epi8(_mm256_packs_epi16(p45, p67), zero)));
+    const uint64_t m = uint64_t(hi) << 32 | lo;
+#else
+    const uint64_t m = nonzero_mask(blk, 64);
+#endif
+    return int((m & ~box_mask8(1)) != 0) + int((m & ~box_mask8(2)) != 0) +
+           int((m & ~box_mask8(4)) != 0) + int((m & ~box_mask8(6)) != 0);
+}
+
+// A block row at B = 8. Which box holds a block's non-zeros (DC only, 2x2,
+// 4x4, 6x6, the whole block) changes from block to block with no pattern a
+// branch predictor could learn. Transforming each block over its own bounding
+// box, with loop bounds set per block, measured slower than filing the
+// blocks of a chunk of the row under their box in one branch-free pass and
+// then running each box size as a loop with fixed bounds (B=8 decode/turbo
+// 1.13x, docs/codec.md). DC-only blocks are a constant, c0 * (d00 * c0):
+// the products idct8_box forms for them.
+static void dequant_idct_row8(const int32_t* in, int64_t nblocks, int64_t bs,
+                              const BlockTables& t, float* dst, int64_t stride) {
+    constexpr int kChunk = 256;
+    uint16_t idx[5][kChunk];
+    for (int64_t j0 = 0; j0 < nblocks; j0 += kChunk) {
+        const int n = nblocks - j0 < kChunk ? int(nblocks - j0) : kChunk;
+        const int32_t* in0 = in + j0 * bs;
+        float* dst0 = dst + j0 * 8;
+        int cnt[5] = {0, 0, 0, 0, 0};
+        for (int j = 0; j < n; ++j) {
+            const int box = box_class8(in0 + j * bs);
+            for (int c = 0; c < 5; ++c) {  // write j to every list, advance its own
+                idx[c][cnt[c]] = uint16_t(j);
+                cnt[c] += int(c == box);
+            }
+        }
+        const float c0 = t.c[0];
+        for (int k = 0; k < cnt[0]; ++k) {
+            const int j = idx[0][k];
+            const float v = c0 * ((static_cast<float>(in0[j * bs]) * t.q[0]) * c0);
+            float* o = dst0 + j * 8;
+            for (int x = 0; x < 8; ++x)
+                for (int y = 0; y < 8; ++y) o[x * stride + y] = v;
+        }
+        for (int k = 0; k < cnt[1]; ++k)
+            dequant_idct8_box<2, 2>(in0 + idx[1][k] * bs, t, dst0 + idx[1][k] * 8, stride);
+        for (int k = 0; k < cnt[2]; ++k)
+            dequant_idct8_box<4, 4>(in0 + idx[2][k] * bs, t, dst0 + idx[2][k] * 8, stride);
+        for (int k = 0; k < cnt[3]; ++k)
+            dequant_idct8_box<6, 6>(in0 + idx[3][k] * bs, t, dst0 + idx[3][k] * 8, stride);
+        for (int k = 0; k < cnt[4]; ++k)
+            dequant_idct8_box<8, 8>(in0 + idx[4][k] * bs, t, dst0 + idx[4][k] * 8, stride);
+    }
+}
+
 template <int FB>
 static void dequant_idct_row(const int32_t* in, int64_t nblocks, int64_t block_stride,
                              const BlockTables& t, float* dst, int64_t stride, float* scratch) {
@@ -81,8 +174,10 @@ static void dequant_idct_row(const int32_t* in, int64_t nblocks, int64_t block_s
 
 static void dequant_idct(const int32_t* in, int64_t nblocks, int64_t bs, const BlockTables& t,
                          float* dst, int64_t stride, float* scratch) {
+    if (t.block == 8) return dequant_idct_row8(in, nblocks, bs, t, dst, stride);  // every level
     with_block_size(t.block, [&](auto fixed) {
-        dequant_idct_row<decltype(fixed)::value>(in, nblocks, bs, t, dst, stride, scratch);
+        constexpr int FB = decltype(fixed)::value;
+        if constexpr (FB != 8) dequant_idct_row<FB>(in, nblocks, bs, t, dst, stride, scratch);
     });
 }
 

@@ -21,6 +21,8 @@ template <int N>
 static inline void vstore(float* p, const vf<N>& v) { for (int i = 0; i < N; ++i) p[i] = v.lane[i]; }
 template <int N>
 static inline float lane(const vf<N>& v, int i) { return v.lane[i]; }
+template <int N>
+static inline vf<N> vreverse(const vf<N>& v) { vf<N> r; for (int i = 0; i < N; ++i) r.lane[i] = v.lane[N - 1 - i]; return r; }
 #else
 // Floats in one native vector register. Wider GCC vectors are split by the
 // compiler, and it splats scalars into them through the stack, so block
@@ -47,6 +49,15 @@ template <int N>
 static inline vf<N> vload(const float* p) { vf<N> r; __builtin_memcpy(&r, p, sizeof r); return r; }
 template <int N>
 static inline void vstore(float* p, const vf<N>& v) { __builtin_memcpy(p, &v, sizeof v); }
+// Lanes in reverse order (one permute).
+typedef int vi4 __attribute__((vector_size(16)));
+typedef int vi8 __attribute__((vector_size(32)));
+typedef int vi16 __attribute__((vector_size(64)));
+static inline vf<4> vreverse(const vf<4>& v) { return __builtin_shuffle(v, vi4{3, 2, 1, 0}); }
+static inline vf<8> vreverse(const vf<8>& v) { return __builtin_shuffle(v, vi8{7, 6, 5, 4, 3, 2, 1, 0}); }
+static inline vf<16> vreverse(const vf<16>& v) {
+    return __builtin_shuffle(v, vi16{15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
+}
 // Subscripting a template-dependent vector type is not accepted by GCC 12.
 template <int N>
 static inline float lane(const vf<N>& v, int i) {
