@@ -52,12 +52,16 @@ static inline void vstore(float* p, const vf<N>& v) { __builtin_memcpy(p, &v, si
 // Lanes in reverse order (one permute).
 typedef int vi4 __attribute__((vector_size(16)));
 typedef int vi8 __attribute__((vector_size(32)));
-typedef int vi16 __attribute__((vector_size(64)));
 static inline vf<4> vreverse(const vf<4>& v) { return __builtin_shuffle(v, vi4{3, 2, 1, 0}); }
 static inline vf<8> vreverse(const vf<8>& v) { return __builtin_shuffle(v, vi8{7, 6, 5, 4, 3, 2, 1, 0}); }
+#if defined(__AVX512F__) || (defined(DCTS_CHUNK_FLOATS) && DCTS_CHUNK_FLOATS >= 16)
+typedef int vi16 __attribute__((vector_size(64)));
+// (Only where 16-lane chunks are used: elsewhere GCC warns that returning one
+// by value changes the ABI.)
 static inline vf<16> vreverse(const vf<16>& v) {
     return __builtin_shuffle(v, vi16{15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0});
 }
+#endif
 // Subscripting a template-dependent vector type is not accepted by GCC 12.
 template <int N>
 static inline float lane(const vf<N>& v, int i) {
