@@ -1,5 +1,6 @@
 // Assembles the kernel table of one instruction set. Included by isa_*.cpp
 // after defining DCTS_ISA_NS (the namespace) and DCTS_ISA_NAME.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
