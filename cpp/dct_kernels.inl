@@ -205,61 +205,18 @@ static inline void fdct8_aan_t(const float* src, int64_t stride, float* __restri
     fdct8_aan_cols(at, 8, outT);
 }
 
-// Small blocks (one register per row): the same splits and dot products,
-// fully unrolled with every row in a register.
-template <int B>
-static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
-                                  const float* __restrict C, float* __restrict out) {
-    constexpr int W = B < kNativeFloats ? B : kNativeFloats;
-    using V = vf<W>;
-#pragma GCC unroll 8
-    for (int c0 = 0; c0 < B; c0 += W) {
-        V h[B];
-#pragma GCC unroll 64
-        for (int x = 0; x < B / 2; ++x) {
-            const V a = vload<W>(src + x * stride + c0), b = vload<W>(src + (B - 1 - x) * stride + c0);
-            h[x] = a + b;
-            h[B - 1 - x] = a - b;
-        }
-        const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
-#pragma GCC unroll 64
-            for (int j = 0; j < count; ++j) {
-                const int u = u0 + j * us;
-                V acc = h[d0] * C[u * B];
-#pragma GCC unroll 64
-                for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
-                vstore<W>(out + u * B + c0, acc);
-            }
-        };
-        constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
-#pragma GCC unroll 8
-        for (int l = 0; l < levels; ++l) {
-            const int n = B >> l;
-            dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
-            if (l + 1 == levels) break;
-#pragma GCC unroll 64
-            for (int x = 0; x < n / 4; ++x) {
-                const V a = h[x], b = h[n / 2 - 1 - x];
-                h[x] = a + b;
-                h[n / 2 - 1 - x] = a - b;
-            }
-        }
-        constexpr int n = B >> levels;
-        dots(0, 1, n, 0, B / n, n);
-    }
-}
-
-// B = 32's odd outputs at the levels n = 32 and 16 (N = n/2 of them, from
-// the N differences o[x]): sqrt(2/B) times a DCT-IV of size N,
-// X[k] = sum_x o[x] cos(pi (2x+1)(2k+1) / 4N), taken through a complex DFT
-// of size M = N/2 (Britanak-Rao): y_j = (o[2j] + i o[N-1-2j]) e^{-i pi j/N},
-// Y = DFT_M(y), Z_p = Y_p e^{-i pi (4p+1)/4N}; then X[2p] = Re Z_p and
-// X[N-1-2p] = -Im Z_p. 84 products and 90 sums at N = 16 where the dot
-// products took 256 and 240 (a level-32 odd part was three quarters of
-// B = 32's forward transform). The DFT is radix 2 (the twiddle -i exact).
-// The rounding error stays that of the dot products (max |error| over random
-// blocks 5.3e-5 against B = 16's 4.7e-5, relative 1.5e-7); the inverse keeps
-// its dot products, which skip the rows that are zero.
+// The odd outputs of the levels n = 32 and 16 of B = 32, and of n = 16 of
+// B = 16 (N = n/2 of them, from the N differences o[x]): sqrt(2/B) times a
+// DCT-IV of size N, X[k] = sum_x o[x] cos(pi (2x+1)(2k+1) / 4N), taken
+// through a complex DFT of size M = N/2: y_j = (o[2j] + i o[N-1-2j])
+// e^{-i pi j/N}, Y = DFT_M(y), Z_p = Y_p e^{-i pi (4p+1)/4N}; then
+// X[2p] = Re Z_p and X[N-1-2p] = -Im Z_p. 84 products and 90 sums at N = 16
+// where the dot products took 256 and 240 (a level-32 odd part was three
+// quarters of B = 32's forward transform). The DFT is radix 2 (the twiddle
+// -i exact). The rounding error stays that of the dot products (max |error|
+// over random blocks, relative to the largest coefficient: 1.5e-7 at
+// B = 16 and 32, as before; 1.2e-7 at B = 8). The inverse keeps its dot
+// products, which skip the rows that are zero.
 template <int N>
 struct Dct4Twiddles {
     static constexpr int M = N / 2;
@@ -280,11 +237,11 @@ struct Dct4Twiddles {
     }
 };
 
-// Odd outputs u = u0 + k us (k < N) of one level, W columns from c0: inputs
-// o[x] at d + x ds, outputs to out row u.
+// Odd outputs u = u0 + k us (k < N) of one level from the N differences
+// o[x] (W columns, from column c0), to out row u.
 template <int W, int N>
-static inline void fdct_odd_dft(const float* __restrict d, int64_t ds, int u0, int us, int B,
-                                const Dct4Twiddles<N>& t, float* __restrict out, int c0) {
+static inline void fdct_odd_dft(const vf<W>* o, int u0, int us, int B, const Dct4Twiddles<N>& t,
+                                float* __restrict out, int c0) {
     constexpr int M = N / 2;
     using V = vf<W>;
     V re[M], im[M];
@@ -293,7 +250,7 @@ static inline void fdct_odd_dft(const float* __restrict d, int64_t ds, int u0, i
     for (int j = 0; j < M; ++j) {  // pre-twiddle, into bit-reversed order
         int r = 0;
         for (int b = 0; b < kBits; ++b) r |= ((j >> b) & 1) << (kBits - 1 - b);
-        const V a = vload<W>(d + (2 * j) * ds + c0), b = vload<W>(d + (N - 1 - 2 * j) * ds + c0);
+        const V a = o[2 * j], b = o[N - 1 - 2 * j];
         re[r] = a * t.pre_c[j] + b * t.pre_s[j];
         im[r] = b * t.pre_c[j] - a * t.pre_s[j];
     }
@@ -328,20 +285,78 @@ static inline void fdct_odd_dft(const float* __restrict d, int64_t ds, int u0, i
     }
 }
 
-// The odd outputs of level n of B = 32 through fdct_odd_dft, W columns at a
-// time; false where the level takes the dot products (n < 16).
-template <int W>
-static inline bool fdct32_odd_level(const float* d, int64_t ds, int n, float* out) {
-    constexpr int B = 32;
-    const int s = B / n;
-    if (n == 32) {
-        static const Dct4Twiddles<16> t(B);
-        for (int c0 = 0; c0 < B; c0 += W) fdct_odd_dft<W, 16>(d, ds, s, 2 * s, B, t, out, c0);
-        return true;
+// Small blocks (one register per row): the same splits and dot products,
+// fully unrolled with every row in a register.
+template <int B>
+static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
+                                  const float* __restrict C, float* __restrict out) {
+    constexpr int W = B < kNativeFloats ? B : kNativeFloats;
+    using V = vf<W>;
+#pragma GCC unroll 8
+    for (int c0 = 0; c0 < B; c0 += W) {
+        V h[B];
+#pragma GCC unroll 64
+        for (int x = 0; x < B / 2; ++x) {
+            const V a = vload<W>(src + x * stride + c0), b = vload<W>(src + (B - 1 - x) * stride + c0);
+            h[x] = a + b;
+            h[B - 1 - x] = a - b;
+        }
+        const auto dots = [&](int d0, int ds, int m, int u0, int us, int count) {
+#pragma GCC unroll 64
+            for (int j = 0; j < count; ++j) {
+                const int u = u0 + j * us;
+                V acc = h[d0] * C[u * B];
+#pragma GCC unroll 64
+                for (int x = 1; x < m; ++x) acc += h[d0 + x * ds] * C[u * B + x];
+                vstore<W>(out + u * B + c0, acc);
+            }
+        };
+        constexpr int levels = __builtin_ctz(B);  // splits: while the size is even
+#pragma GCC unroll 8
+        for (int l = 0; l < levels; ++l) {
+            const int n = B >> l;
+            if constexpr (B == 16) {  // as fdct_odd_level
+                if (n == 16) {
+                    static const Dct4Twiddles<8> t8(B);
+                    V o[8];
+#pragma GCC unroll 8
+                    for (int x = 0; x < 8; ++x) o[x] = h[15 - x];
+                    fdct_odd_dft<W, 8>(o, 1, 2, B, t8, out, c0);
+                } else {
+                    dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
+                }
+            } else {
+                dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
+            }
+            if (l + 1 == levels) break;
+#pragma GCC unroll 64
+            for (int x = 0; x < n / 4; ++x) {
+                const V a = h[x], b = h[n / 2 - 1 - x];
+                h[x] = a + b;
+                h[n / 2 - 1 - x] = a - b;
+            }
+        }
+        constexpr int n = B >> levels;
+        dots(0, 1, n, 0, B / n, n);
     }
-    if (n == 16) {
-        static const Dct4Twiddles<8> t(B);
-        for (int c0 = 0; c0 < B; c0 += W) fdct_odd_dft<W, 8>(d, ds, s, 2 * s, B, t, out, c0);
+}
+
+// The odd outputs of level n (n = 32 or 16) of B = 16 or 32 through
+// fdct_odd_dft, from the differences o[x] = row d + x ds; W columns at a
+// time. False where the level takes the dot products.
+template <int B, int W>
+static inline bool fdct_odd_level(const float* d, int64_t ds, int n, float* out) {
+    if constexpr (B == 16 || B == 32) {
+        if (n != 32 && n != 16) return false;
+        static const Dct4Twiddles<16> t16(B);
+        static const Dct4Twiddles<8> t8(B);
+        const int s = B / n;
+        for (int c0 = 0; c0 < B; c0 += W) {
+            vf<W> o[16];
+            for (int x = 0; x < n / 2; ++x) o[x] = vload<W>(d + x * ds + c0);
+            if (n == 32) fdct_odd_dft<W, 16>(o, s, 2 * s, B, t16, out, c0);
+            else fdct_odd_dft<W, 8>(o, s, 2 * s, B, t8, out, c0);
+        }
         return true;
     }
     return false;
@@ -363,7 +378,7 @@ static void fdct_cols(const float* __restrict src, int64_t stride, const float* 
     int n = B;
     for (;;) {
         const int s = B / n;
-        if (B != 32 || !fdct32_odd_level<W>(h + (n - 1) * B, -B, n, out))
+        if (!fdct_odd_level<B, W>(h + (n - 1) * B, -B, n, out))
             fdct_dots_any_count<B>(h + (n - 1) * B, -B, n / 2, C, s, 2 * s, n / 2, out);
         n /= 2;
         if (n % 2 != 0) break;
@@ -399,9 +414,13 @@ static void fdct_cols_any(int B, const float* __restrict src, int64_t stride,
     }
     while (n % 2 == 0) {
         const int s = B / n;
-        if (B != 32 || !fdct32_odd_level<kNativeFloats < 32 ? kNativeFloats : 32>(
-                           h + (n - 1) * B, -B, n, out))
-            dots(h + (n - 1) * B, -B, n / 2, s, 2 * s, n / 2);
+        // B = 16 and 32 as fdct_cols: one vector a row.
+        const bool dft = B == 16   ? fdct_odd_level<16, kNativeFloats < 16 ? kNativeFloats : 16>(
+                                         h + (n - 1) * B, -B, n, out)
+                         : B == 32 ? fdct_odd_level<32, kNativeFloats < 32 ? kNativeFloats : 32>(
+                                         h + (n - 1) * B, -B, n, out)
+                                   : false;
+        if (!dft) dots(h + (n - 1) * B, -B, n / 2, s, 2 * s, n / 2);
         n /= 2;
         if (n % 2 != 0) break;
         for (int x = 0; x < n / 2; ++x)
