@@ -217,3 +217,34 @@ def test_pixel_rounding_is_half_away_from_zero_at_the_edges(level):
     want = np.stack([_rounded(c) for c in _channel_values(y, cbf, crf)], -1)[:, :w]
     np.testing.assert_array_equal(rgb444, want)
     np.testing.assert_array_equal(rgb420, want)
+
+
+@pytest.mark.parametrize("level", _core.simd_levels())
+@pytest.mark.parametrize("b", [8, 16, 32])
+def test_decode_of_every_single_coefficient_matches_reference(level, b):
+    """One block per coefficient position (u, v), holding that coefficient
+    alone (and one more row of DC-only blocks): the decoder transforms each
+    block over the box or bounding box of its non-zeros (B=8 files blocks by
+    box, B=16/32 cut the transform to the bounding box), so a wrong box would
+    drop a coefficient - an error the size of its basis image, not 1."""
+    n = b * b
+    hb, wb = n // b + 1, b                 # block (u, v) at grid (u, v); last row DC only
+    zz = R.zigzag(b)                       # zz[k] = natural index of zigzag k
+    channel_of = np.argsort(zz)            # natural index -> zigzag channel
+    dct = np.zeros((hb, wb, n), np.int32)
+    for k in range(n):
+        dct[k // b, k % b, channel_of[k]] = 5 if k % 3 else -4
+    dct[-1, :, 0] = np.arange(wb) - wb // 2
+    h, w = hb * b, wb * b
+    s = dctsparse.SparseDCT.from_dct_image(dct, height=h, width=w, block_size=b, quality=90,
+                                           subsampling="4:4:4", mode="L")
+    before = _core.simd_level()
+    try:
+        _core.set_simd_level(level)
+        got = dctsparse.decode(s).astype(int)
+    finally:
+        _core.set_simd_level(before)
+    want = R.decode_dct_image(dct, h, w, block_size=b, quality=90, subsampling="4:4:4")
+    diff = np.abs(got - want)
+    assert diff.max() <= 1, f"max error {diff.max()} in block {np.unravel_index(diff.argmax(), diff.shape)}"
+    assert (diff > 0).mean() < 1e-3
