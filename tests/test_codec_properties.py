@@ -154,9 +154,11 @@ def test_grey_420_error_bounded_by_quality(data):
 def test_quality_100_444_is_nearly_lossless(img, b):
     out = dctsparse.decode(dctsparse.encode(img, block_size=b, quality=100, subsampling="4:4:4"))
     err = np.abs(out.astype(int) - img)
-    # Q = 1: coefficient error <= 1/2, so pixel errors are a few levels at most
+    # Q = 1: coefficient error <= 1/2, so the RMS error is error_bound's at
+    # its smallest. (The mean error this test also asserted, < 1, is typical,
+    # not guaranteed: Hypothesis found a 2x2 image at B = 22 whose float64
+    # reference round trip errs by 1.08 on average, as the core does.)
     assert np.sqrt(np.mean(err.astype(float) ** 2)) <= error_bound(img, b, 100, "4:4:4")
-    assert err.mean() < 1.0
 
 
 @given(images(), st.integers(2, 16))
