@@ -285,6 +285,19 @@ static inline void fdct_odd_dft(const vf<W>* o, int u0, int us, int B, const Dct
     }
 }
 
+// Whether level n of B takes fdct_odd_dft: n = 32 and 16 of B = 32, n = 16
+// of B = 16.
+static constexpr bool has_odd_dft(int B, int n) {
+    return (B == 16 || B == 32) && (n == 32 || n == 16);
+}
+
+// The twiddles of B's level with N odd outputs (built once per process).
+template <int B, int N>
+static inline const Dct4Twiddles<N>& odd_twiddles() {
+    static const Dct4Twiddles<N> t(B);
+    return t;
+}
+
 // Small blocks (one register per row): the same splits and dot products,
 // fully unrolled with every row in a register.
 template <int B>
@@ -315,19 +328,20 @@ static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
 #pragma GCC unroll 8
         for (int l = 0; l < levels; ++l) {
             const int n = B >> l;
-            if constexpr (B == 16) {  // as fdct_odd_level
-                if (n == 16) {
-                    static const Dct4Twiddles<8> t8(B);
-                    V o[8];
-#pragma GCC unroll 8
-                    for (int x = 0; x < 8; ++x) o[x] = h[15 - x];
-                    fdct_odd_dft<W, 8>(o, 1, 2, B, t8, out, c0);
-                } else {
-                    dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
+            bool dft = false;
+            if constexpr (B == 16 || B == 32) {
+                if (has_odd_dft(B, n)) {  // as fdct_odd_level
+                    V o[B / 2];
+#pragma GCC unroll 16
+                    for (int x = 0; x < n / 2; ++x) o[x] = h[n - 1 - x];
+                    if (B == 32 && n == 32)
+                        fdct_odd_dft<W, B / 2>(o, 1, 2, B, odd_twiddles<B, B / 2>(), out, c0);
+                    else
+                        fdct_odd_dft<W, 8>(o, B / 16, B / 8, B, odd_twiddles<B, 8>(), out, c0);
+                    dft = true;
                 }
-            } else {
-                dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
             }
+            if (!dft) dots(n - 1, -1, n / 2, B / n, 2 * (B / n), n / 2);
             if (l + 1 == levels) break;
 #pragma GCC unroll 64
             for (int x = 0; x < n / 4; ++x) {
@@ -341,22 +355,27 @@ static inline void fdct_cols_regs(const float* __restrict src, int64_t stride,
     }
 }
 
-// The odd outputs of level n (n = 32 or 16) of B = 16 or 32 through
-// fdct_odd_dft, from the differences o[x] = row d + x ds; W columns at a
-// time. False where the level takes the dot products.
+// The N odd outputs of B's level n = 2N through fdct_odd_dft, from the
+// differences o[x] = row d + x ds, W columns at a time.
+template <int B, int W, int N>
+static inline void fdct_odd_rows(const float* d, int64_t ds, float* out) {
+    const Dct4Twiddles<N>& t = odd_twiddles<B, N>();
+    for (int c0 = 0; c0 < B; c0 += W) {
+        vf<W> o[N];
+#pragma GCC unroll 16
+        for (int x = 0; x < N; ++x) o[x] = vload<W>(d + x * ds + c0);
+        fdct_odd_dft<W, N>(o, B / (2 * N), B / N, B, t, out, c0);
+    }
+}
+
+// fdct_odd_rows where has_odd_dft(B, n); false elsewhere (the level takes
+// the dot products).
 template <int B, int W>
 static inline bool fdct_odd_level(const float* d, int64_t ds, int n, float* out) {
     if constexpr (B == 16 || B == 32) {
-        if (n != 32 && n != 16) return false;
-        static const Dct4Twiddles<16> t16(B);
-        static const Dct4Twiddles<8> t8(B);
-        const int s = B / n;
-        for (int c0 = 0; c0 < B; c0 += W) {
-            vf<W> o[16];
-            for (int x = 0; x < n / 2; ++x) o[x] = vload<W>(d + x * ds + c0);
-            if (n == 32) fdct_odd_dft<W, 16>(o, s, 2 * s, B, t16, out, c0);
-            else fdct_odd_dft<W, 8>(o, s, 2 * s, B, t8, out, c0);
-        }
+        if (!has_odd_dft(B, n)) return false;
+        if (B == 32 && n == 32) fdct_odd_rows<B, W, B / 2>(d, ds, out);
+        else fdct_odd_rows<B, W, 8>(d, ds, out);
         return true;
     }
     return false;
@@ -414,13 +433,12 @@ static void fdct_cols_any(int B, const float* __restrict src, int64_t stride,
     }
     while (n % 2 == 0) {
         const int s = B / n;
-        // B = 16 and 32 as fdct_cols: one vector a row.
-        const bool dft = B == 16   ? fdct_odd_level<16, kNativeFloats < 16 ? kNativeFloats : 16>(
-                                         h + (n - 1) * B, -B, n, out)
-                         : B == 32 ? fdct_odd_level<32, kNativeFloats < 32 ? kNativeFloats : 32>(
-                                         h + (n - 1) * B, -B, n, out)
-                                   : false;
-        if (!dft) dots(h + (n - 1) * B, -B, n / 2, s, 2 * s, n / 2);
+        // B = 16 and 32 as fdct_cols (the scalar build: one row a vector).
+        const float* d = h + (n - 1) * B;
+        bool dft = false;
+        if (B == 16) dft = fdct_odd_level<16, kNativeFloats < 16 ? kNativeFloats : 16>(d, -B, n, out);
+        if (B == 32) dft = fdct_odd_level<32, kNativeFloats < 32 ? kNativeFloats : 32>(d, -B, n, out);
+        if (!dft) dots(d, -B, n / 2, s, 2 * s, n / 2);
         n /= 2;
         if (n % 2 != 0) break;
         for (int x = 0; x < n / 2; ++x)
