@@ -248,3 +248,32 @@ def test_decode_of_every_single_coefficient_matches_reference(level, b):
     diff = np.abs(got - want)
     assert diff.max() <= 1, f"max error {diff.max()} in block {np.unravel_index(diff.argmax(), diff.shape)}"
     assert (diff > 0).mean() < 1e-3
+
+
+@pytest.mark.parametrize("sub", ["4:2:0", "4:4:4"])
+def test_list_positions_of_a_very_wide_sparse_image(sub):
+    """records_to_list sorts windows of blocks with 16-bit position offsets and
+    ends a window early where its blocks span 2^16 positions or more. On a
+    70000-block-wide grey image (no non-zeros) with a few textured tiles, one
+    window would span the whole row; the list must still equal the tiles'
+    own lists, each encoded alone and shifted to its place (blocks are
+    encoded independently, so the two agree bit for bit)."""
+    wb, tile = 70_000, 16
+    img = np.full((tile, wb * 8, 3), 128, np.uint8)
+    rng = np.random.default_rng(3)
+    cols = [0, 1, 4_000, 32_767, 32_768, 34_999]  # tile columns (two blocks each)
+    want = []
+    for t in cols:
+        patch = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
+        img[:, t * tile:(t + 1) * tile] = patch
+        s = dctsparse.encode(patch, block_size=8, quality=90, subsampling=sub)
+        row, col = np.divmod(s.position, 2)
+        want.append(np.stack([s.channel, row * wb + 2 * t + col, s.value], axis=1))
+    want = np.concatenate(want)
+    s = dctsparse.encode(img, block_size=8, quality=90, subsampling=sub)
+    rank = np.empty(3 * 64, np.int64)
+    rank[[p * 64 + k for k in range(64) for p in range(3)]] = np.arange(3 * 64)  # frequency order
+    want = want[np.lexsort((want[:, 1], rank[want[:, 0]]))]
+    got = np.stack([s.channel, s.position, s.value], axis=1)
+    assert got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
