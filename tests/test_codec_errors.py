@@ -153,6 +153,31 @@ def test_arrays_are_read_only():
         S.value[0] = 3
 
 
+def test_a_list_neither_freezes_nor_shares_the_callers_arrays():
+    """The constructor validates once; the caller's arrays must stay writable,
+    and writing to them (or to the buffer they view) must not reach the list."""
+    buf = np.stack([S.channel, S.position, S.value])  # int32 rows: contiguous views of buf
+    for arrays in ([buf[0], buf[1], buf[2]], [S.channel.copy(), S.position.copy(), S.value.copy()]):
+        s = SparseDCT(*arrays, **H)
+        assert all(a.flags.writeable for a in arrays)
+        arrays[2][0] = 0  # an invalid value, had the list kept this memory
+        buf[1, -1] = 10**6
+        assert s == S and s.value[0] != 0
+    tokens = np.asfortranarray(S.tokens())  # from_tokens reads contiguous column views here
+    s = SparseDCT.from_tokens(tokens, **H)
+    tokens[0, 2] = 0
+    assert s == S
+
+
+def test_from_dct_image_rejects_values_past_the_clip():
+    s = dctsparse.encode(IMG, block_size=8, quality=75, clip=5)
+    d = s.dct_image()
+    assert SparseDCT.from_dct_image(d, **s.header()) == s
+    d[0, 0, 0] = 6
+    with pytest.raises(ValueError, match=r"\(row 0, column 0, channel 0\) = 6 is outside \[-5, 5\]"):
+        SparseDCT.from_dct_image(d, **s.header())
+
+
 @given(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
                   elements=st.integers(-(2**33), 2**33)))
 def test_random_token_arrays_never_crash(arr):

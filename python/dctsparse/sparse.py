@@ -46,6 +46,11 @@ class SparseDCT:
                 f"channel, position and value must have the same length, got "
                 f"{len(c)}, {len(p)}, {len(v)}"
             )
+        # The list is validated once, here, and then frozen: it must not share
+        # memory with the caller's arrays, which would stay writable (and
+        # freezing them would reach into the caller's data).
+        c, p, v = (a if a is not src and a.flags.owndata else a.copy()
+                   for a, src in ((c, channel), (p, position), (v, value)))
         # The core checks ranges, the 4:2:0 grid and repeated pairs.
         _core.validate_list(c, p, v, self.height, self.width, self.planes, self.block_size,
                             self.subsampling == "4:2:0", self.clip or 0)
