@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dctsparse
-from dctsparse import SparseDCT, container
+from dctsparse import SparseDCT, _core, container
 from conftest import images, natural_image
 
 # The mutation tests run thousands of cases under the "ci" profile and scale
@@ -322,3 +322,25 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
     msg, grown_mb = r.stdout.strip().splitlines()
     assert "corrupt" in msg
     assert int(grown_mb) < 64  # a 16384^2 image would need >1 GB for its coefficients
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda c, p, v: c.__setitem__(3, 3 * 64), r"triple 3: channel 192 is not in \[0, 192\)"),
+    (lambda c, p, v: c.__setitem__(3, -1), r"triple 3: channel -1 is not in"),
+    (lambda c, p, v: p.__setitem__(5, 10**6), r"triple 5: position 1000000 is not in"),
+    (lambda c, p, v: v.__setitem__(7, 0), r"triple 7: value 0 is not a non-zero integer"),
+    (lambda c, p, v: v.__setitem__(7, 4000), r"triple 7: value 4000 is not a non-zero integer"),
+    (lambda c, p, v: (c.__setitem__(0, 64), p.__setitem__(0, 1)), r"triple 0: chroma position 1 is off"),
+    (lambda c, p, v: (c.__setitem__(1, c[0]), p.__setitem__(1, p[0])), r"the list repeats \(channel"),
+])
+def test_the_writer_validates_every_triple(edit, match):
+    """container_encode re-checks the list it is handed rather than trusting its
+    caller (a bad position would index past its per-block tables)."""
+    s = dctsparse.encode(natural_image("chelsea")[:64, :96], quality=80)
+    args = (s.height, s.width, s.planes, s.block_size, s.quality, True, 0,
+            np.zeros(0, np.int32), 0)
+    c, p, v = s.channel.copy(), s.position.copy(), s.value.copy()
+    assert SparseDCT.from_bytes(_core.container_encode(c, p, v, *args)) == s
+    edit(c, p, v)
+    with pytest.raises(ValueError, match=match):
+        _core.container_encode(c, p, v, *args)

@@ -35,9 +35,10 @@ def run_all(level):
                                      clip=None if b != 8 else 40)
                 out += [s.channel, s.position, s.value, dctsparse.decode(s),
                         dctsparse.decode(s[: len(s) // 3])]
-    blocks = rng.normal(0, 50, (64, 16, 16)).astype(np.float32)
-    out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0),
-            _core.image_to_planes(imgs[0], 8, True)[1]]
+    for b in (4, 8, 16, 32):  # the stages alone (fixed-size paths at these B)
+        blocks = rng.normal(0, 50, (64, b, b)).astype(np.float32)
+        out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0)]
+    out += [_core.image_to_planes(imgs[0], 8, True)[1]]
     return out
 
 

@@ -277,3 +277,28 @@ def test_list_positions_of_a_very_wide_sparse_image(sub):
     got = np.stack([s.channel, s.position, s.value], axis=1)
     assert got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("level", _core.simd_levels())
+def test_b8_decode_of_block_rows_longer_than_one_chunk(level):
+    """The B=8 inverse DCT files a block row's blocks by box 256 at a time
+    (dequant_idct_row8). A 4160-px-wide image (520 luma and 260 chroma blocks
+    a row: chunks of 256, 256, 8 and 256, 4) must decode exactly as its four
+    1040-px column tiles do, each within one chunk: with 2x2 replicated
+    chroma every 16-px tile decodes on its own."""
+    base = natural_image("astronaut")[100:132]
+    img = np.tile(base, (1, 9, 1))[:, :4160].copy()
+    img[:, 2000:2600] = np.random.default_rng(1).integers(0, 256, (32, 600, 3), dtype=np.uint8)
+    s = dctsparse.encode(img, block_size=8, quality=75)
+    dct = s.dct_image()
+    tiles = [dctsparse.SparseDCT.from_dct_image(dct[:, 130 * t:130 * (t + 1)], height=32,
+                                                width=1040, quality=75)
+             for t in range(4)]
+    before = _core.simd_level()
+    try:
+        _core.set_simd_level(level)
+        got = dctsparse.decode(s)
+        want = np.concatenate([dctsparse.decode(t) for t in tiles], axis=1)
+    finally:
+        _core.set_simd_level(before)
+    np.testing.assert_array_equal(got, want)
