@@ -105,7 +105,8 @@ def test_decode_error_names_the_first_bad_image():
         p[0] = 10**6
         return SparseDCT._trusted(s.channel, p, s.value, s)
 
-    for bad in ([4], [2, 6]):
+    # [0, 5]: the batch runs largest first, so image 5 fails before image 0 does
+    for bad in ([4], [2, 6], [0, 5]):
         broken = [corrupt(s) if k in bad else s for k, s in enumerate(items)]
         for threads in (1, 3):
             with pytest.raises(ValueError, match=rf"^image {bad[0]}: .*position"):
