@@ -214,3 +214,20 @@ def test_errors_leave_no_state_behind():
             SparseDCT.from_tokens(bad, **H)
         np.testing.assert_array_equal(dctsparse.decode(S), want)
         np.testing.assert_array_equal(dctsparse.decode(S[:0]), np.full_like(want, 128))
+
+
+def test_high_bit_depth_pillow_images_are_exact_or_refused():
+    """Pillow's convert clips 16-bit and float images to 0..255 (a 16-bit photo
+    would come out white): such images encode only when their values are 8-bit
+    integers already, and are refused, naming the range, otherwise."""
+    grey = IMG[..., 0]
+    for mode, arr in (("I;16", grey.astype(np.uint16)), ("I", grey.astype(np.int32)),
+                      ("F", grey.astype(np.float32))):
+        img = Image.fromarray(arr)
+        assert img.mode == mode
+        assert dctsparse.encode(img) == dctsparse.encode(grey)
+    wide = Image.fromarray(grey.astype(np.uint16) * 257)
+    with pytest.raises(ValueError, match=r"mode I;16 holds values outside .*\.\.65535"):
+        dctsparse.encode(wide)
+    with pytest.raises(ValueError, match="mode F holds values outside"):
+        dctsparse.encode(Image.fromarray(grey.astype(np.float32) / 255))

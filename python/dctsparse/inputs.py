@@ -140,7 +140,19 @@ def pil_to_array(img, drop_alpha: bool) -> np.ndarray:
         raise ValueError(
             f"image mode {img.mode} has an alpha channel: pass drop_alpha=True to drop it"
         )
-    if img.mode in ("LA", "I", "I;16", "F", "1"):
+    if img.mode in ("I", "F") or img.mode.startswith("I;"):
+        # 16-bit, 32-bit and float images: Pillow's convert clips to 0..255,
+        # which would silently whiten a 16-bit photograph. Exact only when the
+        # values are 8-bit already; otherwise the caller must choose a scaling.
+        arr = np.asarray(img)
+        if arr.size and not (np.all(np.isfinite(arr)) and arr.min() >= 0 and arr.max() <= 255
+                             and np.all(arr == np.floor(arr))):
+            raise ValueError(
+                f"image mode {img.mode} holds values outside the integers 0..255 (range "
+                f"{arr.min()}..{arr.max()}): the codec takes 8-bit images; scale to uint8 first"
+            )
+        return arr.astype(np.uint8)
+    if img.mode in ("LA", "1"):
         return np.asarray(img.convert("L"))
     return np.asarray(img.convert("RGB"))
 
