@@ -85,6 +85,12 @@ def test_resume_gives_identical_results(tmp_path):
     part, rec_part = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
                            stop_after=6)
     assert int(part["step"]) == 6
+    # Resuming with another model is refused before config.json (which sampling reads) changes.
+    saved = (tmp_path / "b" / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"model\.d_model differ"):
+        train(override(cfg, **{"model.d_model": 2 * cfg.model.d_model}), str(tmp_path / "b"),
+              source=src, eval_source=src, progress=False, do_eval=False, resume=True)
+    assert (tmp_path / "b" / "config.json").read_text() == saved
     res, rec_res = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
                          resume=True)
     assert int(res["step"]) == 12
@@ -177,3 +183,15 @@ def test_sampling_gives_valid_decodable_sequences(overfit_run):
     # The model overfit 4 scenes: samples should be about as long as those scenes' sequences.
     lengths = [len(src.tokens(i)[0]) for i in range(len(src))]
     assert min(len(t) for t in toks) >= 0.5 * min(lengths)
+
+
+def test_progress_eta_after_a_resume_uses_this_runs_rate(monkeypatch):
+    """Resumed at step 900 of 1000, one step in 2 s leaves 99 steps: 198 s, not
+    the ~0 s that step / total (counting the restored steps) would give."""
+    from dctmodel import train as T
+    now = [100.0]
+    monkeypatch.setattr(T.time, "time", lambda: now[0])
+    bar = T.Progress(1000, enabled=False, start=900)
+    now[0] += 2.0
+    assert bar.eta(901) == pytest.approx(198.0)
+    assert T.Progress(1000, enabled=False).eta(0) == 0.0

@@ -340,16 +340,21 @@ class JsonLog:
 class Progress:
     """One-line progress display on stderr (no dependency)."""
 
-    def __init__(self, total: int, enabled: bool = True):
+    def __init__(self, total: int, enabled: bool = True, start: int = 0):
         self.total, self.enabled, self.t0 = total, enabled and sys.stderr.isatty(), time.time()
+        self.start = start  # steps restored from a checkpoint: not timed by this run
         self.plain = enabled and not sys.stderr.isatty()
+
+    def eta(self, step: int) -> float:
+        """Seconds left, from this run's own rate (steps since `start`)."""
+        done = step - self.start
+        return (time.time() - self.t0) * (self.total - step) / done if done > 0 else 0.0
 
     def update(self, step: int, text: str):
         if self.enabled:
             frac = step / max(1, self.total)
             bar = "#" * int(30 * frac) + "-" * (30 - int(30 * frac))
-            el = time.time() - self.t0
-            eta = el / max(frac, 1e-9) - el if frac > 0 else 0
+            eta = self.eta(step)
             sys.stderr.write(f"\r[{bar}] {step}/{self.total} {text} eta {eta:5.0f}s ")
             sys.stderr.flush()
         elif self.plain:
@@ -364,6 +369,24 @@ class Progress:
 # The loop
 # ---------------------------------------------------------------------------
 
+def _check_resume_config(cfg: Config, config_path: str) -> None:
+    """Resuming with another data or model config would fail to restore (or,
+    worse, restore into a different model) after config.json, which sampling
+    reads, had been overwritten; the train section (schedule, logging) may change."""
+    if not os.path.exists(config_path):
+        return
+    with open(config_path) as f:
+        saved = json.load(f)
+    now = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    diff = [f"{sec}.{k}" for sec in ("data", "model") for k in now[sec]
+            if saved.get(sec, {}).get(k) != now[sec][k]]
+    if diff:
+        raise ValueError(
+            f"cannot resume in {os.path.dirname(config_path) or '.'}: it was trained with another "
+            f"config ({', '.join(diff)} differ from its config.json); resume with that config"
+        )
+
+
 def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Optional[int] = None,
           devices=None, source: Optional[Source] = None, eval_source: Optional[Source] = None,
           progress: bool = True, do_eval: bool = True) -> tuple[dict, list[dict]]:
@@ -374,7 +397,10 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
     Ctrl-C also stops with a checkpoint; rerun with ``resume=True``.
     """
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
+    config_path = os.path.join(workdir, "config.json")
+    if resume:
+        _check_resume_config(cfg, config_path)  # before config.json is rewritten
+    with open(config_path, "w") as f:
         json.dump(dataclasses.asdict(cfg), f, indent=1)
     mesh = make_mesh(cfg.train.model_axis, devices)
     fns = functions(cfg)
@@ -397,7 +423,7 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
         records.append(rec)
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
-    bar = Progress(cfg.steps, progress)
+    bar = Progress(cfg.steps, progress, start)
     interrupted = []
     old_handler = None
     if progress and _is_main_thread():
