@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -104,3 +105,15 @@ def images(draw, max_side=70, scale=16.0):
     if not grey:
         f = np.stack([f, np.roll(f, 3, 0), 255 - f], -1)
     return f.astype(np.uint8)
+
+
+@contextlib.contextmanager
+def simd_level(level: str):
+    """Runs the block at one SIMD level of the core, then restores the one before."""
+    from dctsparse import _core
+    before = _core.simd_level()
+    _core.set_simd_level(level)
+    try:
+        yield
+    finally:
+        _core.set_simd_level(before)

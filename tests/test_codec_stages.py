@@ -7,7 +7,7 @@ import dctsparse
 from dctsparse import _core
 from dctsparse import reference as R
 
-from conftest import natural_image, ref_planes, tie_distance
+from conftest import natural_image, ref_planes, simd_level, tie_distance
 
 
 @pytest.mark.parametrize("sub", ["4:2:0", "4:4:4"])
@@ -205,14 +205,10 @@ def test_pixel_rounding_is_half_away_from_zero_at_the_edges(level):
     blue = _channel_values(y, cbf, crf)[2]
     assert np.array_equal(blue[::2, ::2][finite], x[finite])  # the edges are hit exactly
     grey_y = np.resize(x[np.abs(x) < 300] - np.float32(128), (h, 2 * wc))
-    before = _core.simd_level()
-    try:
-        _core.set_simd_level(level)
+    with simd_level(level):
         grey = _core.planes_to_image([grey_y], h, w, 8, False)
         rgb444 = _core.planes_to_image([y, cbf, crf], h, w, 8, False)
         rgb420 = _core.planes_to_image([y, cb, cr], h, w, 8, True)
-    finally:
-        _core.set_simd_level(before)
     np.testing.assert_array_equal(grey, _rounded(grey_y + np.float32(128))[:, :w])
     want = np.stack([_rounded(c) for c in _channel_values(y, cbf, crf)], -1)[:, :w]
     np.testing.assert_array_equal(rgb444, want)
@@ -238,12 +234,8 @@ def test_decode_of_every_single_coefficient_matches_reference(level, b):
     h, w = hb * b, wb * b
     s = dctsparse.SparseDCT.from_dct_image(dct, height=h, width=w, block_size=b, quality=90,
                                            subsampling="4:4:4", mode="L")
-    before = _core.simd_level()
-    try:
-        _core.set_simd_level(level)
+    with simd_level(level):
         got = dctsparse.decode(s).astype(int)
-    finally:
-        _core.set_simd_level(before)
     want = R.decode_dct_image(dct, h, w, block_size=b, quality=90, subsampling="4:4:4")
     diff = np.abs(got - want)
     assert diff.max() <= 1, f"max error {diff.max()} in block {np.unravel_index(diff.argmax(), diff.shape)}"
@@ -294,11 +286,7 @@ def test_b8_decode_of_block_rows_longer_than_one_chunk(level):
     tiles = [dctsparse.SparseDCT.from_dct_image(dct[:, 130 * t:130 * (t + 1)], height=32,
                                                 width=1040, quality=75)
              for t in range(4)]
-    before = _core.simd_level()
-    try:
-        _core.set_simd_level(level)
+    with simd_level(level):
         got = dctsparse.decode(s)
         want = np.concatenate([dctsparse.decode(t) for t in tiles], axis=1)
-    finally:
-        _core.set_simd_level(before)
     np.testing.assert_array_equal(got, want)

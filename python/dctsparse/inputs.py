@@ -145,8 +145,8 @@ def pil_to_array(img, drop_alpha: bool) -> np.ndarray:
         # which would silently whiten a 16-bit photograph. Exact only when the
         # values are 8-bit already; otherwise the caller must choose a scaling.
         arr = np.asarray(img)
-        if arr.size and not (np.all(np.isfinite(arr)) and arr.min() >= 0 and arr.max() <= 255
-                             and np.all(arr == np.floor(arr))):
+        exact = arr.dtype.kind != "f" or np.all(arr == np.floor(arr))  # NaN fails here, inf the range
+        if arr.size and not (exact and arr.min() >= 0 and arr.max() <= 255):
             raise ValueError(
                 f"image mode {img.mode} holds values outside the integers 0..255 (range "
                 f"{arr.min()}..{arr.max()}): the codec takes 8-bit images; scale to uint8 first"
