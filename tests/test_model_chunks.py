@@ -198,3 +198,22 @@ def test_folder_source_resizes_long_side_and_batches(tmp_path):
     # Every chunk of the held-out images, padded to whole batches.
     total = sum(float(e["weight"].sum()) for e in eval_batches(cfg, eval_src, range(2), 8))
     assert total == sum(len(eval_src.tokens(i)[0]) for i in range(2))
+
+
+def test_subpixels_count_the_stored_planes_and_planes_must_match_the_config():
+    from dctmodel.data import ArraySource, make_source
+
+    for grey in (False, True):
+        cfg = override(get_config("micro"), **{"data.grey": grey})
+        src = make_source(cfg.data)
+        img = src.image(0)
+        toks, _, sub = src.tokens(0)
+        # One subpixel per stored sample, as dctsparse's own bits-per-subpixel counts them.
+        assert sub == img.size == img.shape[0] * img.shape[1] * (1 if grey else 3)
+        s = dctsparse.encode(img, block_size=cfg.data.block_size, quality=cfg.data.quality)
+        assert s.height * s.width * s.planes == sub
+        assert toks[-1, 0] == cfg.data.num_channels and toks[:-1, 0].max() < cfg.data.num_channels
+        # An image with the other plane count would give channel ids outside the vocabulary.
+        other = np.zeros((16, 16, 3) if grey else (16, 16), np.uint8)
+        with pytest.raises(ValueError, match=r"image 0 of the train source has shape .* data\.grey"):
+            ArraySource(cfg.data, [other]).tokens(0)

@@ -52,12 +52,22 @@ class Source:
 
     def _encode(self, i: int):
         img = self.image(i)
+        # The codec takes its plane count from the image, the model its vocabulary
+        # from the config: a mismatch would give channel ids past the vocabulary.
+        want = "(H, W) greyscale" if self.data.grey else "(H, W, 3) RGB"
+        if img.ndim != (2 if self.data.grey else 3):
+            raise ValueError(f"image {i} of the {self.split} source has shape {img.shape}, but "
+                             f"data.grey={self.data.grey} needs {want} images")
         h, w = img.shape[:2]
         hb, wb = grid_of(h, w, self.data.block_size, self.data.subsampling, self.data.planes)
-        return encode_tokens(img, self.data), (hb, wb), h * w * 3
+        return encode_tokens(img, self.data), (hb, wb), h * w * self.data.planes
 
     def tokens(self, i: int) -> tuple[np.ndarray, tuple[int, int], int]:
-        """``(tokens (N+1, 3) int32, (Hb, Wb), number of subpixels H*W*3)``."""
+        """``(tokens (N+1, 3) int32, (Hb, Wb), number of subpixels H*W*P)``.
+
+        ``P`` is the plane count (1 for ``data.grey``, else 3): bits per image
+        subpixel count every stored sample once, as ``SparseDCT.bits_per_subpixel``.
+        """
         return self._tokens(int(i))
 
 
@@ -171,7 +181,7 @@ class DatasetSource(Source):
         if max(hb, wb) > self.data.grid:
             raise ValueError(f"image {j} of {self.data.folder} ({h}x{w}) is larger than image_size="
                              f"{self.data.image_size}")
-        return np.array(self.ds.tokens(j), np.int32), (hb, wb), h * w * 3
+        return np.array(self.ds.tokens(j), np.int32), (hb, wb), h * w * self.data.planes
 
 
 def make_source(data: DataConfig, split: str = "train") -> Source:

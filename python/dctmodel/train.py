@@ -20,7 +20,7 @@ Design:
   slice run the same code; pass ``--distributed`` for multi-host.
 * Loss: mean over target tokens of channel + position + value cross-entropy
   (nats).  The stop token contributes its channel term only.  Bits per image
-  subpixel (bpd) = bits / (H*W*3).
+  subpixel (bpd) = bits / (H*W*P), P = 3 planes (1 for greyscale).
 """
 
 from __future__ import annotations
