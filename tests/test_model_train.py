@@ -1,7 +1,9 @@
 """dctmodel training: overfitting, evaluation, resume equality, 4-device vs 1-device equality, CLI."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -106,6 +108,56 @@ def test_resume_gives_identical_results(tmp_path):
         logged = [json.loads(line) for line in f]
     assert [r["step"] for r in logged] == sorted(losses)
     assert [r["loss"] for r in logged] == [losses[s] for s in sorted(losses)]
+
+    # Ctrl-C in a script (progress off): the running step ends, a checkpoint and a log record
+    # are written at that step, and resuming from them finishes exactly as the uninterrupted run.
+    wd = str(tmp_path / "c")
+    with _sigint_after_batch(4) as caller_handler_calls:
+        stopped, rec_stop = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+    assert caller_handler_calls == []  # caught by train(), and the caller's handler is back
+    assert int(stopped["step"]) == 5 and rec_stop[-1]["step"] == 5
+    assert "5" in os.listdir(os.path.join(wd, "checkpoints"))
+    res, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False, resume=True)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    # A second Ctrl-C aborts at once: KeyboardInterrupt, no checkpoint beyond the periodic ones.
+    wd = str(tmp_path / "d")
+    with _sigint_after_batch(1, times=2) as caller_handler_calls:
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+    assert caller_handler_calls == []
+    assert not os.listdir(os.path.join(wd, "checkpoints"))
+
+
+@contextlib.contextmanager
+def _sigint_after_batch(step, times=1):
+    """Within the block, train() gets SIGINT ``times`` times as batch ``step`` reaches the loop
+    (its main thread, so deterministically before that step runs).  Yields the calls that
+    reached the handler installed around train(), which must stay empty."""
+    import dctmodel.train as T
+
+    class Interrupting(T.Prefetcher):
+        def __iter__(self):
+            for item in super().__iter__():
+                if item[0] == step:
+                    for _ in range(times):
+                        os.kill(os.getpid(), signal.SIGINT)
+                yield item
+
+    calls = []
+
+    def handler(*args):
+        calls.append(args)
+
+    old = signal.signal(signal.SIGINT, handler)
+    saved, T.Prefetcher = T.Prefetcher, Interrupting
+    try:
+        yield calls
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        T.Prefetcher = saved
+        signal.signal(signal.SIGINT, old)
 
 
 MULTI_DEVICE = textwrap.dedent(r"""

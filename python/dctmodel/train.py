@@ -394,7 +394,9 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
 
     ``stop_after``: stop (with a checkpoint) once that many total steps are done,
     as if interrupted; the LR schedule still targets ``cfg.steps``.
-    Ctrl-C also stops with a checkpoint; rerun with ``resume=True``.
+    Ctrl-C (SIGINT, when called from the main thread) also stops after the
+    running step with a checkpoint; rerun with ``resume=True``.  A second
+    Ctrl-C raises KeyboardInterrupt without that checkpoint.
     """
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, "config.json")
@@ -424,10 +426,10 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = Progress(cfg.steps, progress, start)
-    interrupted = []
-    old_handler = None
-    if progress and _is_main_thread():
-        old_handler = signal.signal(signal.SIGINT, lambda *a: interrupted.append(1))
+    stop = _StopRequest()
+    # Signal handlers can only be set from the main thread; elsewhere Ctrl-C
+    # reaches the main thread, not this loop, and the last periodic checkpoint stands.
+    old_handler = signal.signal(signal.SIGINT, stop) if _is_main_thread() else None
 
     feed = Prefetcher(cfg, source, cfg.train.seed, start, end, depth=cfg.train.prefetch)
     acc = _Accumulator()
@@ -440,7 +442,8 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
             state, met = fns.train_step(state, batch, mesh)
             acc.add(met, batch, wait)
             step = step_i + 1
-            if step % cfg.train.log_every == 0 or step == end:
+            # A stop request logs the steps since the last record, which would otherwise be lost.
+            if step % cfg.train.log_every == 0 or step == end or stop.requested:
                 rec = acc.record(step, time.time() - t_last, float(lr_schedule(cfg)(step - 1)))
                 t_last = time.time()
                 emit(rec)
@@ -449,7 +452,7 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
                 save_checkpoint(mngr, state)
             if do_eval and cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.steps:
                 emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
-            if interrupted:
+            if stop.requested:
                 break
             t_wait = time.time()
     finally:
@@ -459,10 +462,30 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
         bar.close()
     if int(jax.device_get(state["step"])) not in (mngr.all_steps() or []):
         save_checkpoint(mngr, state)
-    if do_eval and step >= cfg.steps and not interrupted:
+    if do_eval and step >= cfg.steps and not stop.requested:
         emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
     mngr.close()
     return state, records
+
+
+class _StopRequest:
+    """SIGINT handler of the training loop.
+
+    The first Ctrl-C lets the running step finish, then the loop checkpoints
+    and returns (``--resume`` continues bit for bit); a second one raises
+    KeyboardInterrupt at once (for a step or compilation that hangs), keeping
+    only the last periodic checkpoint.
+    """
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again to abort now)",
+              file=sys.stderr, flush=True)
 
 
 def _is_main_thread() -> bool:
