@@ -6,7 +6,10 @@ code under test.  Model tests use 16x16 images and a few dozen steps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import signal
 
 import jax
 import jax.numpy as jnp
@@ -224,6 +227,63 @@ def test_checkpoint_resumes(trained, scenes16):
     for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(m2))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert T.evaluate(m2, scenes16[1])["mse"] == pytest.approx(res["mse"])
+
+
+def _same_state(a, b):
+    for x, y in zip(jax.tree.leaves(nnx.state(a)), jax.tree.leaves(nnx.state(b)), strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_after_a_stop_or_a_kill_ends_where_the_whole_run_does(trained, scenes16, tmp_path):
+    cfg, _, model, _, _ = trained
+    train_x, test_x = scenes16
+    kw = dict(verbose=False, train_images=train_x, test_images=test_x)
+    work = str(tmp_path / "stopped")
+    T.train(cfg, work, stop_after=25, **kw)
+    # As if then killed after logging step 40, before its checkpoint, mid-way through a line.
+    with open(f"{work}/log.jsonl", "a") as f:
+        f.write(json.dumps({"step": 40, "loss": -1.0}) + "\n" + '{"step": 4')
+    saved = open(f"{work}/config.json").read()
+    with pytest.raises(ValueError, match=r"vq\.m differ"):
+        T.train(dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, m=8)), work, **kw)
+    assert open(f"{work}/config.json").read() == saved  # refused before it was rewritten
+    resumed, _ = T.train(dataclasses.replace(cfg, log_every=10), work, **kw)  # reporting may change
+    _same_state(resumed, model)
+    lines = [json.loads(s) for s in open(f"{work}/log.jsonl")]
+    assert [r["step"] for r in lines if "loss" in r] == [20, 25, 30, 40, 50, 60]
+    assert all(r["loss"] > 0 for r in lines if "loss" in r)
+
+
+def test_ctrl_c_stops_with_a_checkpoint_and_a_second_aborts(trained, scenes16, tmp_path, monkeypatch):
+    cfg, _, model, _, _ = trained
+    kw = dict(verbose=False, train_images=scenes16[0], test_images=scenes16[1])
+    step_fn, calls, handler = T.train_step, [], signal.getsignal(signal.SIGINT)
+
+    def interrupted_step(*args, times=1):
+        calls.append(1)
+        if len(calls) == 10:  # during step 10: it finishes, then the loop stops
+            for _ in range(times):
+                os.kill(os.getpid(), signal.SIGINT)
+        return step_fn(*args)
+
+    monkeypatch.setattr(T, "train_step", interrupted_step)
+    work = str(tmp_path / "ctrl_c")
+    T.train(cfg, work, **kw)
+    m2, o2 = T.make_model(cfg)
+    assert T.load_checkpoint(f"{work}/ckpt.npz", m2, o2) == 10
+    monkeypatch.setattr(T, "train_step", step_fn)
+    resumed, _ = T.train(cfg, work, **kw)
+    _same_state(resumed, model)
+
+    calls.clear()
+    monkeypatch.setattr(T, "train_step", lambda *a: interrupted_step(*a, times=2))
+    work = str(tmp_path / "twice")
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, work, **kw)
+    assert not os.path.exists(f"{work}/ckpt.npz")
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_codes_round_trip_through_encode_decode(trained, scenes16):

@@ -5,8 +5,9 @@
 
 Prints progress, appends JSON lines to ``workdir/log.jsonl`` (train loss and
 MSE, eval MSE/PSNR, code usage per layer), and saves ``workdir/ckpt.npz``
-(model + optimiser state + step) every ``ckpt_every`` steps; running the same
-command again resumes from it.  ``--prior-steps N`` then fits the PixelCNN
+(model + optimiser state + step) every ``ckpt_every`` steps and on Ctrl-C;
+running the same command again resumes from it and ends bit for bit where an
+uninterrupted run would (flags that change the model or data are refused).  ``--prior-steps N`` then fits the PixelCNN
 prior on the training codes and writes ``workdir/samples.png``.
 
 Presets (``--preset``):
@@ -35,6 +36,7 @@ import optax
 from flax import nnx
 
 from .hrvqvae import VQConfig, VQModel, psnr, usage_summary
+from .loop import JsonLog, stop_on_sigint
 
 
 @dataclass
@@ -193,56 +195,87 @@ def config_from_dict(d: dict) -> TrainConfig:
 # --------------------------------------------------------------------------- loop
 
 
+# Fields a resume may change: how long to train and how to report it.  The rest
+# define the model and its data, and changing them mid-run trains something else.
+_RESUMABLE = {"steps", "lr", "log_every", "eval_every", "ckpt_every", "prior_steps"}
+
+
+def _check_resume_config(cfg: TrainConfig, config_path: str) -> None:
+    if not os.path.exists(config_path):
+        return
+    with open(config_path) as f:
+        saved = json.load(f)
+    now = config_to_dict(cfg)
+    diff = [f"vq.{k}" for k in now["vq"] if saved.get("vq", {}).get(k) != now["vq"][k]]
+    diff += [k for k in now if k != "vq" and k not in _RESUMABLE and saved.get(k) != now[k]]
+    if diff:
+        raise ValueError(f"cannot resume in {os.path.dirname(config_path) or '.'}: its checkpoint was trained "
+                         f"with another config ({', '.join(diff)} differ from its config.json); resume with "
+                         f"that config or use a new workdir")
+
+
 def train(cfg: TrainConfig, workdir: str | None = None, *, verbose: bool = True, train_images=None,
-          test_images=None):
-    """Trains (resuming from ``workdir/ckpt.npz`` if present); returns (model, last eval dict)."""
+          test_images=None, stop_after: int | None = None):
+    """Trains (resuming from ``workdir/ckpt.npz`` if present); returns (model, last eval dict).
+
+    Batches and restart keys are functions of ``(seed, step)``, so a resumed run
+    ends bit for bit where an uninterrupted one does.  ``stop_after``: stop with
+    a checkpoint once that many steps are done (as Ctrl-C does after the running
+    step; a second Ctrl-C aborts without it).  The prior is fitted only once
+    all ``cfg.steps`` are done.
+    """
+    ckpt = os.path.join(workdir, "ckpt.npz") if workdir else None
+    resuming = bool(ckpt and os.path.exists(ckpt))
     log_f = None
     if workdir:
         os.makedirs(workdir, exist_ok=True)
-        log_f = open(os.path.join(workdir, "log.jsonl"), "a")
-        with open(os.path.join(workdir, "config.json"), "w") as f:
+        config_path = os.path.join(workdir, "config.json")
+        if resuming:
+            _check_resume_config(cfg, config_path)  # before config.json is rewritten
+        with open(config_path, "w") as f:
             json.dump(config_to_dict(cfg), f, indent=1)
-
-    def log(rec):
-        if log_f:
-            log_f.write(json.dumps(rec) + "\n")
-            log_f.flush()
-        if verbose:
-            print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()
-                           if k != "usage"), flush=True)
 
     train_x = load_images(cfg, "train") if train_images is None else train_images
     test_x = load_images(cfg, "test") if test_images is None else test_images
     model, opt = make_model(cfg)
-    start = 0
-    ckpt = os.path.join(workdir, "ckpt.npz") if workdir else None
-    if ckpt and os.path.exists(ckpt):
-        start = load_checkpoint(ckpt, model, opt)
+    start = load_checkpoint(ckpt, model, opt) if resuming else 0
+    if workdir:
+        log_f = JsonLog(os.path.join(workdir, "log.jsonl"), start if resuming else None)
+
+    def log(rec):
+        if log_f:
+            log_f.write(rec)
+        if verbose:
+            print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()
+                           if k != "usage"), flush=True)
+
+    if resuming:
         log(dict(event="resume", step=start))
-    rng = np.random.default_rng([cfg.seed, start])
+    end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     key = jax.random.key(cfg.seed)
-    t0, res = time.time(), None
-    for step in range(start, cfg.steps):
-        idx = rng.integers(0, len(train_x), cfg.batch_size)
-        loss, recon, restarted = train_step(model, opt, jnp.asarray(train_x[idx]), jax.random.fold_in(key, step))
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            log(dict(step=done, loss=float(loss), train_mse=float(recon), restarted=int(restarted),
-                     steps_per_s=round((done - start) / (time.time() - t0), 2)))
-        if done % cfg.eval_every == 0 or done == cfg.steps:
-            res = evaluate(model, test_x)
-            log(dict(step=done, eval_mse=res["mse"], eval_psnr=res["psnr"],
-                     dead=[u["dead"] for u in res["usage"]], perplexity=[round(u["perplexity"], 2)
-                                                                          for u in res["usage"]],
-                     usage=res["usage"]))
-        if ckpt and (done % cfg.ckpt_every == 0 or done == cfg.steps):
-            save_checkpoint(ckpt, model, opt, done, cfg)
+    t0, res, done = time.time(), None, start
+    with stop_on_sigint() as stop:
+        for step in range(start, end):
+            idx = np.random.default_rng([cfg.seed, step]).integers(0, len(train_x), cfg.batch_size)
+            loss, recon, restarted = train_step(model, opt, jnp.asarray(train_x[idx]), jax.random.fold_in(key, step))
+            done = step + 1
+            if done % cfg.log_every == 0 or done == end or stop.requested:
+                log(dict(step=done, loss=float(loss), train_mse=float(recon), restarted=int(restarted),
+                         steps_per_s=round((done - start) / (time.time() - t0), 2)))
+            if done % cfg.eval_every == 0 or done == cfg.steps:
+                res = evaluate(model, test_x)
+                log(dict(step=done, eval_mse=res["mse"], eval_psnr=res["psnr"],
+                         dead=[u["dead"] for u in res["usage"]], perplexity=[round(u["perplexity"], 2)
+                                                                              for u in res["usage"]],
+                         usage=res["usage"]))
+            if ckpt and (done % cfg.ckpt_every == 0 or done == end or stop.requested):
+                save_checkpoint(ckpt, model, opt, done, cfg)
+            if stop.requested:
+                break
     if res is None:
         res = evaluate(model, test_x)
-    if cfg.prior_steps and cfg.vq.model != "vqvae2":
+    if done >= cfg.steps and cfg.prior_steps and cfg.vq.model != "vqvae2":
         _prior_and_samples(cfg, model, train_x, workdir, log)
-    if log_f:
-        log_f.close()
     return model, res
 
 

@@ -31,7 +31,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
 import sys
 import time
 from collections import defaultdict
@@ -47,6 +46,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from . import masks as M
 from .config import Config, get_config, override
 from .data import Prefetcher, Source, eval_batches, make_source
+from .loop import JsonLog, stop_on_sigint
 from .model import DCTransformer
 
 LN2 = math.log(2.0)
@@ -319,24 +319,6 @@ def restore_checkpoint(mngr, like_state, step: Optional[int] = None):
     return _from_saveable(restored, like_state)
 
 
-class JsonLog:
-    """Append-only JSON lines; on resume, records after the restored step are dropped."""
-
-    def __init__(self, path: str, resume_step: Optional[int]):
-        self.path = path
-        if resume_step is None:
-            open(path, "w").close()
-        elif os.path.exists(path):
-            with open(path) as f:
-                keep = [ln for ln in f if ln.strip() and json.loads(ln).get("step", 0) <= resume_step]
-            with open(path, "w") as f:
-                f.writelines(keep)
-
-    def write(self, record: dict):
-        with open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
 class Progress:
     """One-line progress display on stderr (no dependency)."""
 
@@ -426,72 +408,41 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
 
     end = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = Progress(cfg.steps, progress, start)
-    stop = _StopRequest()
-    # Signal handlers can only be set from the main thread; elsewhere Ctrl-C
-    # reaches the main thread, not this loop, and the last periodic checkpoint stands.
-    old_handler = signal.signal(signal.SIGINT, stop) if _is_main_thread() else None
-
-    feed = Prefetcher(cfg, source, cfg.train.seed, start, end, depth=cfg.train.prefetch)
-    acc = _Accumulator()
-    t_last = time.time()
-    step = start
-    try:
-        t_wait = time.time()
-        for step_i, batch in feed:
-            wait = time.time() - t_wait
-            state, met = fns.train_step(state, batch, mesh)
-            acc.add(met, batch, wait)
-            step = step_i + 1
-            # A stop request logs the steps since the last record, which would otherwise be lost.
-            if step % cfg.train.log_every == 0 or step == end or stop.requested:
-                rec = acc.record(step, time.time() - t_last, float(lr_schedule(cfg)(step - 1)))
-                t_last = time.time()
-                emit(rec)
-                bar.update(step, f"loss {rec['loss']:.3f} tok/s {rec['tokens_per_s']:.0f}")
-            if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
-                save_checkpoint(mngr, state)
-            if do_eval and cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.steps:
-                emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
-            if stop.requested:
-                break
+    # The caller's SIGINT handler is back before the final checkpoint.
+    with stop_on_sigint() as stop:
+        feed = Prefetcher(cfg, source, cfg.train.seed, start, end, depth=cfg.train.prefetch)
+        acc = _Accumulator()
+        t_last = time.time()
+        step = start
+        try:
             t_wait = time.time()
-    finally:
-        feed.close()
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
-        bar.close()
+            for step_i, batch in feed:
+                wait = time.time() - t_wait
+                state, met = fns.train_step(state, batch, mesh)
+                acc.add(met, batch, wait)
+                step = step_i + 1
+                # A stop request logs the steps since the last record, which would otherwise be lost.
+                if step % cfg.train.log_every == 0 or step == end or stop.requested:
+                    rec = acc.record(step, time.time() - t_last, float(lr_schedule(cfg)(step - 1)))
+                    t_last = time.time()
+                    emit(rec)
+                    bar.update(step, f"loss {rec['loss']:.3f} tok/s {rec['tokens_per_s']:.0f}")
+                if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
+                    save_checkpoint(mngr, state)
+                if do_eval and cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.steps:
+                    emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
+                if stop.requested:
+                    break
+                t_wait = time.time()
+        finally:
+            feed.close()
+            bar.close()
     if int(jax.device_get(state["step"])) not in (mngr.all_steps() or []):
         save_checkpoint(mngr, state)
     if do_eval and step >= cfg.steps and not stop.requested:
         emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
     mngr.close()
     return state, records
-
-
-class _StopRequest:
-    """SIGINT handler of the training loop.
-
-    The first Ctrl-C lets the running step finish, then the loop checkpoints
-    and returns (``--resume`` continues bit for bit); a second one raises
-    KeyboardInterrupt at once (for a step or compilation that hangs), keeping
-    only the last periodic checkpoint.
-    """
-
-    def __init__(self):
-        self.requested = False
-
-    def __call__(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again to abort now)",
-              file=sys.stderr, flush=True)
-
-
-def _is_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 class _Accumulator:

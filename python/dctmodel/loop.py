@@ -1,0 +1,84 @@
+"""What the training loops share: Ctrl-C handling and a log that a resume trims.
+
+Ctrl-C: the first one asks the loop to stop after its running step (so it
+can checkpoint and return), a second aborts at once.
+
+    with stop_on_sigint() as stop:
+        for step in ...:
+            ...                      # one step
+            if stop.requested:
+                break                # checkpoint, then return
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Iterator, Optional
+
+
+class StopRequest:
+    """The SIGINT handler; ``requested`` turns True on the first Ctrl-C."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt  # a step or a compilation that hangs can still be left
+        self.requested = True
+        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again to abort now)",
+              file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stop_on_sigint() -> Iterator[StopRequest]:
+    """Installs a :class:`StopRequest` as the SIGINT handler for the block and
+    restores the caller's handler after it.  Python only lets the main thread
+    set handlers; called from another thread, the request never turns True
+    (Ctrl-C goes to the main thread as usual)."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    old = signal.signal(signal.SIGINT, stop)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class JsonLog:
+    """Append-only JSON lines.
+
+    ``resume_step=None`` starts an empty log; otherwise records after the
+    restored step are dropped (a run killed after logging a step but before
+    its checkpoint would log that step twice), as is a line torn by the kill.
+    """
+
+    def __init__(self, path: str, resume_step: Optional[int]):
+        self.path = path
+        if resume_step is None:
+            open(path, "w").close()
+        elif os.path.exists(path):
+            with open(path) as f:
+                keep = [ln for ln in f if _step_of(ln, resume_step + 1) <= resume_step]
+            with open(path, "w") as f:
+                f.writelines(keep)
+
+    def write(self, record: dict):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def _step_of(line: str, bad: int) -> int:
+    """The record's step (0 if it has none), or ``bad`` for a blank or torn line."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return bad
+    return int(rec.get("step", 0)) if isinstance(rec, dict) else bad
