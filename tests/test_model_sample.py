@@ -158,6 +158,39 @@ def test_sampler_never_emits_an_invalid_token():
         decode_tokens(cfg, np.concatenate([toks, [[cfg.data.num_channels, 0, 0]]]), 16, 16)
 
 
+def test_bad_requests_are_refused_before_sampling():
+    from dctmodel.train import functions
+
+    cfg = get_config("micro")
+    d = cfg.data
+    params = functions(cfg).init(0)["params"]
+    ok = np.array([[0, 0, 3], [16, 0, -1], [1, 5, 2]], np.int32)  # Y0, Cb0, Y1: in the list order
+    assert d.grid == 4 and d.num_channels == 48 and channel_sequence(d.order, 3, 4)[:4].tolist() == [0, 16, 32, 1]
+    for kw, said in [
+        (dict(num=0), "num must be a positive"),
+        (dict(hw=(6, 4)), r"hw=\(6, 4\) must lie in 1\.\.4"),
+        (dict(hw=(3, 4)), "even"),
+        (dict(label=1), "not class-conditional"),
+        (dict(min_rank=49), "min_rank must lie in 0..48"),
+        (dict(max_tokens=-1), "max_tokens must be at least 1"),
+        (dict(prefix=np.array([[48, 0, 0]])), r"token 0 \(48, 0, 0\) is not a coefficient"),
+        (dict(prefix=np.array([[0, 16, 1]])), "not a coefficient of a 4x4-block image"),
+        (dict(prefix=np.array([[0, 0, 0]])), "not a coefficient"),
+        (dict(prefix=np.array([[0, 0, d.clip + 1]])), "not a coefficient"),
+        (dict(prefix=np.array([[16, 1, 1]])), "not a coefficient"),      # chroma at an odd block column
+        (dict(prefix=ok[[0, 2, 1]]), "token 2: out of the list order"),  # Cb0 after Y1
+        (dict(prefix=ok[[0, 0]]), "token 1: out of the list order"),     # repeated
+    ]:
+        with pytest.raises(ValueError, match=said):
+            sample_tokens(cfg, params, **kw)
+    # The same prefix in order is taken (so the order checks above refused the order, not the tokens).
+    (t,) = sample_tokens(cfg, params, prefix=ok, max_tokens=8)
+    np.testing.assert_array_equal(t[:3], ok)
+    cond = override(cfg, **{"model.num_classes": 3})
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
+        sample_tokens(cond, functions(cond).init(0)["params"], num=2, label=[0, 3])
+
+
 def test_top_k_and_top_p_filters():
     logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
     keep = lambda **kw: np.isfinite(np.asarray(filter_logits(logits, 1.0, kw.get("k", 0), kw.get("p", 1.0))))[0]  # noqa
@@ -182,15 +215,15 @@ def trained(tmp_path_factory):
         "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.warmup_steps": 20,
         "train.log_every": 50, "train.checkpoint_every": 0})
     src = ArraySource(cfg.data, _images(4))
-    state, _ = train(cfg, str(tmp_path_factory.mktemp("s")), source=src, eval_source=src, progress=False,
-                     do_eval=False)
-    return cfg, src, state["params"]
+    wd = str(tmp_path_factory.mktemp("s"))
+    state, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+    return cfg, src, state["params"], wd
 
 
 def test_samples_of_trained_model_decode_to_requested_size(trained):
     import dctsparse
 
-    cfg, src, params = trained
+    cfg, src, params, _ = trained
     d = cfg.data
     rank = channel_rank(d.order, d.planes, d.block_size)
     # Two square 16x16 samples and two 8x16 ones (Hb, Wb) = (2, 4), in one batch.
@@ -221,7 +254,7 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
 def test_super_resolution_keeps_dc_exactly(trained):
     import dctsparse
 
-    cfg, src, params = trained
+    cfg, src, params, _ = trained
     d = cfg.data
     low = src.image(1)[::4, ::4][:, :, :3]  # 4x4 pixels -> 16x16 (B = 4)
     prefix, hw, min_rank, big = upsample_prefix(cfg, low)
@@ -242,6 +275,48 @@ def test_super_resolution_keeps_dc_exactly(trained):
         grew += len(t) - 1 - len(prefix)
         assert dctsparse.decode(s).shape == (16, 16, 3)
     assert grew > 0  # it did sample AC coefficients
+
+
+def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
+    from PIL import Image
+
+    from dctmodel.sample import main
+
+    cfg, src, params, wd = trained
+    out = tmp_path / "new" / "dir" / "grid.png"  # folders are made
+    main(["--workdir", wd, "--num", "3", "--seed", "4", "--top-k", "0", "0", "8", "--out", str(out)])
+    assert "checkpoint step 150: 3 samples" in capsys.readouterr().out
+    grid = np.asarray(Image.open(out))
+    # Independent route: the library call with the same settings, decoded and laid out 2 x 2.
+    toks = sample_tokens(cfg, params, num=3, seed=4, top_k=(0, 0, 8))
+    assert grid.shape == (2 * 16 + 2, 2 * 16 + 2, 3)
+    for i, t in enumerate(toks):
+        r, c = divmod(i, 2)
+        np.testing.assert_array_equal(grid[r * 18:r * 18 + 16, c * 18:c * 18 + 16], decode_tokens(cfg, t, 16, 16))
+    assert (grid[18:, 18:] == 255).all()  # the fourth cell is empty
+    assert (tmp_path / "new" / "dir" / "grid_heatmap.png").is_file()
+    assert (tmp_path / "new" / "dir" / "grid_progress.png").is_file()
+    # Super-resolution from a file: the context image comes first, then the samples.
+    Image.fromarray(src.image(1)[::4, ::4]).save(tmp_path / "low.png")
+    main(["--checkpoint", os.path.join(wd, "checkpoints"), "--num", "1", "--upsample", str(tmp_path / "low.png"),
+          "--out", str(tmp_path / "up.png")])
+    up = np.asarray(Image.open(tmp_path / "up.png"))
+    assert up.shape == (2 * 16 + 2, 16, 3)  # one column: the grid's columns follow the samples
+    np.testing.assert_array_equal(up[:16], upsample_prefix(cfg, src.image(1)[::4, ::4])[3])
+
+    # Mistakes end with one line naming them (exit status 2), before any sampling.
+    for argv, said in [
+        (["--workdir", str(tmp_path / "none")], "has no config.json"),
+        (["--workdir", wd, "--out", str(tmp_path / "grid")], "cannot tell an image format"),
+        (["--workdir", wd, "--label", "2"], "not class-conditional"),
+        (["--workdir", wd, "--num", "0"], "num must be a positive"),
+        (["--workdir", wd, "--colorize", str(tmp_path / "low.png")], "data.order='luma_first'"),
+        (["--workdir", wd, "--upsample", str(tmp_path / "missing.png")], "No such file"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and said in err and "Traceback" not in err, (argv, err)
 
 
 def test_colorisation_chroma_chunks_and_kept_luma():

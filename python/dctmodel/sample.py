@@ -311,6 +311,47 @@ def _per_sample(x, num, what):
     return x
 
 
+def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, prefixes) -> None:
+    """What the compiled sampler cannot check: grids, labels, ranks and prefixes in range.
+
+    The sampler trusts them (JAX clamps an out-of-range gather), so a bad one
+    would give samples that do not decode or silently ignore the request.
+    """
+    d = cfg.data
+    nch, even = d.num_channels, d.subsampling == "4:2:0"
+    for i, (hb, wb) in enumerate(hws):
+        if not (1 <= hb <= d.grid and 1 <= wb <= d.grid) or (even and (hb % 2 or wb % 2)):
+            rule = ", even (4:2:0 pads to 2B)" if even else ""
+            raise ValueError(f"sample {i}: block grid hw=({hb}, {wb}) must lie in 1..{d.grid} "
+                             f"(data.grid){rule}")
+    classes = cfg.model.num_classes
+    if classes == 0 and labels.any():
+        raise ValueError("label given, but the model is not class-conditional (model.num_classes=0)")
+    if classes and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"labels must lie in 0..{classes - 1} (model.num_classes={classes}), "
+                         f"got {labels.min()}..{labels.max()}")
+    if ranks.min() < 0 or ranks.max() > nch:
+        raise ValueError(f"min_rank must lie in 0..{nch}, got {ranks.min()}..{ranks.max()}")
+    rank = channel_rank(d.order, d.planes, d.block_size)
+    for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws)):
+        if not len(p):
+            continue
+        ch, pos, val = p[:, 0], p[:, 1], p[:, 2]
+        bad = ((ch < 0) | (ch >= nch) | (pos < 0) | (pos >= hb * wb) | (val == 0) | (np.abs(val) > d.clip))
+        if even and d.planes == 3:  # chroma coefficients sit at even block rows and columns
+            bad |= (ch >= d.block_size ** 2) & (ch < nch) & (((pos // wb) % 2 == 1) | ((pos % wb) % 2 == 1))
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise ValueError(f"prefix {i}, token {j} {tuple(int(x) for x in p[j])} is not a coefficient of a "
+                             f"{hb}x{wb}-block image (channels 0..{nch - 1}, non-zero values within "
+                             f"+-{d.clip}; the stop token is not part of a prefix)")
+        key = rank[ch].astype(np.int64) * (hb * wb) + pos
+        if len(key) > 1 and (np.diff(key) <= 0).any():
+            j = int(np.argmax(np.diff(key) <= 0)) + 1
+            raise ValueError(f"prefix {i}, token {j}: out of the list order {d.order!r} (or a repeated "
+                             f"coefficient); a prefix is the start of a coordinate list")
+
+
 def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int = 0, hw=None, label=0,
                   max_tokens: Optional[int] = None, max_chunks: Optional[int] = None,
                   temperature: PerVariable = 1.0, top_k: PerVariable = 0, top_p: PerVariable = 1.0,
@@ -335,14 +376,19 @@ def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int =
     nch = d.num_channels
     if num is None:
         num = len(prefix) if isinstance(prefix, (list, tuple)) else 1
+    if not isinstance(num, (int, np.integer)) or num < 1:
+        raise ValueError(f"num must be a positive number of samples, got {num!r}")
     prefixes = prefix if isinstance(prefix, (list, tuple)) else [prefix] * num
     if len(prefixes) != num:
         raise ValueError(f"{len(prefixes)} prefixes for {num} samples")
     prefixes = [np.zeros((0, 3), np.int32) if p is None else np.asarray(p, np.int32).reshape(-1, 3)
                 for p in prefixes]
-    hws = [tuple(h) if h is not None else (d.grid, d.grid) for h in _per_sample(hw, num, "hw")]
+    hws = [tuple(int(x) for x in h) if h is not None else (d.grid, d.grid) for h in _per_sample(hw, num, "hw")]
     labels = np.asarray(_per_sample(label, num, "label"), np.int32)
     ranks = np.asarray(_per_sample(min_rank, num, "min_rank"), np.int32)
+    _check_request(cfg, hws, labels, ranks, prefixes)
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     cap = max(nch * h * w for h, w in hws)
     max_tokens = int(max_tokens or cap)
     longest = max(len(p) for p in prefixes)
@@ -353,8 +399,6 @@ def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int =
     buf = np.zeros((num, max_tokens + 1, 3), np.int32)
     dct = np.zeros((num, d.grid, d.grid, nch), np.int32)
     for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws)):
-        if len(p) and (p[:, 0] >= nch).any():
-            raise ValueError("a prefix must not contain the stop token")
         buf[i, :len(p), :2] = p[:, :2]
         buf[i, :len(p), 2] = value_to_class(p[:, 2], d.clip)
         dct[i] = dense_dct(p, len(p), hb, wb, d.grid, nch)
@@ -587,17 +631,29 @@ def image_grid(images: list[np.ndarray], cols: int, pad: int = 2) -> np.ndarray:
 # CLI
 # ---------------------------------------------------------------------------
 
+def _step_of(path: str) -> Optional[int]:
+    """The step a ``checkpoints/STEP`` path names, else None (the latest)."""
+    path = os.path.abspath(path)
+    named = os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints"
+    return int(os.path.basename(path)) if named else None
+
+
+def _workdir_of(path: str) -> str:
+    """The work directory of a work directory, its ``checkpoints/`` or one ``checkpoints/STEP``."""
+    path = os.path.abspath(path)
+    if _step_of(path) is not None:
+        return os.path.dirname(os.path.dirname(path))
+    return os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
+
+
 def load_params(path: str):
     """``(cfg, params, step)`` from a work directory, its ``checkpoints/`` folder or one
     ``checkpoints/STEP`` folder (``config.json`` is found in the work directory)."""
     from .train import _manager, functions, make_mesh, restore_checkpoint
 
-    path = os.path.abspath(path)
-    step = None
-    if os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints":
-        step, path = int(os.path.basename(path)), os.path.dirname(os.path.dirname(path))
-    elif os.path.basename(path) == "checkpoints":
-        path = os.path.dirname(path)
+    path, step = _workdir_of(path), _step_of(path)
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise ValueError(f"{path} has no config.json: not a work directory of dctmodel.train")
     with open(os.path.join(path, "config.json")) as f:
         cfg = config_from_dict(json.load(f))
     fns = functions(cfg)
@@ -605,7 +661,7 @@ def load_params(path: str):
     mngr = _manager(path, cfg.train.keep_checkpoints)
     state = restore_checkpoint(mngr, state, step)
     if state is None:
-        raise SystemExit(f"no checkpoint in {path}")
+        raise ValueError(f"no checkpoint in {os.path.join(path, 'checkpoints')}")
     return cfg, state["params"], int(jax.device_get(state["step"]))
 
 
@@ -617,10 +673,6 @@ def _read_image(path: str) -> np.ndarray:
 
 
 def main(argv=None):
-    import time
-
-    from PIL import Image
-
     ap = argparse.ArgumentParser(prog="python -m dctmodel.sample", description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--workdir", help="training work directory (latest checkpoint)")
@@ -633,13 +685,26 @@ def main(argv=None):
     ap.add_argument("--top-p", type=float, nargs="+", default=[1.0])
     ap.add_argument("--max-chunks", type=int, default=None)
     ap.add_argument("--method", choices=("cached", "recompute"), default="cached")
-    ap.add_argument("--upsample", metavar="IMG", help="super-resolution: condition on the DC channels of IMG")
-    ap.add_argument("--colorize", metavar="IMG", help="colorisation (luma_first model): condition on IMG's luma")
+    cond = ap.add_mutually_exclusive_group()
+    cond.add_argument("--upsample", metavar="IMG", help="super-resolution: condition on the DC channels of IMG")
+    cond.add_argument("--colorize", metavar="IMG", help="colorisation (luma_first model): condition on IMG's luma")
     ap.add_argument("--strip-steps", type=int, default=8)
     ap.add_argument("--out", default=None, help="PNG grid (default WORKDIR/samples.png); "
                     "OUT_heatmap.png and OUT_progress.png are written next to it")
     args = ap.parse_args(argv)
+    try:
+        _run(args)
+    except (ValueError, OSError) as e:  # bad paths, images, checkpoints or settings: no traceback
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
 
+
+def _run(args):
+    import time
+
+    from PIL import Image
+
+    # Everything the user named is checked before the checkpoint loads and the sampler compiles.
+    cond_image = _read_image(args.upsample or args.colorize) if args.upsample or args.colorize else None
     cfg, params, step = load_params(args.workdir or args.checkpoint)
     d = cfg.data
     one = lambda v: v[0] if len(v) == 1 else tuple(v)  # noqa: E731
@@ -651,18 +716,21 @@ def main(argv=None):
     context, start = None, 0
     if args.upsample or args.colorize:
         make = upsample_prefix if args.upsample else colorize_prefix
-        prefix, hw, min_rank, context = make(cfg, _read_image(args.upsample or args.colorize))
+        prefix, hw, min_rank, context = make(cfg, cond_image)
         size, start = context.shape[:2], len(prefix)
         kw.update(prefix=prefix, hw=hw, min_rank=min_rank)
+    base = args.out or os.path.join(_workdir_of(args.workdir or args.checkpoint), "samples.png")
+    stem, ext = os.path.splitext(base)
+    if ext.lower() not in Image.registered_extensions():
+        raise ValueError(f"--out {base}: Pillow cannot tell an image format from {ext or 'no extension'!r}; "
+                         f"name a .png file")
+    os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     t0 = time.time()
     toks = sample_tokens(cfg, params, **kw)
     dt = time.time() - t0
     h, w = size
     imgs = [_rgb(decode_tokens(cfg, t, h, w)) for t in toks]
     cols = math.ceil(math.sqrt(len(imgs)))
-    base = args.out or os.path.join(args.workdir or os.path.dirname(os.path.abspath(args.checkpoint)),
-                                    "samples.png")
-    stem = os.path.splitext(base)[0]
     shown = ([_rgb(context)] if context is not None else []) + imgs
     Image.fromarray(image_grid(shown, cols)).save(base)
     Image.fromarray(image_grid([location_heatmap(cfg, t, h, w) for t in toks], cols)).save(stem + "_heatmap.png")
