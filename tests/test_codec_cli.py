@@ -179,6 +179,31 @@ def test_convert_reports_bad_files(tmp_path, capsys):
     assert not list((tmp_path / "dst").glob("*tmp*"))
 
 
+def test_convert_interrupted_leaves_only_finished_files(tmp_path, monkeypatch, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(IMG).save(src / f"{name}.png")
+    real_save, calls = dctsparse.container.save, []
+
+    def save_then_ctrl_c(s, path):
+        calls.append(path)
+        real_save(s, path)
+        if len(calls) == 2:  # the second file is written, then Ctrl-C before it is renamed
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(dctsparse.container, "save", save_then_ctrl_c)
+    dst = tmp_path / "dst"
+    assert cli.main(["convert", str(src), str(dst), "-j", "1", "--quiet"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert sorted(p.name for p in dst.iterdir()) == ["a.dcts"]  # no b.dcts.tmp-PID
+    monkeypatch.setattr(dctsparse.container, "save", real_save)
+    assert cli.main(["convert", str(src), str(dst), "-j", "1"]) == 0  # the rerun finishes the rest
+    out = capsys.readouterr().out
+    assert "converted 2 files" in out and "skipped 1 already there" in out
+    assert sorted(p.name for p in dst.iterdir()) == ["a.dcts", "b.dcts", "c.dcts"]
+
+
 def test_bench(tmp_path, png, capsys):
     assert cli.main(["bench", str(png), "-q", "50", "90", "--repeat", "1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)

@@ -265,13 +265,13 @@ def cmd_preview(a) -> None:
 def _convert_one(job: tuple) -> str | None:
     """Worker: (src, dst, to, kwargs, drop_alpha) -> None, or the error as one line."""
     src, dst, to, kwargs, drop_alpha = job
+    tmp = f"{dst}.tmp-{os.getpid()}"
     try:
         from PIL import Image
 
         from . import codec, container
 
         Path(dst).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{dst}.tmp-{os.getpid()}"
         if to == "dcts":
             s = codec.encode(_open_image(src), drop_alpha=drop_alpha, **kwargs)
             container.save(s, tmp)
@@ -281,10 +281,10 @@ def _convert_one(job: tuple) -> str | None:
         os.replace(tmp, dst)  # a file that exists is a finished one: re-runs skip it
         return None
     except Exception as exc:
-        for p in (f"{dst}.tmp-{os.getpid()}",):
-            if os.path.exists(p):
-                os.remove(p)
         return f"{src}: {type(exc).__name__}: {exc}"
+    finally:  # failed or interrupted (Ctrl-C is not an Exception): no half-written file stays
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def cmd_convert(a) -> None:
