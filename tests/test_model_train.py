@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dctmodel.config import get_config, override
-from dctmodel.data import ArraySource
+from dctmodel.data import ArraySource, eval_batches
 from dctmodel.scenes import render_scene
 from dctmodel.train import evaluate, functions, make_mesh, train
 
@@ -68,6 +68,15 @@ def test_heldout_bpd_both_ways(overfit_run):
         # Masks only renormalise over tokens that include the true one: never more bits.
         assert e["bpd_masked"] <= e["bpd_unmasked"] + 1e-9
         assert e["bpd_value_masked"] == pytest.approx(e["bpd_value_unmasked"])
+    # Padding rows (the last batch filled up to a fixed shape) count for nothing: any batch size,
+    # padded or not, gives the bpd of one chunk at a time.
+    chunks = sum(1 for _ in eval_batches(cfg, src, range(len(src)), 1))
+    one = evaluate(cfg, state["params"], src, mesh, batch_size=1)
+    padded = evaluate(cfg, state["params"], src, mesh, batch_size=chunks + 3)
+    for k in ("bpd", "bpd_unmasked", "bpd_value_masked"):
+        assert padded[k] == pytest.approx(one[k], rel=1e-5)
+        assert trained[k] == pytest.approx(one[k], rel=1e-5)
+    np.testing.assert_allclose(padded["bpd_per_chunk"], one["bpd_per_chunk"], rtol=1e-5)
     # An untrained model wastes many bits on impossible tokens; the masks recover them.
     assert fresh["bpd_masked"] < 0.97 * fresh["bpd_unmasked"]
     # Chance-level check of the fresh model: uniform over each vocabulary, bits summed per image.
