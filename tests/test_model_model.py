@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from dctmodel.config import PRESETS, get_config, override, spec
+from dctmodel.config import PRESETS, check_config, get_config, override, spec
 from dctmodel.model import MLP, Attention, DCTransformer, Residual, Stack, count_params
 
 
@@ -186,6 +186,47 @@ def test_table3_presets_exact():
         assert (c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps) == (896, 128, 5e-4, 1000)
     # Vocabularies: channel P*B*B+1, position Hb*Wb of the largest image, value 2*clip.
     assert (p["lsun"].channel_vocab, p["lsun"].position_vocab, p["lsun"].value_vocab) == (193, 48 * 48, 2400)
+
+
+def test_config_checks_name_the_field(tmp_path, capsys):
+    for c in PRESETS.values():
+        check_config(c)
+    base = get_config("micro")
+    perm = tuple(range(47, -1, -1))  # 3 planes x 4x4: any permutation of the 48 channel ids
+    check_config(override(base, **{"data.order": perm, "model.d_model": 30, "model.head_dim": 8}))
+    for kw, said in [
+        ({"model.d_model": "64"}, "model.d_model must be int, got '64'"),
+        ({"model.dropout": True}, "model.dropout must be float"),
+        ({"data.block_size": 65}, r"data.block_size must be in 2\.\.64"),
+        ({"data.quality": 0}, r"data.quality must be in 1\.\.100"),
+        ({"data.subsampling": "4:2:2"}, "data.subsampling must be '4:2:0' or '4:4:4'"),
+        ({"data.order": perm[1:] + (48,)}, "permutation of the 48 channel ids"),
+        ({"model.num_heads": 3}, "a divisor of model.d_model=32"),
+        ({"model.value_spec": ()}, "model.value_spec must be one"),
+        ({"model.encoder_spec": ((1, -2),)}, "model.encoder_spec must be LayerSpec"),
+        ({"model.downsample_kernel": 1, "model.downsample_stride": 2}, "downsample_kernel must be >= "),
+        ({"train.total_tokens": 0}, "train.total_tokens must be > 0"),
+        ({"train.target": "chroma"}, "train.target must be 'all' unless data.order='luma_first'"),
+        ({"train.keep_checkpoints": 0}, "train.keep_checkpoints must be >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=said):
+            check_config(override(base, **kw))
+    with pytest.raises(ValueError, match="unknown config field 'model.nope'; section 'model' has .*d_model"):
+        override(base, **{"model.nope": 1})
+    with pytest.raises(ValueError, match="unknown config section 'modle'"):
+        override(base, **{"modle.d_model": 1})
+    with pytest.raises(ValueError, match="unknown config field 'nmae'; the top level has name"):
+        override(base, nmae="x")
+    # The command line says the same in one line (exit 2) before anything is written.
+    from dctmodel.train import main
+
+    for argv, said in [(["--set", "model.d_model=abc"], "model.d_model must be int, got 'abc'"),
+                       (["--set", "model.d_model"], "expected SECTION.FIELD=VALUE"),
+                       (["--set", "data.source=folder"], "data.folder None is not a directory")]:
+        with pytest.raises(SystemExit) as e:
+            main(["--config", "micro", "--workdir", str(tmp_path / "run"), *argv])
+        assert e.value.code == 2 and said in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
 
 
 def test_param_count_without_allocation():

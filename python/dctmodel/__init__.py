@@ -5,13 +5,14 @@
     python -m dctmodel.train --config tiny --workdir runs/tiny
 
 Modules: ``config`` (presets), ``scenes`` (generated dataset), ``tokens``,
-``chunks``, ``data`` (sources and batches), ``masks``, ``model``, ``train``.
+``chunks``, ``data`` (sources and batches), ``masks``, ``model``, ``train``,
+``loop`` (Ctrl-C and logs), ``sample``.
 """
 
-from .config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, get_config, override
+from .config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, check_config, get_config, override
 
-__all__ = ["PRESETS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "get_config", "override",
-           "DCTransformer"]
+__all__ = ["PRESETS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "check_config", "get_config",
+           "override", "DCTransformer"]
 
 
 def __getattr__(name):

@@ -142,14 +142,25 @@ class Config:
 
 
 def override(cfg: Config, **kw) -> Config:
-    """``override(cfg, **{"model.d_model": 32, "train.batch_size": 4})``."""
+    """``override(cfg, **{"model.d_model": 32, "train.batch_size": 4})``.
+
+    Unknown names raise ValueError listing the section's fields; values are
+    checked by :func:`check_config` (which ``train`` runs), not here, so that a
+    chain of overrides may pass through a combination that is not valid alone.
+    """
     parts = {"data": {}, "model": {}, "train": {}, "": {}}
+    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "": Config}
     for k, v in kw.items():
         head, _, tail = k.partition(".")
-        if tail:
-            parts[head][tail] = v
-        else:
-            parts[""][head] = v
+        if not tail:
+            head, tail = "", head
+        names = {f.name for f in dataclasses.fields(sections.get(head, Config))} - {"data", "model", "train"}
+        if head not in sections:
+            raise ValueError(f"unknown config section {head!r} in {k!r}; sections: data, model, train")
+        if tail not in names:
+            where = f"section {head!r}" if head else "the top level"
+            raise ValueError(f"unknown config field {k!r}; {where} has {', '.join(sorted(names))}")
+        parts[head][tail] = v
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, **parts["data"]),
@@ -157,6 +168,93 @@ def override(cfg: Config, **kw) -> Config:
         train=dataclasses.replace(cfg.train, **parts["train"]),
         **parts[""],
     )
+
+
+def check_config(cfg: Config) -> None:
+    """Raise ValueError naming the first field of ``cfg`` with a wrong type or
+    a value out of range (such values otherwise fail deep inside a jitted
+    step, or train something else than asked)."""
+    for sec in ("data", "model", "train"):
+        for f in dataclasses.fields(getattr(cfg, sec)):
+            v = getattr(getattr(cfg, sec), f.name)
+            if not (sec, f.name) == ("data", "order") and not _has_type(v, f.type):
+                raise ValueError(f"{sec}.{f.name} must be {f.type}, got {v!r}")
+    d, m, t = cfg.data, cfg.model, cfg.train
+
+    def need(ok, field, rule):
+        if not ok:
+            sec, _, name = field.partition(".")
+            raise ValueError(f"{field} must be {rule}, got {getattr(getattr(cfg, sec), name)!r}")
+
+    need(d.source in ("scenes", "folder", "dataset"), "data.source", "'scenes', 'folder' or 'dataset'")
+    need(d.image_size >= 1, "data.image_size", ">= 1")
+    need(2 <= d.block_size <= 64, "data.block_size", "in 2..64 (the codec's range)")
+    need(1 <= d.quality <= 100, "data.quality", "in 1..100")
+    need(d.subsampling in ("4:2:0", "4:4:4"), "data.subsampling", "'4:2:0' or '4:4:4'")
+    need(d.clip >= 1, "data.clip", ">= 1")
+    need(d.num_train >= 1, "data.num_train", ">= 1")
+    need(d.num_eval >= 1, "data.num_eval", ">= 1")
+    need(d.max_objects >= 1, "data.max_objects", ">= 1")
+    n = d.planes * d.block_size ** 2
+    need(d.order in ("frequency", "luma_first") if isinstance(d.order, str) else
+         isinstance(d.order, (tuple, list)) and all(_has_type(c, "int") for c in d.order)
+         and sorted(d.order) == list(range(n)),
+         "data.order", f"'frequency', 'luma_first' or a permutation of the {n} channel ids")
+    need(m.d_model >= 1, "model.d_model", ">= 1")
+    need(m.num_heads >= 1, "model.num_heads", ">= 1")
+    need(m.head_dim is not None or m.d_model % m.num_heads == 0, "model.num_heads",
+         f"a divisor of model.d_model={m.d_model} (or set model.head_dim)")
+    need(m.head_dim is None or m.head_dim >= 1, "model.head_dim", "None or >= 1")
+    need(m.mlp_ratio >= 1, "model.mlp_ratio", ">= 1")
+    for name in ("encoder_spec", "channel_spec", "position_spec", "value_spec"):
+        need(len(getattr(m, name)) >= 1, f"model.{name}", "one (attention, mlp) pair or more")
+    need(m.downsample_stride >= 1, "model.downsample_stride", ">= 1")
+    need(m.downsample_kernel >= m.downsample_stride, "model.downsample_kernel",
+         f">= model.downsample_stride={m.downsample_stride} (every DCT cell must reach the encoder)")
+    need(0.0 <= m.dropout < 1.0, "model.dropout", "in [0, 1)")
+    need(m.num_classes >= 0, "model.num_classes", ">= 0")
+    need(m.chunk_size >= 1, "model.chunk_size", ">= 1")
+    need(m.overlap >= 0, "model.overlap", ">= 0")
+    need(t.batch_size >= 1, "train.batch_size", ">= 1")
+    need(t.learning_rate > 0, "train.learning_rate", "> 0")
+    need(t.warmup_steps >= 0, "train.warmup_steps", ">= 0")
+    need(t.total_tokens > 0, "train.total_tokens", "> 0")
+    need(0.0 <= t.min_lr_ratio <= 1.0, "train.min_lr_ratio", "in [0, 1]")
+    need(0.0 <= t.adam_b1 < 1.0, "train.adam_b1", "in [0, 1)")
+    need(0.0 <= t.adam_b2 < 1.0, "train.adam_b2", "in [0, 1)")
+    need(t.weight_decay >= 0, "train.weight_decay", ">= 0")
+    need(t.grad_clip >= 0, "train.grad_clip", ">= 0 (0: no clipping)")
+    need(t.chunk_policy in ("power", "uniform"), "train.chunk_policy", "'power' or 'uniform'")
+    need(t.chunk_power >= 0, "train.chunk_power", ">= 0")
+    need(0.0 <= t.chunk_pmin <= 1.0, "train.chunk_pmin", "in [0, 1]")
+    need(t.target in ("all", "chroma"), "train.target", "'all' or 'chroma'")
+    need(t.target == "all" or (d.order == "luma_first" and d.planes == 3), "train.target",
+         "'all' unless data.order='luma_first' on colour images ('chroma' trains colorisation)")
+    need(t.length_filter_lmax is None or t.length_filter_lmax >= 1, "train.length_filter_lmax", "None or >= 1")
+    need(t.model_axis >= 1, "train.model_axis", ">= 1")
+    need(t.log_every >= 1, "train.log_every", ">= 1")
+    need(t.eval_every >= 0, "train.eval_every", ">= 0 (0: only at the end)")
+    need(t.eval_images >= 1, "train.eval_images", ">= 1")
+    need(t.checkpoint_every >= 0, "train.checkpoint_every", ">= 0 (0: only at the end)")
+    need(t.keep_checkpoints >= 1, "train.keep_checkpoints", ">= 1")
+    need(t.prefetch >= 1, "train.prefetch", ">= 1")
+
+
+def _has_type(v, typ: str) -> bool:
+    if typ.startswith("Optional["):
+        return v is None or _has_type(v, typ[len("Optional["):-1])
+    if typ == "bool":
+        return isinstance(v, bool)
+    if typ == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if typ == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if typ == "str":
+        return isinstance(v, str)
+    if typ == "LayerSpec":
+        return isinstance(v, tuple) and all(
+            isinstance(b, tuple) and len(b) == 2 and all(_has_type(x, "int") and x >= 0 for x in b) for b in v)
+    raise AssertionError(f"no check for field type {typ}")  # a new field type: teach this function
 
 
 # --------------------------------------------------------------------------

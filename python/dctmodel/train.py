@@ -44,7 +44,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from . import masks as M
-from .config import Config, get_config, override
+from .config import Config, check_config, get_config, override
 from .data import Prefetcher, Source, eval_batches, make_source
 from .loop import JsonLog, stop_on_sigint
 from .model import DCTransformer
@@ -380,6 +380,7 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
     running step with a checkpoint; rerun with ``resume=True``.  A second
     Ctrl-C raises KeyboardInterrupt without that checkpoint.
     """
+    check_config(cfg)
     os.makedirs(workdir, exist_ok=True)
     config_path = os.path.join(workdir, "config.json")
     if resume:
@@ -489,12 +490,19 @@ class _Accumulator:
 def _parse_sets(items) -> dict:
     out = {}
     for it in items or []:
-        k, _, v = it.partition("=")
+        k, eq, v = it.partition("=")
+        if not eq:
+            raise ValueError(f"--set {it!r}: expected SECTION.FIELD=VALUE")
         try:
-            out[k] = ast.literal_eval(v)
+            out[k] = _tuples(ast.literal_eval(v))
         except (ValueError, SyntaxError):
-            out[k] = v
+            out[k] = v  # a bare word is a string: data.source=folder
     return out
+
+
+def _tuples(v):
+    """Lists from the command line as tuples: configs are hashable (they key compiled steps)."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
 def main(argv=None):
@@ -509,11 +517,19 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.distributed:
         jax.distributed.initialize()
-    cfg = override(get_config(args.config), **_parse_sets(args.set))
+    # Mistakes in the command are reported in one line before anything compiles.
+    try:
+        cfg = override(get_config(args.config), **_parse_sets(args.set))
+        check_config(cfg)
+        source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
+        if args.resume:
+            _check_resume_config(cfg, os.path.join(args.workdir, "config.json"))
+    except ValueError as e:
+        ap.error(str(e))
     print(f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
           f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})", file=sys.stderr)
     _, records = train(cfg, args.workdir, resume=args.resume, stop_after=args.stop_after,
-                       do_eval=not args.no_eval)
+                       source=source, eval_source=eval_source, do_eval=not args.no_eval)
     evals = [r for r in records if "eval" in r]
     if evals:
         e = evals[-1]["eval"]
