@@ -86,13 +86,16 @@ def test_heldout_bpd_both_ways(overfit_run):
     assert fresh["bpd_unmasked"] == pytest.approx(chance, rel=0.15)
 
 
-def test_resume_gives_identical_results(tmp_path):
+def test_resume_gives_identical_results(tmp_path, capsys):
     cfg = override(get_config("micro"), **{
         "model.dropout": 0.1, "train.total_tokens": 8 * 32 * 12, "train.log_every": 2, "train.checkpoint_every": 4,
         "train.length_filter_lmax": 60,
     })
     src = ArraySource(cfg.data, _images(6, seed=5))
-    full, rec_full = train(cfg, str(tmp_path / "a"), source=src, eval_source=src, progress=False, do_eval=False)
+    # Resuming where there is nothing to resume starts at step 0, and says so.
+    full, rec_full = train(cfg, str(tmp_path / "a"), source=src, eval_source=src, progress=False, do_eval=False,
+                           resume=True)
+    assert "resume: no checkpoint in" in capsys.readouterr().err and rec_full[0]["step"] == 2
     part, rec_part = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
                            stop_after=6)
     assert int(part["step"]) == 6

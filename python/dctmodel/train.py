@@ -400,6 +400,9 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
         if restored is not None:
             state = restored
             start = int(jax.device_get(state["step"]))
+        else:
+            print(f"resume: no checkpoint in {os.path.join(workdir, 'checkpoints')}; starting at step 0",
+                  file=sys.stderr, flush=True)
     log = JsonLog(os.path.join(workdir, "log.jsonl"), start if resume else None)
     records: list[dict] = []
 
