@@ -286,6 +286,34 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_aborts(trained, scenes16, t
     assert signal.getsignal(signal.SIGINT) is handler
 
 
+def test_bad_settings_are_refused_naming_them(tmp_path, capsys):
+    import skimage.data
+
+    for preset in T.PRESETS.values():
+        T.check_config(preset)
+    cfg = _tiny()
+    vq = lambda **kw: dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, **kw))  # noqa: E731
+    for bad, said in [
+        (vq(layers=0), "layers must be >= 1"),
+        (vq(m=1), "m must be >= 2"),
+        (vq(update="adam"), "update must be 'ema' or 'grad'"),
+        (vq(decay=1.0), r"decay must be in \(0, 1\)"),
+        (dataclasses.replace(cfg, image_size=18), "must be a multiple of 4"),
+        (dataclasses.replace(vq(model="vqvae2"), image_size=20), "must be a multiple of 8"),
+        (dataclasses.replace(cfg, steps=0), "steps must be >= 1"),
+        (dataclasses.replace(cfg, lr=0.0), "lr must be > 0"),
+        (dataclasses.replace(cfg, data="patches", image_size=T.PATCH_MAX + 4), "with data='patches'"),
+    ]:
+        with pytest.raises(ValueError, match=said):
+            T.train(bad, str(tmp_path / "never"), verbose=False)
+    assert not (tmp_path / "never").exists()
+    # The largest allowed patch fits every bundled photo, and one pixel more would not.
+    assert T.PATCH_MAX == min(min(getattr(skimage.data, k)().shape[:2]) for k in T.PATCH_PHOTOS)
+    with pytest.raises(SystemExit) as e:
+        T.main(["--workdir", str(tmp_path / "cli"), "--layers", "0"])
+    assert e.value.code == 2 and "layers must be >= 1, got 0" in capsys.readouterr().err
+
+
 def test_codes_round_trip_through_encode_decode(trained, scenes16):
     _, _, model, _, _ = trained
     x = jnp.asarray(scenes16[1][:4])

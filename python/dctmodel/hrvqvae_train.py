@@ -64,6 +64,39 @@ PRESETS = {
 }
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the first setting out of range (they otherwise
+    fail inside a jitted step, or train a degenerate model without a word)."""
+    v = cfg.vq
+
+    def need(ok, name, rule, value):
+        if not ok:
+            raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+    need(v.model in ("hrvqvae", "vqvae", "vqvae2"), "model", "'hrvqvae', 'vqvae' or 'vqvae2'", v.model)
+    need(v.layers >= 1, "layers", ">= 1", v.layers)
+    need(v.m >= 2, "m", ">= 2 (a codebook of one word carries no information)", v.m)
+    need(v.codebook_size == 0 or v.codebook_size >= 2, "codebook_size", "0 (m**layers) or >= 2",
+         v.codebook_size)
+    for name in ("dim", "channels", "restart_after"):
+        need(getattr(v, name) >= 1, name, ">= 1", getattr(v, name))
+    need(v.downsample >= 0 and v.res_blocks >= 0, "downsample and res_blocks", ">= 0", (v.downsample, v.res_blocks))
+    need(v.update in ("ema", "grad"), "update", "'ema' or 'grad'", v.update)
+    need(0.0 < v.decay < 1.0, "decay", "in (0, 1)", v.decay)
+    need(len(v.betas) >= 1 and min(v.betas) >= 0 and v.beta0 >= 0, "beta0 and betas", ">= 0", (v.beta0, v.betas))
+    need(cfg.data in ("scenes", "patches"), "data", "'scenes' or 'patches'", cfg.data)
+    mult = 2 ** (v.downsample + (v.model == "vqvae2"))
+    need(cfg.image_size >= mult and cfg.image_size % mult == 0, "size (image side)",
+         f"a multiple of {mult} (2**downsample{', x2 for vqvae2' if v.model == 'vqvae2' else ''})",
+         cfg.image_size)
+    need(cfg.data != "patches" or cfg.image_size <= PATCH_MAX, "size (image side)",
+         f"<= {PATCH_MAX} with data='patches' (the shortest side of the bundled photos)", cfg.image_size)
+    for name in ("train_images", "test_images", "batch_size", "steps", "log_every", "eval_every", "ckpt_every"):
+        need(getattr(cfg, name) >= 1, name, ">= 1", getattr(cfg, name))
+    need(cfg.lr > 0, "lr", "> 0", cfg.lr)
+    need(cfg.prior_steps >= 0, "prior_steps", ">= 0", cfg.prior_steps)
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -74,11 +107,15 @@ def scene_images(n: int, size: int, seed: int) -> np.ndarray:
     return np.stack([render_scene(seed, i, size) for i in range(n)]).astype(np.float32) / 255.0
 
 
+PATCH_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+PATCH_MAX = 300  # chelsea is 300 px tall: no larger crop fits every photo
+
+
 def patch_images(n: int, size: int, seed: int) -> np.ndarray:
     """float32 (n, size, size, 3): random crops of skimage's bundled RGB images."""
     import skimage.data
 
-    srcs = [getattr(skimage.data, k)() for k in ("astronaut", "chelsea", "coffee", "rocket")]
+    srcs = [getattr(skimage.data, k)() for k in PATCH_PHOTOS]
     rng = np.random.default_rng(seed)
     out = np.empty((n, size, size, 3), np.float32)
     for i in range(n):
@@ -224,6 +261,7 @@ def train(cfg: TrainConfig, workdir: str | None = None, *, verbose: bool = True,
     step; a second Ctrl-C aborts without it).  The prior is fitted only once
     all ``cfg.steps`` are done.
     """
+    check_config(cfg)
     ckpt = os.path.join(workdir, "ckpt.npz") if workdir else None
     resuming = bool(ckpt and os.path.exists(ckpt))
     log_f = None
@@ -296,7 +334,7 @@ def _prior_and_samples(cfg: TrainConfig, model, train_x, workdir, log):
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m dctmodel.hrvqvae_train", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="cpu", choices=sorted(PRESETS))
     p.add_argument("--model", choices=["hrvqvae", "vqvae", "vqvae2"])
     p.add_argument("--layers", type=int)
@@ -325,6 +363,12 @@ def main(argv=None) -> int:
     top = {k: v for k, v in dict(data=a.data, image_size=a.size, steps=a.steps, batch_size=a.batch_size,
                                  lr=a.lr, prior_steps=a.prior_steps, seed=a.seed).items() if v is not None}
     cfg = dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, **vq), **top)
+    try:
+        check_config(cfg)
+        if os.path.exists(os.path.join(a.workdir, "ckpt.npz")):
+            _check_resume_config(cfg, ckpt_cfg)
+    except ValueError as e:
+        p.error(str(e))
     print(f"{cfg.vq.model}: layers={cfg.vq.layers} m={cfg.vq.m} update={cfg.vq.update} "
           f"bits/image={cfg.vq.bits_per_image(cfg.image_size, cfg.image_size):.0f} devices={jax.devices()}",
           flush=True)
