@@ -158,6 +158,25 @@ def test_sampler_never_emits_an_invalid_token():
         decode_tokens(cfg, np.concatenate([toks, [[cfg.data.num_channels, 0, 0]]]), 16, 16)
 
 
+def test_location_heatmap_counts_coefficients_per_block():
+    from dctsparse.cli import colormap
+
+    from dctmodel.sample import location_heatmap
+
+    cfg = get_config("micro")  # B = 4, 16x16 images: a 4x4 block grid
+    # Block (0, 1) holds 4 coefficients (two luma, two chroma), block (2, 3) one, the rest none.
+    toks = np.array([[0, 1, 5], [1, 1, -2], [16, 1, 3], [32, 1, 1], [0, 11, 7], [48, 0, 0]], np.int32)
+    hm = location_heatmap(cfg, toks, 16, 16)
+    assert hm.shape == (16, 16, 3) and hm.dtype == np.uint8
+    want = np.zeros((4, 4))
+    want[0, 1], want[2, 3] = 1.0, 0.25  # counts over the largest count
+    for r in range(4):
+        for c in range(4):
+            block = hm[4 * r:4 * r + 4, 4 * c:4 * c + 4].reshape(-1, 3)
+            assert (block == colormap(want[r, c])).all(), (r, c)
+    np.testing.assert_array_equal(location_heatmap(cfg, toks, 16, 12), hm[:, :12])  # cropped to the image
+
+
 def test_bad_requests_are_refused_before_sampling():
     from dctmodel.train import functions
 

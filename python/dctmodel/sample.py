@@ -591,17 +591,16 @@ def _rgb(img: np.ndarray) -> np.ndarray:
 def location_heatmap(cfg: Config, tokens: np.ndarray, height: int, width: int) -> np.ndarray:
     """Figure 1 of the paper: where the coefficients land.  uint8 ``(height, width, 3)``:
     the number of non-zero coefficients of each luma block (chroma counted at its
-    block's position), ``magma`` colour map, one colour per ``B x B`` block."""
-    from matplotlib import colormaps
+    block's position), a magma-like colour map, one colour per ``B x B`` block."""
+    from dctsparse.cli import colormap  # the codec's own map: no matplotlib needed
 
     d = cfg.data
     hb, wb = grid_of(height, width, d.block_size, d.subsampling)
     body = np.asarray(tokens)[:-1]
     counts = np.zeros((hb, wb), np.float64)
     np.add.at(counts, (body[:, 1] // wb, body[:, 1] % wb), 1.0)
-    rgb = colormaps["magma"](counts / max(counts.max(), 1.0))[..., :3]
-    big = np.repeat(np.repeat(rgb, d.block_size, 0), d.block_size, 1)[:height, :width]
-    return np.round(big * 255).astype(np.uint8)
+    rgb = colormap(counts / max(counts.max(), 1.0))
+    return np.repeat(np.repeat(rgb, d.block_size, 0), d.block_size, 1)[:height, :width]
 
 
 def progressive_strip(cfg: Config, tokens: np.ndarray, height: int, width: int, steps: int = 8,
