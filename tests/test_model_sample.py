@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 from flax import nnx
 
 from dctmodel import masks as M
@@ -306,8 +307,9 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
     main(["--workdir", wd, "--num", "3", "--seed", "4", "--top-k", "0", "0", "8", "--out", str(out)])
     assert "checkpoint step 150: 3 samples" in capsys.readouterr().out
     grid = np.asarray(Image.open(out))
-    # Independent route: the library call with the same settings, decoded and laid out 2 x 2.
-    toks = sample_tokens(cfg, params, num=3, seed=4, top_k=(0, 0, 8))
+    # Independent route: the library call with the same settings (one batch of 3, batch 0's key),
+    # decoded and laid out 2 x 2.
+    toks = sample_tokens(cfg, params, num=3, seed=jax.random.fold_in(jax.random.key(4), 0), top_k=(0, 0, 8))
     assert grid.shape == (2 * 16 + 2, 2 * 16 + 2, 3)
     for i, t in enumerate(toks):
         r, c = divmod(i, 2)
@@ -328,7 +330,7 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
         (["--workdir", str(tmp_path / "none")], "has no config.json"),
         (["--workdir", wd, "--out", str(tmp_path / "grid")], "cannot tell an image format"),
         (["--workdir", wd, "--label", "2"], "not class-conditional"),
-        (["--workdir", wd, "--num", "0"], "num must be a positive"),
+        (["--workdir", wd, "--num", "0"], "num and batch_size must be >= 1"),
         (["--workdir", wd, "--colorize", str(tmp_path / "low.png")], "data.order='luma_first'"),
         (["--workdir", wd, "--upsample", str(tmp_path / "missing.png")], "No such file"),
     ]:
@@ -336,6 +338,49 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
             main(argv)
         err = capsys.readouterr().err
         assert e.value.code == 2 and said in err and "Traceback" not in err, (argv, err)
+
+
+def test_sample_cli_saves_batches_and_continues_after_ctrl_c(trained, tmp_path, monkeypatch, capsys):
+    import dctmodel.sample as S
+
+    cfg, src, params, wd = trained
+    real, calls = S.sample_tokens, []
+
+    def counted(*a, **kw):
+        calls.append(kw["num"])
+        if len(calls) == fail_at:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(S, "sample_tokens", counted)
+    argv = ["--workdir", wd, "--num", "5", "--batch-size", "2", "--seed", "1", "--out", str(tmp_path / "g.png")]
+    fail_at = 2  # Ctrl-C during the second batch: the first one stays
+    with pytest.raises(SystemExit) as e:
+        S.main(argv)
+    assert e.value.code == 130 and "the same command continues" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "g_tokens")) == ["batch_00000.npz", "settings.json"]
+    fail_at, calls[:] = 0, []
+    S.main(argv)  # draws batches 1 and 2 only; batch 2 is full (2 samples), the grid shows 5
+    assert calls == [2, 2]
+    first = np.asarray(Image.open(tmp_path / "g.png"))
+    # Every batch is the library call with its own key: batch b = fold_in(key(seed), b).
+    with np.load(tmp_path / "g_tokens" / "batch_00002.npz") as z:
+        assert z["lengths"].size == 2
+        b2 = np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+    for a, b in zip(b2, real(cfg, params, num=2, seed=jax.random.fold_in(jax.random.key(1), 2))):
+        np.testing.assert_array_equal(a, b)
+    # A rerun draws nothing and writes the same pictures; a larger --num draws only what is new.
+    calls[:] = []
+    S.main(argv)
+    assert calls == [] and (np.asarray(Image.open(tmp_path / "g.png")) == first).all()
+    S.main(argv[:3] + ["6"] + argv[4:])
+    assert calls == []  # sample 6 was already in batch 2
+    S.main(argv[:3] + ["7"] + argv[4:])
+    assert calls == [2]
+    # Other settings would mix two runs' samples: refused, naming the setting.
+    with pytest.raises(SystemExit) as e:
+        S.main(argv[:7] + ["2"] + argv[8:])
+    assert e.value.code == 2 and "(seed differ)" in capsys.readouterr().err
 
 
 def test_colorisation_chroma_chunks_and_kept_luma():

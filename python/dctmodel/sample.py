@@ -4,6 +4,9 @@
     python -m dctmodel.sample --workdir runs/tiny --upsample low.png      # 8x (B=8) super-resolution
     python -m dctmodel.sample --workdir runs/col --colorize grey.png       # luma_first model
 
+The CLI saves each finished batch of samples in ``OUT_tokens/``; after Ctrl-C
+the same command draws only what is missing (:func:`sample_to_folder`).
+
 For each chunk the current DCT image is encoded once, the cross-attention
 keys/values of the three decoders are computed once, and the ``O`` overlap
 tokens fill the self-attention caches in one parallel pass.  Then up to
@@ -30,9 +33,11 @@ exactly.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -359,7 +364,8 @@ def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int =
                   return_stats: bool = False):
     """Sample token sequences, int32 ``(N + 1, 3)`` each ending with the stop token.
 
-    ``num`` samples (default: ``len(prefix)`` for a list of prefixes).  ``hw``:
+    ``num`` samples (default: ``len(prefix)`` for a list of prefixes); ``seed``
+    an int or a ``jax.random.key``.  ``hw``:
     the luma block grid ``(Hb, Wb)`` (default: the config's square grid), one
     tuple or one per sample.  ``label``: class(es) for a class-conditional model.
     ``prefix``: tokens ``(n, 3)`` (no stop) to continue, one array or one per
@@ -404,7 +410,8 @@ def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int =
         dct[i] = dense_dct(p, len(p), hb, wb, d.grid, nch)
     settings = SampleSettings.make(temperature, top_k, top_p)
     f = _sampler(cfg, method, max_tokens, max_chunks, settings, early_exit)
-    out, n, stopped, chunks = jax.device_get(f(params, jax.random.key(seed), buf,
+    key = seed if isinstance(seed, jax.Array) else jax.random.key(seed)
+    out, n, stopped, chunks = jax.device_get(f(params, key, buf,
                                                np.array([len(p) for p in prefixes], np.int32), dct,
                                                np.asarray(hws, np.int32), labels, ranks))
     seqs = []
@@ -677,6 +684,10 @@ def main(argv=None):
     src.add_argument("--workdir", help="training work directory (latest checkpoint)")
     src.add_argument("--checkpoint", help="WORKDIR, WORKDIR/checkpoints or WORKDIR/checkpoints/STEP")
     ap.add_argument("--num", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="samples drawn per compiled call (default: --num, at most 16); each finished batch "
+                         "is saved in OUT_tokens/, so an interrupted run (or, with the same --batch-size, "
+                         "a larger --num) continues where it stopped")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--label", type=int, nargs="*", default=None, help="class(es), cycled over the samples")
     ap.add_argument("--temperature", type=float, nargs="+", default=[1.0], help="one value or channel position value")
@@ -697,6 +708,63 @@ def main(argv=None):
         ap.exit(2, f"{ap.prog}: error: {e}\n")
 
 
+def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: int, seed: int = 0,
+                     label=None, settings: Optional[dict] = None, progress: bool = True,
+                     **kw) -> list[np.ndarray]:
+    """``num`` samples drawn ``batch_size`` at a time, each batch saved as it completes.
+
+    Batch ``b`` draws ``batch_size`` samples with key ``fold_in(key(seed), b)``
+    (always a full batch: one compilation, and a batch's samples do not depend
+    on ``num``), sample ``i`` gets ``label[i % len(label)]``; its tokens go to
+    ``folder/batch_BBBBB.npz`` (atomically).  Batches already in ``folder`` are
+    read back instead of drawn, so a run stopped by Ctrl-C, or rerun with a
+    larger ``num``, continues where it stopped.  ``settings`` (JSON-able: the
+    checkpoint and sampling settings) are stored in ``folder/settings.json``,
+    and a folder written with other settings is refused rather than mixed.
+    Other keywords go to :func:`sample_tokens`.  Returns the ``num`` token arrays.
+    """
+    import time
+
+    if num < 1 or batch_size < 1:
+        raise ValueError(f"num and batch_size must be >= 1, got {num} and {batch_size}")
+    # Round-tripped through JSON so that it compares equal to what a rerun reads back.
+    meta = json.loads(json.dumps(dict(settings or {}, batch_size=batch_size, seed=seed,
+                                      label=None if label is None else list(label))))
+    meta_path = os.path.join(folder, "settings.json")
+    if os.path.exists(meta_path) and any(f.startswith("batch_") for f in os.listdir(folder)):
+        with open(meta_path) as f:
+            old = json.load(f)
+        diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
+        if diff:
+            raise ValueError(f"{folder} holds samples drawn with other settings ({', '.join(diff)} differ); "
+                             f"remove it or write elsewhere (--out)")
+    nb = -(-num // batch_size)
+    out: list[np.ndarray] = []
+    drawn, t0 = 0, time.time()
+    for b in range(nb):
+        path = os.path.join(folder, f"batch_{b:05d}.npz")
+        if os.path.exists(path):
+            with np.load(path) as z:
+                toks = np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+        else:
+            idx = range(b * batch_size, (b + 1) * batch_size)
+            labels = 0 if label is None else [label[i % len(label)] for i in idx]
+            toks = sample_tokens(cfg, params, num=batch_size, label=labels,
+                                 seed=jax.random.fold_in(jax.random.key(seed), b), **kw)
+            os.makedirs(folder, exist_ok=True)
+            with open(meta_path, "w") as f:  # before the batch: no batch without its settings
+                json.dump(meta, f, indent=1)
+            tmp = path + ".tmp.npz"
+            np.savez(tmp, tokens=np.concatenate(toks), lengths=np.array([len(t) for t in toks]))
+            os.replace(tmp, path)
+            drawn += 1
+            if progress:
+                print(f"batch {b + 1}/{nb} drawn ({drawn} this run, {time.time() - t0:.1f} s, compile included)",
+                      file=sys.stderr, flush=True)
+        out += toks
+    return out[:num]
+
+
 def _run(args):
     import time
 
@@ -707,10 +775,8 @@ def _run(args):
     cfg, params, step = load_params(args.workdir or args.checkpoint)
     d = cfg.data
     one = lambda v: v[0] if len(v) == 1 else tuple(v)  # noqa: E731
-    kw = dict(num=args.num, seed=args.seed, temperature=one(args.temperature), top_k=one(args.top_k),
-              top_p=one(args.top_p), max_chunks=args.max_chunks, method=args.method)
-    if args.label:
-        kw["label"] = [args.label[i % len(args.label)] for i in range(args.num)]
+    kw = dict(temperature=one(args.temperature), top_k=one(args.top_k), top_p=one(args.top_p),
+              max_chunks=args.max_chunks, method=args.method)
     size = (d.image_size, d.image_size)
     context, start = None, 0
     if args.upsample or args.colorize:
@@ -724,8 +790,19 @@ def _run(args):
         raise ValueError(f"--out {base}: Pillow cannot tell an image format from {ext or 'no extension'!r}; "
                          f"name a .png file")
     os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+    settings = dict(checkpoint=os.path.abspath(args.workdir or args.checkpoint), step=step,
+                    temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_chunks=args.max_chunks,
+                    method=args.method, upsample=args.upsample, colorize=args.colorize,
+                    context=None if cond_image is None else hashlib.sha256(cond_image.tobytes()).hexdigest())
     t0 = time.time()
-    toks = sample_tokens(cfg, params, **kw)
+    try:
+        bs = args.batch_size or max(1, min(args.num, 16))
+        toks = sample_to_folder(cfg, params, stem + "_tokens", num=args.num, batch_size=bs,
+                                seed=args.seed, label=args.label or None, settings=settings, **kw)
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished batches are in {stem}_tokens/; the same command continues",
+              file=sys.stderr)
+        raise SystemExit(130) from None
     dt = time.time() - t0
     h, w = size
     imgs = [_rgb(decode_tokens(cfg, t, h, w)) for t in toks]
@@ -737,8 +814,8 @@ def _run(args):
     Image.fromarray(image_grid(strips, 1)).save(stem + "_progress.png")
     ntok = sum(len(t) - 1 - start for t in toks)
     print(f"checkpoint step {step}: {len(imgs)} samples, {np.mean([len(t) for t in toks]):.0f} tokens on "
-          f"average, {ntok} generated in {dt:.1f} s (compile included) -> {base}, {stem}_heatmap.png, "
-          f"{stem}_progress.png")
+          f"average, {ntok} in all, {dt:.1f} s (compile included) -> {base}, {stem}_heatmap.png, "
+          f"{stem}_progress.png, tokens in {stem}_tokens/")
 
 
 if __name__ == "__main__":
