@@ -3,6 +3,7 @@ per-sample stopping, samples of a trained model, super-resolution and colorisati
 the dctsparse.Dataset source."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -344,24 +345,31 @@ def test_sample_cli_saves_batches_and_continues_after_ctrl_c(trained, tmp_path, 
     import dctmodel.sample as S
 
     cfg, src, params, wd = trained
-    real, calls = S.sample_tokens, []
+    real, calls, interrupt = S.sample_tokens, [], {}
 
     def counted(*a, **kw):
         calls.append(kw["num"])
-        if len(calls) == fail_at:
+        if interrupt.get(len(calls)) == "abort":  # as a second Ctrl-C: out at once
             raise KeyboardInterrupt
+        if interrupt.get(len(calls)) == "ctrl-c":
+            os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **kw)
 
     monkeypatch.setattr(S, "sample_tokens", counted)
     argv = ["--workdir", wd, "--num", "5", "--batch-size", "2", "--seed", "1", "--out", str(tmp_path / "g.png")]
-    fail_at = 2  # Ctrl-C during the second batch: the first one stays
+    interrupt.update({1: "abort"})
     with pytest.raises(SystemExit) as e:
         S.main(argv)
     assert e.value.code == 130 and "the same command continues" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path / "g_tokens")) == ["batch_00000.npz", "settings.json"]
-    fail_at, calls[:] = 0, []
-    S.main(argv)  # draws batches 1 and 2 only; batch 2 is full (2 samples), the grid shows 5
-    assert calls == [2, 2]
+    assert not (tmp_path / "g_tokens").exists() or not os.listdir(tmp_path / "g_tokens")
+    interrupt.clear(), interrupt.update({2: "ctrl-c"}), calls.clear()
+    with pytest.raises(SystemExit) as e:  # Ctrl-C while batch 1 is drawn: it is finished and saved
+        S.main(argv)
+    assert e.value.code == 130 and calls == [2, 2] and "after this batch" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "g_tokens")) == ["batch_00000.npz", "batch_00001.npz", "settings.json"]
+    interrupt.clear(), calls.clear()
+    S.main(argv)  # draws batch 2 only; it is full (2 samples), the grid shows 5
+    assert calls == [2]
     first = np.asarray(Image.open(tmp_path / "g.png"))
     # Every batch is the library call with its own key: batch b = fold_in(key(seed), b).
     with np.load(tmp_path / "g_tokens" / "batch_00002.npz") as z:

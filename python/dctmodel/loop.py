@@ -24,24 +24,25 @@ from typing import Iterator, Optional
 class StopRequest:
     """The SIGINT handler; ``requested`` turns True on the first Ctrl-C."""
 
-    def __init__(self):
+    def __init__(self, what: str = "this step with a checkpoint"):
         self.requested = False
+        self.what = what
 
     def __call__(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt  # a step or a compilation that hangs can still be left
         self.requested = True
-        print("\nCtrl-C: stopping after this step with a checkpoint (Ctrl-C again to abort now)",
-              file=sys.stderr, flush=True)
+        print(f"\nCtrl-C: stopping after {self.what} (Ctrl-C again to abort now)", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
-def stop_on_sigint() -> Iterator[StopRequest]:
+def stop_on_sigint(what: str = "this step with a checkpoint") -> Iterator[StopRequest]:
     """Installs a :class:`StopRequest` as the SIGINT handler for the block and
-    restores the caller's handler after it.  Python only lets the main thread
-    set handlers; called from another thread, the request never turns True
-    (Ctrl-C goes to the main thread as usual)."""
-    stop = StopRequest()
+    restores the caller's handler after it; ``what`` completes the message
+    "stopping after ...".  Python only lets the main thread set handlers;
+    called from another thread, the request never turns True (Ctrl-C goes to
+    the main thread as usual)."""
+    stop = StopRequest(what)
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return

@@ -48,6 +48,7 @@ import numpy as np
 from . import masks as M
 from .chunks import build_chunk
 from .config import Config, config_from_dict
+from .loop import stop_on_sigint
 from .tokens import channel_rank, class_to_value, dense_dct, grid_of, value_to_class
 
 PerVariable = Union[float, int, Sequence]
@@ -718,10 +719,12 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
     on ``num``), sample ``i`` gets ``label[i % len(label)]``; its tokens go to
     ``folder/batch_BBBBB.npz`` (atomically).  Batches already in ``folder`` are
     read back instead of drawn, so a run stopped by Ctrl-C, or rerun with a
-    larger ``num``, continues where it stopped.  ``settings`` (JSON-able: the
-    checkpoint and sampling settings) are stored in ``folder/settings.json``,
-    and a folder written with other settings is refused rather than mixed.
-    Other keywords go to :func:`sample_tokens`.  Returns the ``num`` token arrays.
+    larger ``num``, continues where it stopped.  The first Ctrl-C lets the
+    running batch finish and be saved, then raises KeyboardInterrupt; a second
+    one raises at once.  ``settings`` (JSON-able: the checkpoint and sampling
+    settings) are stored in ``folder/settings.json``, and a folder written with
+    other settings is refused rather than mixed.  Other keywords go to
+    :func:`sample_tokens`.  Returns the ``num`` token arrays.
     """
     import time
 
@@ -741,12 +744,15 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
     nb = -(-num // batch_size)
     out: list[np.ndarray] = []
     drawn, t0 = 0, time.time()
-    for b in range(nb):
-        path = os.path.join(folder, f"batch_{b:05d}.npz")
-        if os.path.exists(path):
-            with np.load(path) as z:
-                toks = np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
-        else:
+    with stop_on_sigint("this batch, which is saved") as stop:
+        for b in range(nb):
+            path = os.path.join(folder, f"batch_{b:05d}.npz")
+            if os.path.exists(path):
+                with np.load(path) as z:
+                    out += np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+                continue
+            if stop.requested:
+                raise KeyboardInterrupt
             idx = range(b * batch_size, (b + 1) * batch_size)
             labels = 0 if label is None else [label[i % len(label)] for i in idx]
             toks = sample_tokens(cfg, params, num=batch_size, label=labels,
@@ -757,11 +763,11 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
             tmp = path + ".tmp.npz"
             np.savez(tmp, tokens=np.concatenate(toks), lengths=np.array([len(t) for t in toks]))
             os.replace(tmp, path)
+            out += toks
             drawn += 1
             if progress:
                 print(f"batch {b + 1}/{nb} drawn ({drawn} this run, {time.time() - t0:.1f} s, compile included)",
                       file=sys.stderr, flush=True)
-        out += toks
     return out[:num]
 
 
