@@ -798,7 +798,9 @@ def _run(args):
     os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     settings = dict(checkpoint=os.path.abspath(args.workdir or args.checkpoint), step=step,
                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_chunks=args.max_chunks,
-                    method=args.method, upsample=args.upsample, colorize=args.colorize,
+                    method=args.method,
+                    condition="upsample" if args.upsample else ("colorize" if args.colorize else None),
+                    # the image's pixels, not its path: a moved file is the same condition
                     context=None if cond_image is None else hashlib.sha256(cond_image.tobytes()).hexdigest())
     t0 = time.time()
     try:
