@@ -217,3 +217,23 @@ def test_subpixels_count_the_stored_planes_and_planes_must_match_the_config():
         other = np.zeros((16, 16, 3) if grey else (16, 16), np.uint8)
         with pytest.raises(ValueError, match=r"image 0 of the train source has shape .* data\.grey"):
             ArraySource(cfg.data, [other]).tokens(0)
+
+
+def test_folder_source_names_an_unreadable_file(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from dctmodel.data import make_source
+
+    buf = io.BytesIO()
+    Image.fromarray(render_scene(9, 0, 32)).save(buf, format="PNG")
+    for i in range(3):
+        (tmp_path / f"img{i}.png").write_bytes(buf.getvalue())
+    (tmp_path / "img1.png").write_bytes(buf.getvalue()[:200])  # cut short, as by a failed copy
+    cfg = override(get_config("micro"), **{"data.source": "folder", "data.folder": str(tmp_path),
+                                            "data.num_eval": 1})
+    src = make_source(cfg.data, "train")
+    assert src.image(0).shape == (16, 16, 3)
+    with pytest.raises(ValueError, match=r"img1\.png: cannot read this image"):
+        src.tokens(1)

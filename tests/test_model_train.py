@@ -133,6 +133,29 @@ def test_resume_gives_identical_results(tmp_path, capsys):
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
+    # An error mid-run (a source that fails on its 40th read, as an unreadable file would) keeps
+    # the finished steps in a checkpoint, and a resume from it still ends as the whole run.
+    class Failing(ArraySource):
+        reads = 0
+
+        def tokens(self, i):
+            Failing.reads += 1
+            if Failing.reads == 40:
+                raise ValueError("scene_7.png: cannot read this image (truncated)")
+            return super().tokens(i)
+
+    wd = str(tmp_path / "e")
+    capsys.readouterr()
+    with pytest.raises(ValueError, match="cannot read this image"):
+        train(cfg, wd, source=Failing(cfg.data, _images(6, seed=5)), eval_source=src, progress=False,
+              do_eval=False)
+    saved = sorted(int(x) for x in os.listdir(os.path.join(wd, "checkpoints")) if x.isdigit())
+    assert len(saved) == 1 and 1 <= saved[0] < 4  # before the first periodic checkpoint (step 4)
+    assert f"stopped by an error at step {saved[0]}" in capsys.readouterr().err
+    res, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False, resume=True)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
     # A second Ctrl-C aborts at once: KeyboardInterrupt, no checkpoint beyond the periodic ones.
     wd = str(tmp_path / "d")
     with _sigint_after_batch(1, times=2) as caller_handler_calls:

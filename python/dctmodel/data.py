@@ -110,14 +110,18 @@ class FolderSource(Source):
     def image(self, i: int) -> np.ndarray:
         from PIL import Image
 
-        with Image.open(self.files[int(i)]) as im:
-            im = im.convert("L" if self.data.grey else "RGB")
-            w, h = im.size
-            s = self.data.image_size / max(w, h)
-            size = (max(1, round(w * s)), max(1, round(h * s)))
-            if size != (w, h):
-                im = im.resize(size, Image.Resampling.LANCZOS)
-            return np.asarray(im)
+        path = self.files[int(i)]
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if self.data.grey else "RGB")
+                w, h = im.size
+                s = self.data.image_size / max(w, h)
+                size = (max(1, round(w * s)), max(1, round(h * s)))
+                if size != (w, h):
+                    im = im.resize(size, Image.Resampling.LANCZOS)
+                return np.asarray(im)
+        except (OSError, ValueError) as e:  # Pillow's truncated-file errors do not name the file
+            raise ValueError(f"{path}: cannot read this image ({e})") from e
 
 
 class ArraySource(Source):

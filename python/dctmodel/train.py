@@ -378,7 +378,9 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
     as if interrupted; the LR schedule still targets ``cfg.steps``.
     Ctrl-C (SIGINT, when called from the main thread) also stops after the
     running step with a checkpoint; rerun with ``resume=True``.  A second
-    Ctrl-C raises KeyboardInterrupt without that checkpoint.
+    Ctrl-C raises KeyboardInterrupt without that checkpoint.  Any other error
+    during the loop (an unreadable image, a failing evaluation) is raised
+    after a checkpoint of the last finished step is written.
     """
     check_config(cfg)
     os.makedirs(workdir, exist_ok=True)
@@ -438,6 +440,12 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
                 if stop.requested:
                     break
                 t_wait = time.time()
+        except Exception:
+            # An unreadable image or a failing evaluation hours into a run: keep the steps
+            # done (the state is that of the last finished step), then report the error.
+            if step > start:
+                _save_before_raising(mngr, state, workdir)
+            raise
         finally:
             feed.close()
             bar.close()
@@ -447,6 +455,17 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
         emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
     mngr.close()
     return state, records
+
+
+def _save_before_raising(mngr, state, workdir: str) -> None:
+    try:
+        step = int(jax.device_get(state["step"]))
+        if step not in (mngr.all_steps() or []):
+            save_checkpoint(mngr, state)
+        print(f"\ntraining stopped by an error at step {step}; a checkpoint of it is in "
+              f"{os.path.join(workdir, 'checkpoints')}: fix the cause and --resume", file=sys.stderr, flush=True)
+    except Exception:  # the original error matters more than this one
+        pass
 
 
 class _Accumulator:
