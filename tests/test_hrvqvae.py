@@ -314,6 +314,52 @@ def test_bad_settings_are_refused_naming_them(tmp_path, capsys):
     assert e.value.code == 2 and "layers must be >= 1, got 0" in capsys.readouterr().err
 
 
+def test_prior_fit_continues_from_a_checkpoint_and_after_ctrl_c(trained, scenes16, tmp_path, monkeypatch):
+    import shutil
+
+    cfg, work, model, _, _ = trained
+    leaves = model.leaves(np.asarray(model.encode(jnp.asarray(scenes16[0]))))
+    pc = P.PriorConfig(vocab=model.vocab, embed=8, channels=16, layers=2)
+    whole = P.PixelCNN(pc, rngs=nnx.Rngs(0))
+    P.fit_prior(whole, leaves, steps=12, batch_size=16)
+    part = P.PixelCNN(pc, rngs=nnx.Rngs(0))
+    opt = P.prior_optimizer(part)
+    assert len(P.fit_prior(part, leaves, steps=12, batch_size=16, opt=opt, on_step=lambda d: d == 5)) == 5
+    T.save_checkpoint(str(tmp_path / "p.npz"), part, opt, 5, cfg)
+    cont = P.PixelCNN(pc, rngs=nnx.Rngs(1))  # other initial weights: all must come from the checkpoint
+    opt = P.prior_optimizer(cont)
+    start = T.load_checkpoint(str(tmp_path / "p.npz"), cont, opt)
+    assert start == 5
+    P.fit_prior(cont, leaves, steps=12, batch_size=16, opt=opt, start=start)
+    _same_state(cont, whole)
+
+    # Through train(): Ctrl-C in the prior's third step leaves prior.npz at step 3 and no samples;
+    # the same call again finishes the prior from there and writes them.
+    run = tmp_path / "run"
+    shutil.copytree(work, run)  # the VQ model is trained already: train() goes straight to the prior
+    with_prior = dataclasses.replace(cfg, prior_steps=6)
+    kw = dict(verbose=False, train_images=scenes16[0], test_images=scenes16[1])
+    real = P.fit_prior
+
+    def ctrl_c_at_3(*a, on_step, **k):
+        def hook(step):
+            if step == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return on_step(step)
+        return real(*a, on_step=hook, **k)
+
+    monkeypatch.setattr(P, "fit_prior", ctrl_c_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(with_prior, str(run), **kw)
+    assert not (run / "samples.png").exists()
+    probe = P.PixelCNN(P.PriorConfig(vocab=model.vocab), rngs=nnx.Rngs(0))
+    assert T.load_checkpoint(str(run / "prior.npz"), probe, P.prior_optimizer(probe)) == 3
+    monkeypatch.setattr(P, "fit_prior", real)
+    _, res = T.train(with_prior, str(run), **kw)
+    assert res["step"] == cfg.steps and (run / "samples.png").is_file()
+    assert T.load_checkpoint(str(run / "prior.npz"), probe, P.prior_optimizer(probe)) == 6
+
+
 def test_codes_round_trip_through_encode_decode(trained, scenes16):
     _, _, model, _, _ = trained
     x = jnp.asarray(scenes16[1][:4])

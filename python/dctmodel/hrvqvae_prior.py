@@ -88,11 +88,24 @@ def nll(prior: PixelCNN, codes) -> jnp.ndarray:
     return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, codes))
 
 
+def prior_optimizer(prior: PixelCNN, lr: float = 2e-3) -> nnx.Optimizer:
+    """The optimiser :func:`fit_prior` uses (create it to checkpoint or restore a fit)."""
+    return nnx.Optimizer(prior, optax.adam(lr), wrt=nnx.Param)
+
+
 def fit_prior(prior: PixelCNN, codes: np.ndarray, *, steps: int = 200, batch_size: int = 32,
-              lr: float = 2e-3, seed: int = 0, log=None) -> list[float]:
-    """Trains ``prior`` in place on codes int (N, h, w); returns the loss per step (nats)."""
+              lr: float = 2e-3, seed: int = 0, log=None, opt: nnx.Optimizer | None = None, start: int = 0,
+              on_step=None) -> list[float]:
+    """Trains ``prior`` in place on codes int (N, h, w); returns the loss per step run (nats).
+
+    Batches are drawn per ``(seed, step)``, so a fit continued from step
+    ``start`` with the optimiser ``opt`` of a checkpoint (see
+    :func:`prior_optimizer`) ends where an uninterrupted one does.
+    ``on_step(done)`` runs after each step (checkpointing); returning True
+    stops the fit there.
+    """
     codes = np.asarray(codes, np.int32)
-    opt = nnx.Optimizer(prior, optax.adam(lr), wrt=nnx.Param)
+    opt = prior_optimizer(prior, lr) if opt is None else opt
 
     @nnx.jit
     def step(prior, opt, batch):
@@ -100,13 +113,14 @@ def fit_prior(prior: PixelCNN, codes: np.ndarray, *, steps: int = 200, batch_siz
         opt.update(prior, grads)
         return loss
 
-    rng = np.random.default_rng(seed)
     losses = []
-    for i in range(steps):
-        idx = rng.integers(0, len(codes), min(batch_size, len(codes)))
+    for i in range(start, steps):
+        idx = np.random.default_rng([seed, i]).integers(0, len(codes), min(batch_size, len(codes)))
         losses.append(float(step(prior, opt, jnp.asarray(codes[idx]))))
         if log is not None and (i % 50 == 0 or i == steps - 1):
             log(dict(prior_step=i, prior_nll=losses[-1]))
+        if on_step is not None and on_step(i + 1):
+            break
     return losses
 
 

@@ -7,7 +7,8 @@ Prints progress, appends JSON lines to ``workdir/log.jsonl`` (train loss and
 MSE, eval MSE/PSNR, code usage per layer), and saves ``workdir/ckpt.npz``
 (model + optimiser state + step) every ``ckpt_every`` steps and on Ctrl-C;
 running the same command again resumes from it and ends bit for bit where an
-uninterrupted run would (flags that change the model or data are refused).  ``--prior-steps N`` then fits the PixelCNN
+uninterrupted run would (flags that change the model or data are refused).
+The prior's fit is checkpointed the same way, in ``workdir/prior.npz``.  ``--prior-steps N`` then fits the PixelCNN
 prior on the training codes and writes ``workdir/samples.png``.
 
 Presets (``--preset``):
@@ -259,7 +260,9 @@ def train(cfg: TrainConfig, workdir: str | None = None, *, verbose: bool = True,
     ends bit for bit where an uninterrupted one does.  ``stop_after``: stop with
     a checkpoint once that many steps are done (as Ctrl-C does after the running
     step; a second Ctrl-C aborts without it).  The prior is fitted only once
-    all ``cfg.steps`` are done.
+    all ``cfg.steps`` are done, checkpointed in ``workdir/prior.npz``; Ctrl-C
+    during its fit raises KeyboardInterrupt after that checkpoint, and a rerun
+    continues it.  The returned eval dict also holds ``step``, the steps done.
     """
     check_config(cfg)
     ckpt = os.path.join(workdir, "ckpt.npz") if workdir else None
@@ -314,16 +317,34 @@ def train(cfg: TrainConfig, workdir: str | None = None, *, verbose: bool = True,
         res = evaluate(model, test_x)
     if done >= cfg.steps and cfg.prior_steps and cfg.vq.model != "vqvae2":
         _prior_and_samples(cfg, model, train_x, workdir, log)
-    return model, res
+    return model, dict(res, step=done)
 
 
-def _prior_and_samples(cfg: TrainConfig, model, train_x, workdir, log):
-    from .hrvqvae_prior import PixelCNN, PriorConfig, fit_prior, sample_images
+def _prior_and_samples(cfg: TrainConfig, model, train_x, workdir, log) -> None:
+    """Fits the prior (checkpointed in ``workdir/prior.npz``: a rerun continues it) and
+    writes ``workdir/samples.png``.  Ctrl-C stops after the running step with a checkpoint."""
+    from .hrvqvae_prior import PixelCNN, PriorConfig, fit_prior, prior_optimizer, sample_images
 
     codes = evaluate(model, train_x)["codes"]
     leaves = model.leaves(codes)
     prior = PixelCNN(PriorConfig(vocab=model.vocab), rngs=nnx.Rngs(cfg.seed))
-    fit_prior(prior, leaves, steps=cfg.prior_steps, batch_size=cfg.batch_size, seed=cfg.seed, log=log)
+    opt = prior_optimizer(prior)
+    path = os.path.join(workdir, "prior.npz") if workdir else None
+    start = load_checkpoint(path, prior, opt) if path and os.path.exists(path) else 0
+    if start:
+        log(dict(event="prior resume", prior_step=start))
+    done = [start]
+    with stop_on_sigint("this prior step with a checkpoint") as stop:
+        def on_step(step):
+            done[0] = step
+            if path and (step % cfg.ckpt_every == 0 or step == cfg.prior_steps or stop.requested):
+                save_checkpoint(path, prior, opt, step, cfg)
+            return stop.requested
+
+        fit_prior(prior, leaves, steps=cfg.prior_steps, batch_size=cfg.batch_size, seed=cfg.seed, log=log,
+                  opt=opt, start=start, on_step=on_step)
+    if done[0] < cfg.prior_steps:
+        raise KeyboardInterrupt  # stopped by Ctrl-C with its checkpoint written: a rerun continues it
     imgs = sample_images(model, prior, 16, jax.random.key(cfg.seed), latent_hw=leaves.shape[1:])
     if workdir:
         from PIL import Image
@@ -372,7 +393,16 @@ def main(argv=None) -> int:
     print(f"{cfg.vq.model}: layers={cfg.vq.layers} m={cfg.vq.m} update={cfg.vq.update} "
           f"bits/image={cfg.vq.bits_per_image(cfg.image_size, cfg.image_size):.0f} devices={jax.devices()}",
           flush=True)
-    _, res = train(cfg, a.workdir)
+    try:
+        _, res = train(cfg, a.workdir)
+    except KeyboardInterrupt:
+        print(f"interrupted: the checkpoints in {a.workdir} are written; the same command continues",
+              file=sys.stderr)
+        return 130
+    if res["step"] < cfg.steps:
+        print(f"stopped at step {res['step']} of {cfg.steps} with a checkpoint; the same command continues",
+              file=sys.stderr)
+        return 130
     print(f"final eval: mse={res['mse']:.6f} psnr={res['psnr']:.2f} dB "
           f"dead per layer={[u['dead'] for u in res['usage']]}")
     return 0
