@@ -329,6 +329,7 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
     # Mistakes end with one line naming them (exit status 2), before any sampling.
     for argv, said in [
         (["--workdir", str(tmp_path / "none")], "has no config.json"),
+        (["--checkpoint", os.path.join(wd, "checkpoints", "7")], "no checkpoint of step 7 in"),
         (["--workdir", wd, "--out", str(tmp_path / "grid")], "cannot tell an image format"),
         (["--workdir", wd, "--label", "2"], "not class-conditional"),
         (["--workdir", wd, "--num", "0"], "num and batch_size must be >= 1"),

@@ -666,6 +666,10 @@ def load_params(path: str):
     fns = functions(cfg)
     state = fns.shard_state(fns.init(cfg.train.seed), make_mesh(1))
     mngr = _manager(path, cfg.train.keep_checkpoints)
+    saved = sorted(mngr.all_steps() or [])
+    if step is not None and step not in saved:
+        raise ValueError(f"no checkpoint of step {step} in {os.path.join(path, 'checkpoints')}; "
+                         f"saved steps: {saved or 'none'}")
     state = restore_checkpoint(mngr, state, step)
     if state is None:
         raise ValueError(f"no checkpoint in {os.path.join(path, 'checkpoints')}")
