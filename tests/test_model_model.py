@@ -227,6 +227,10 @@ def test_config_checks_name_the_field(tmp_path, capsys):
             main(["--config", "micro", "--workdir", str(tmp_path / "run"), *argv])
         assert e.value.code == 2 and said in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(SystemExit) as e:
+        main(["--config", "micro", "--workdir", str(tmp_path / "file")])
+    assert e.value.code == 2 and "File exists" in capsys.readouterr().err
 
 
 def test_param_count_without_allocation():

@@ -546,7 +546,8 @@ def main(argv=None):
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
         if args.resume:
             _check_resume_config(cfg, os.path.join(args.workdir, "config.json"))
-    except ValueError as e:
+        os.makedirs(args.workdir, exist_ok=True)
+    except (ValueError, OSError) as e:
         ap.error(str(e))
     print(f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
           f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})", file=sys.stderr)
