@@ -8,8 +8,9 @@ MSE, eval MSE/PSNR, code usage per layer), and saves ``workdir/ckpt.npz``
 (model + optimiser state + step) every ``ckpt_every`` steps and on Ctrl-C;
 running the same command again resumes from it and ends bit for bit where an
 uninterrupted run would (flags that change the model or data are refused).
-The prior's fit is checkpointed the same way, in ``workdir/prior.npz``.  ``--prior-steps N`` then fits the PixelCNN
-prior on the training codes and writes ``workdir/samples.png``.
+``--prior-steps N`` then fits the PixelCNN prior on the training codes
+(checkpointed the same way, in ``workdir/prior.npz``) and writes
+``workdir/samples.png``.
 
 Presets (``--preset``):
 
@@ -37,7 +38,7 @@ import optax
 from flax import nnx
 
 from .hrvqvae import VQConfig, VQModel, psnr, usage_summary
-from .loop import JsonLog, stop_on_sigint
+from .loop import JsonLog, check_resume_config, stop_on_sigint
 
 
 @dataclass
@@ -239,17 +240,7 @@ _RESUMABLE = {"steps", "lr", "log_every", "eval_every", "ckpt_every", "prior_ste
 
 
 def _check_resume_config(cfg: TrainConfig, config_path: str) -> None:
-    if not os.path.exists(config_path):
-        return
-    with open(config_path) as f:
-        saved = json.load(f)
-    now = config_to_dict(cfg)
-    diff = [f"vq.{k}" for k in now["vq"] if saved.get("vq", {}).get(k) != now["vq"][k]]
-    diff += [k for k in now if k != "vq" and k not in _RESUMABLE and saved.get(k) != now[k]]
-    if diff:
-        raise ValueError(f"cannot resume in {os.path.dirname(config_path) or '.'}: its checkpoint was trained "
-                         f"with another config ({', '.join(diff)} differ from its config.json); resume with "
-                         f"that config or use a new workdir")
+    check_resume_config(config_path, config_to_dict(cfg), lambda name: name in _RESUMABLE)
 
 
 def train(cfg: TrainConfig, workdir: str | None = None, *, verbose: bool = True, train_images=None,
@@ -333,17 +324,15 @@ def _prior_and_samples(cfg: TrainConfig, model, train_x, workdir, log) -> None:
     start = load_checkpoint(path, prior, opt) if path and os.path.exists(path) else 0
     if start:
         log(dict(event="prior resume", prior_step=start))
-    done = [start]
     with stop_on_sigint("this prior step with a checkpoint") as stop:
         def on_step(step):
-            done[0] = step
             if path and (step % cfg.ckpt_every == 0 or step == cfg.prior_steps or stop.requested):
                 save_checkpoint(path, prior, opt, step, cfg)
             return stop.requested
 
-        fit_prior(prior, leaves, steps=cfg.prior_steps, batch_size=cfg.batch_size, seed=cfg.seed, log=log,
-                  opt=opt, start=start, on_step=on_step)
-    if done[0] < cfg.prior_steps:
+        losses = fit_prior(prior, leaves, steps=cfg.prior_steps, batch_size=cfg.batch_size, seed=cfg.seed,
+                           log=log, opt=opt, start=start, on_step=on_step)
+    if start + len(losses) < cfg.prior_steps:
         raise KeyboardInterrupt  # stopped by Ctrl-C with its checkpoint written: a rerun continues it
     imgs = sample_images(model, prior, 16, jax.random.key(cfg.seed), latent_hw=leaves.shape[1:])
     if workdir:

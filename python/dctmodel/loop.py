@@ -1,4 +1,5 @@
-"""What the training loops share: Ctrl-C handling and a log that a resume trims.
+"""What the training loops share: Ctrl-C handling, a log that a resume trims,
+and the check that a resume keeps the run's config.
 
 Ctrl-C: the first one asks the loop to stop after its running step (so it
 can checkpoint and return), a second aborts at once.
@@ -18,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 
 class StopRequest:
@@ -83,3 +84,27 @@ def _step_of(line: str, bad: int) -> int:
     except ValueError:
         return bad
     return int(rec.get("step", 0)) if isinstance(rec, dict) else bad
+
+
+def check_resume_config(config_path: str, now: dict, may_change: Callable[[str], bool]) -> None:
+    """Refuse to resume a run whose saved ``config.json`` differs from ``now``
+    (the config as a dict of sections and top-level values) in a field that
+    ``may_change(name)`` (dotted: ``"model.d_model"``, ``"steps"``) says is
+    fixed.  Called before config.json is rewritten: otherwise a failed restore,
+    or one into a different model, would leave the work directory unresumable."""
+    if not os.path.exists(config_path):
+        return
+    with open(config_path) as f:
+        saved = json.load(f)
+    now = json.loads(json.dumps(now))  # tuples as lists, as they were saved
+    pairs = []
+    for key, value in now.items():
+        if isinstance(value, dict):
+            pairs += [(f"{key}.{k}", saved.get(key, {}).get(k), v) for k, v in value.items()]
+        else:
+            pairs.append((key, saved.get(key), value))
+    diff = [name for name, old, new in pairs if old != new and not may_change(name)]
+    if diff:
+        raise ValueError(f"cannot resume in {os.path.dirname(config_path) or '.'}: it was trained with another "
+                         f"config ({', '.join(diff)} differ from its config.json); resume with that config "
+                         f"or use a new workdir")

@@ -46,7 +46,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from . import masks as M
 from .config import Config, check_config, get_config, override
 from .data import Prefetcher, Source, eval_batches, make_source
-from .loop import JsonLog, stop_on_sigint
+from .loop import JsonLog, check_resume_config, stop_on_sigint
 from .model import DCTransformer
 
 LN2 = math.log(2.0)
@@ -352,21 +352,8 @@ class Progress:
 # ---------------------------------------------------------------------------
 
 def _check_resume_config(cfg: Config, config_path: str) -> None:
-    """Resuming with another data or model config would fail to restore (or,
-    worse, restore into a different model) after config.json, which sampling
-    reads, had been overwritten; the train section (schedule, logging) may change."""
-    if not os.path.exists(config_path):
-        return
-    with open(config_path) as f:
-        saved = json.load(f)
-    now = json.loads(json.dumps(dataclasses.asdict(cfg)))
-    diff = [f"{sec}.{k}" for sec in ("data", "model") for k in now[sec]
-            if saved.get(sec, {}).get(k) != now[sec][k]]
-    if diff:
-        raise ValueError(
-            f"cannot resume in {os.path.dirname(config_path) or '.'}: it was trained with another "
-            f"config ({', '.join(diff)} differ from its config.json); resume with that config"
-        )
+    # The train section (schedule, logging) may change; data and model may not.
+    check_resume_config(config_path, dataclasses.asdict(cfg), lambda name: name.split(".")[0] not in ("data", "model"))
 
 
 def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Optional[int] = None,
@@ -449,19 +436,24 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
         finally:
             feed.close()
             bar.close()
-    if int(jax.device_get(state["step"])) not in (mngr.all_steps() or []):
-        save_checkpoint(mngr, state)
+    _save_if_new(mngr, state)
     if do_eval and step >= cfg.steps and not stop.requested:
         emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
     mngr.close()
     return state, records
 
 
+def _save_if_new(mngr, state) -> int:
+    """Checkpoints ``state`` unless its step is saved already; returns the step."""
+    step = int(jax.device_get(state["step"]))
+    if step not in (mngr.all_steps() or []):
+        save_checkpoint(mngr, state)
+    return step
+
+
 def _save_before_raising(mngr, state, workdir: str) -> None:
     try:
-        step = int(jax.device_get(state["step"]))
-        if step not in (mngr.all_steps() or []):
-            save_checkpoint(mngr, state)
+        step = _save_if_new(mngr, state)
         print(f"\ntraining stopped by an error at step {step}; a checkpoint of it is in "
               f"{os.path.join(workdir, 'checkpoints')}: fix the cause and --resume", file=sys.stderr, flush=True)
     except Exception:  # the original error matters more than this one
