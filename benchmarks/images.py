@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dctsparse.viz import image_grid
+
 NATURAL = ("astronaut", "chelsea", "coffee", "rocket")
 
 
@@ -24,6 +26,6 @@ def tiled(size: int = 2048) -> np.ndarray:
         crops.append(im[(h - t) // 2:(h - t) // 2 + t, (w - t) // 2:(w - t) // 2 + t])
     t = min(c.shape[0] for c in crops)
     n = -(-size // t)
-    rows = [np.concatenate([crops[(i + j) % len(crops)][:t, :t] for j in range(n)], axis=1)
-            for i in range(n)]
-    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size])
+    # crop (i + j) % 4 at row i, column j: no two neighbours, across or down, are the same crop
+    tiles = [crops[(i + j) % len(crops)][:t, :t] for i in range(n) for j in range(n)]
+    return np.ascontiguousarray(image_grid(tiles, cols=n, pad=0)[:size, :size])

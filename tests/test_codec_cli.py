@@ -131,18 +131,6 @@ def test_preview(tmp_path, png, capsys):
     assert (tmp_path / "cat_preview.png").exists() and (tmp_path / "cat_heatmap.png").exists()
 
 
-def test_heatmap_counts():
-    """Brightest block = the block with most coefficients; frequency panel ordered like counts."""
-    s = dctsparse.encode(IMG[..., 0], block_size=8, subsampling="4:4:4")
-    hm = cli.coefficient_heatmap(s, scale=1)
-    per_block = np.bincount(s.position, minlength=np.prod(s.grid)).reshape(s.grid)
-    left = hm[:70, :90].astype(int).sum(-1)
-    r, c = np.unravel_index(per_block.argmax(), per_block.shape)
-    assert left[r * 8, c * 8] == left.max()
-    freq = hm[:8, 90 + 8:90 + 16].astype(int).sum(-1)  # the one plane, 1 px per coefficient
-    assert freq[0, 0] == freq.max()  # DC is in every block
-
-
 def test_convert_folder_both_ways(tmp_path, capsys):
     src = tmp_path / "src"
     (src / "a" / "b").mkdir(parents=True)

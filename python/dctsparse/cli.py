@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from . import viz
+from .viz import colormap  # noqa: F401  (dctmodel.sample imports it from here until it uses viz)
+
 EXAMPLES = """\
 examples:
   dctsparse encode photo.jpg -q 75 -b 8            # -> photo.dcts
@@ -187,66 +190,6 @@ def cmd_info(a) -> None:
               f"(fixed-length triples: {i['fixed_length_bits_per_subpixel']:.4f} bits per subpixel)")
 
 
-# Anchors of a perceptually ordered dark-to-bright colour map (close to "magma").
-_CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
-                  [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64)
-
-
-def colormap(x: np.ndarray) -> np.ndarray:
-    """float array in [0, 1] -> uint8 (..., 3) colours."""
-    t = np.clip(x, 0, 1) * (len(_CMAP) - 1)
-    i = np.minimum(t.astype(int), len(_CMAP) - 2)
-    f = (t - i)[..., None]
-    return np.round(_CMAP[i] * (1 - f) + _CMAP[i + 1] * f).astype(np.uint8)
-
-
-def coefficient_heatmap(s, scale: int | None = None) -> np.ndarray:
-    """uint8 (H', W', 3): where the coefficients land, two panels side by side.
-
-    Left: non-zero coefficients per block position (all channels), over the
-    luma block grid, upscaled to the image size. Right: non-zeros per
-    frequency, each plane's B x B grid of DCT coefficients (natural layout,
-    DC top left), planes side by side. Colours are log-scaled.
-    """
-    from .codec import zigzag
-
-    hb, wb = s.grid
-    b, bb = s.block_size, s.block_size ** 2
-    plane = np.asarray(s.channel) // bb
-    per_block = np.bincount(np.asarray(s.position)[plane == 0], minlength=hb * wb).astype(float)
-    chroma = np.bincount(np.asarray(s.position)[plane > 0], minlength=hb * wb).reshape(hb, wb)
-    if s.subsampling == "4:2:0":
-        # a chroma block covers 2x2 luma blocks: spread its count over them
-        chroma = np.kron(chroma[::2, ::2], np.ones((2, 2))) / 4
-    per_block = per_block.reshape(hb, wb) + chroma
-    left = np.kron(colormap(np.log1p(per_block) / np.log1p(max(per_block.max(), 1))),
-                   np.ones((b, b, 1), np.uint8))[: s.height, : s.width]
-    per_channel = np.bincount(np.asarray(s.channel), minlength=s.planes * bb)
-    freq = np.zeros((s.planes, bb), np.int64)
-    freq[:, zigzag(b)] = per_channel.reshape(s.planes, bb)  # zigzag index -> natural position
-    tiles = colormap(np.log1p(freq) / np.log1p(max(freq.max(), 1))).reshape(s.planes, b, b, 3)
-    cell = max(1, min(s.height // b, 32)) if scale is None else scale
-    gap = np.full((b * cell, max(2, cell // 2), 3), 255, np.uint8)
-    panels = []
-    for t in tiles:
-        panels += [np.kron(t, np.ones((cell, cell, 1), np.uint8)), gap]
-    right = np.concatenate(panels[:-1], axis=1)
-    height = max(left.shape[0], right.shape[0])
-    pad = lambda im: np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0)), constant_values=255)
-    return np.concatenate([pad(left), np.full((height, 8, 3), 255, np.uint8), pad(right)], axis=1)
-
-
-def progressive_strip(s, fractions) -> np.ndarray:
-    """uint8: decodes of growing prefixes of the list, side by side (4 px gaps)."""
-    from .codec import decode
-
-    tiles = []
-    for f in fractions:
-        im = decode(s[: int(round(f * len(s)))])
-        tiles += [im, np.full((im.shape[0], 4) + im.shape[2:], 255, np.uint8)]
-    return np.concatenate(tiles[:-1], axis=1)
-
-
 def cmd_preview(a) -> None:
     from PIL import Image
 
@@ -254,8 +197,8 @@ def cmd_preview(a) -> None:
     stem = Path(a.input).with_suffix("")
     strip_path = a.output or f"{stem}_preview.png"
     heat_path = a.heatmap or f"{stem}_heatmap.png"
-    Image.fromarray(progressive_strip(s, a.fractions)).save(strip_path)
-    Image.fromarray(coefficient_heatmap(s)).save(heat_path)
+    Image.fromarray(viz.progressive_strip(s, viz.fraction_cuts(len(s), a.fractions))).save(strip_path)
+    Image.fromarray(viz.coefficient_heatmap(s)).save(heat_path)
     if not a.quiet:
         fr = ", ".join(f"{f:g}" for f in a.fractions)
         print(f"prefix decodes ({fr} of {len(s)} coefficients) -> {strip_path}")

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from . import viz
 from .codec import decode, encode
 
 
@@ -60,13 +61,10 @@ def format_table(rows: list[dict]) -> str:
 
 def progressive_strip(img: np.ndarray, fractions=(1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
                       block_size: int = 8, quality: int = 75, order: str = "frequency") -> np.ndarray:
-    """uint8 (H, len(fractions) * (W + gap), 3): decodes of growing prefixes of the list."""
+    """uint8 (H, len(fractions) * (W + gap) - gap, 3): ``img`` encoded with these
+    settings, then decodes of growing prefixes of its list (:func:`viz.progressive_strip`)."""
     s = encode(img, block_size=block_size, quality=quality, order=order)
-    gap = np.full((img.shape[0], 4) + img.shape[2:], 255, np.uint8)
-    tiles = []
-    for f in fractions:
-        tiles += [decode(s[: int(round(f * len(s)))]), gap]
-    return np.concatenate(tiles[:-1], axis=1)
+    return viz.progressive_strip(s, viz.fraction_cuts(len(s), fractions))
 
 
 def run(out: str = "dctsparse_demo.png", image: str = "astronaut") -> None:
