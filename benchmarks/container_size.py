@@ -20,7 +20,7 @@ import platform
 import numpy as np
 
 import dctsparse
-from dctsparse.cli import bench_rows, format_bench
+from dctsparse.bench import bench_rows, format_bench
 
 IMAGES = ["astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
           "hubble_deep_field"]

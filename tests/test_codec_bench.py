@@ -35,3 +35,25 @@ def test_ab_child_loads_a_core_by_path_and_reports_ratios():
     assert set(ratios) == {"B8 encode / turbo", "B8 decode / turbo", "B16 encode / turbo",
                            "B16 decode / turbo", "B8 encode MP/s"}
     assert all(v > 0 for v in ratios.values())
+
+
+def test_container_size_benchmark_runs_and_matches_the_files(tmp_path):
+    # The benchmark measures through dctsparse.bench, the same code as `dctsparse bench`.
+    import json
+    import subprocess
+    import sys
+
+    import dctsparse
+
+    out = tmp_path / "rows.json"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.container_size", "--repeat", "1",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "all q=75" in r.stdout
+    rows = json.loads(out.read_text())
+    assert {r["quality"] for r in rows} == {50, 75, 90}
+    row = next(r for r in rows if r["image"] == "chelsea" and r["quality"] == 75)
+    import skimage.data
+
+    s = dctsparse.encode(skimage.data.chelsea(), quality=75)
+    assert row["dcts_bytes"] == len(s.to_bytes()) and row["coefficients"] == len(s)
