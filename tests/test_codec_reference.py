@@ -83,3 +83,21 @@ def test_order_sequences():
     assert R.channel_sequence("frequency", 3, b).tolist() == [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11]
     assert R.channel_sequence("luma_first", 3, b).tolist() == [0, 1, 2, 3, 4, 8, 5, 9, 6, 10, 7, 11]
     assert R.channel_sequence("luma_first", 1, b).tolist() == [0, 1, 2, 3]
+
+
+def test_spec_page_tables_are_the_codes_tables():
+    """docs/spec.md section 4 prints the base tables; at q = 50 (scale 100) they are Q itself."""
+    from pathlib import Path
+
+    import dctsparse
+
+    text = (Path(__file__).parent.parent / "docs" / "spec.md").read_text()
+    section = text[text.index("## 4. Quantisation"):text.index("## 5.")]
+    rows = [line.split() for line in section.splitlines()
+            if len(line.split()) == 16 and all(w.isdigit() for w in line.split())]
+    table = np.array(rows, dtype=np.int64)
+    assert table.shape == (8, 16)
+    np.testing.assert_array_equal(table[:, :8], R.T_LUMA)
+    np.testing.assert_array_equal(table[:, 8:], R.T_CHROMA)
+    np.testing.assert_array_equal(dctsparse.quant_matrix(50, 8, "luma"), R.T_LUMA)
+    np.testing.assert_array_equal(dctsparse.quant_matrix(50, 8, "chroma"), R.T_CHROMA)

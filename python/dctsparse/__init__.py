@@ -4,7 +4,7 @@
     s.tokens()                                              # (N + 1, 3) int32
     dctsparse.decode(s[: len(s) // 4])                       # progressive preview
 
-See SPEC.md for the exact definition; ``dctsparse.reference`` is a pure-NumPy
+See docs/spec.md for the exact definition; ``dctsparse.reference`` is a pure-NumPy
 version of every stage.
 """
 

@@ -1,6 +1,6 @@
 """Pure-NumPy reference of every stage of the codec, in float64.
 
-This module is the executable form of ``SPEC.md``: it is slow and obvious on
+This module is the executable form of ``docs/spec.md``: it is slow and obvious on
 purpose. The tests use it as the oracle for the C++ core, and a reader can
 use it to understand what the C++ computes. Each function is one stage of the
 data flow, in the order an image travels through the encoder:
