@@ -127,7 +127,7 @@ static inline int box_class8(const int32_t* __restrict blk) {
 // box, with loop bounds set per block, measured slower than filing the
 // blocks of a chunk of the row under their box in one branch-free pass and
 // then running each box size as a loop with fixed bounds (B=8 decode/turbo
-// 1.13x, docs/codec.md). DC-only blocks are a constant, c0 * (d00 * c0):
+// 1.13x, docs/codec-performance.md). DC-only blocks are a constant, c0 * (d00 * c0):
 // the products idct8_box forms for them.
 static void dequant_idct_row8(const int32_t* in, int64_t nblocks, int64_t bs,
                               const BlockTables& t, float* dst, int64_t stride) {
