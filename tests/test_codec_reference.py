@@ -101,3 +101,8 @@ def test_spec_page_tables_are_the_codes_tables():
     np.testing.assert_array_equal(table[:, 8:], R.T_CHROMA)
     np.testing.assert_array_equal(dctsparse.quant_matrix(50, 8, "luma"), R.T_LUMA)
     np.testing.assert_array_equal(dctsparse.quant_matrix(50, 8, "chroma"), R.T_CHROMA)
+
+
+def test_to_list_refuses_a_channel_count_no_block_size_gives():
+    with pytest.raises(ValueError, match=r"B\*B or 3\*B\*B channels"):
+        R.to_list(np.zeros((2, 2, 7), np.int32), "frequency")

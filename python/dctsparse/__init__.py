@@ -13,7 +13,7 @@ from .batch import decode_batch, encode_batch
 from .codec import decode, encode, quant_matrix, zigzag
 from .simd import set_simd_level, simd_info
 from .sparse import SparseDCT
-from .container import load, save  # also attaches SparseDCT.to_bytes / from_bytes
+from .container import load, save
 from . import pillow_plugin as _pillow_plugin  # registers the DCTS format with Pillow
 from .dataset import Dataset
 from . import simd as _simd

@@ -63,7 +63,7 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
     t = _threads(threads, len(images))
     drop_alpha = settings.pop("drop_alpha", False)
     prepared = []
-    like = {}  # mode -> a validated header: the others differ only in size
+    like: dict[int, SparseDCT] = {}  # image rank (mode) -> a validated header: the others differ only in size
     for i, im in enumerate(images):
         try:
             img = inputs.image(im, drop_alpha=drop_alpha)

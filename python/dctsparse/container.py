@@ -34,37 +34,11 @@ MIME = "image/x-dcts"
 PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
 
 
-def _pixel_limit() -> int:
-    import dctsparse
-
-    limit = dctsparse.MAX_IMAGE_PIXELS
-    return -1 if limit is None else int(limit)
-
-
-def _order_fields(s: SparseDCT) -> tuple[int, np.ndarray]:
-    if isinstance(s.order, str):
-        return inputs.NAMED_ORDERS[s.order], np.zeros(0, np.int32)
-    return 2, np.asarray(s.order, dtype=np.int32)
-
-
 def to_bytes(s: SparseDCT) -> bytes:
-    """The ``.dcts`` file of ``s`` as bytes."""
+    """The ``.dcts`` file of ``s`` as bytes (:meth:`SparseDCT.to_bytes`)."""
     if not isinstance(s, SparseDCT):
         raise TypeError(f"expected a SparseDCT, got {type(s).__name__}")
-    kind, perm = _order_fields(s)
-    return _core.container_encode(s.channel, s.position, s.value, s.height, s.width, s.planes,
-                                  s.block_size, s.quality, s.subsampling == "4:2:0", kind, perm,
-                                  s.clip or 0)
-
-
-def _as_buffer(data: Any):
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise TypeError(f"expected bytes-like data, got {type(data).__name__}") from None
-    return view.cast("B") if view.c_contiguous else view.tobytes()
+    return s.to_bytes()
 
 
 def from_bytes(data) -> SparseDCT:
@@ -73,16 +47,7 @@ def from_bytes(data) -> SparseDCT:
     Raises ValueError for anything that is not a valid .dcts file of version
     :data:`VERSION` within :data:`dctsparse.MAX_IMAGE_PIXELS`.
     """
-    header, c, p, v = _core.container_decode(_as_buffer(data), _pixel_limit())
-    shell = SparseDCT._header_only(**_sparse_header(header))
-    # The decoder only produces triples that are valid for the header (range,
-    # 4:2:0 grid, no repeats, by construction), so no second validation pass.
-    return SparseDCT._trusted(c, p, v, shell)
-
-
-def _sparse_header(h: dict) -> dict:
-    return {k: h[k] for k in ("height", "width", "block_size", "quality", "subsampling", "order",
-                              "clip", "mode")}
+    return SparseDCT.from_bytes(data)
 
 
 def _read_all(path_or_file: PathOrFile) -> bytes:
@@ -123,20 +88,4 @@ def info(source: Union[PathOrFile, bytes, bytearray, memoryview]) -> dict:
     payload_bytes, file_bytes.
     """
     data = source if isinstance(source, (bytes, bytearray, memoryview)) else _read_all(source)
-    return _core.container_header(_as_buffer(data), _pixel_limit())
-
-
-def _attach() -> None:
-    def _to_bytes(self) -> bytes:
-        """The ``.dcts`` file of this list as bytes (see :mod:`dctsparse.container`)."""
-        return to_bytes(self)
-
-    def _from_bytes(cls, data) -> SparseDCT:
-        """Parse a ``.dcts`` file held in a bytes-like object."""
-        return from_bytes(data)
-
-    SparseDCT.to_bytes = _to_bytes
-    SparseDCT.from_bytes = classmethod(_from_bytes)
-
-
-_attach()
+    return _core.container_header(inputs.byte_buffer(data), inputs.pixel_limit())

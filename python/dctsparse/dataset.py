@@ -119,13 +119,13 @@ def encode_image(data: bytes, settings: Settings) -> tuple[np.ndarray, int, int]
 
     from .codec import encode
 
-    with Image.open(io.BytesIO(data)) as im:
-        w, h = resized_size(im.width, im.height, settings)
-        if im.format == "JPEG" and (w, h) != im.size:
+    with Image.open(io.BytesIO(data)) as f:
+        w, h = resized_size(f.width, f.height, settings)
+        if f.format == "JPEG" and (w, h) != f.size:
             # libjpeg's DCT-domain downscaling: much faster for large photos,
             # and still a function of the bytes alone.
-            im.draft(settings.mode, (w, h))
-        im = ImageOps.exif_transpose(im)
+            f.draft(settings.mode, (w, h))
+        im = ImageOps.exif_transpose(f)
         if im.mode != settings.mode:
             im = im.convert(settings.mode)
         # exif_transpose may have swapped the sides
@@ -300,7 +300,8 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
             pool.join()
     bar.close()
 
-    shards, skipped_all = [], []
+    shards: list[dict[str, Any]] = []
+    skipped_all: list[dict] = []
     for i in range(num_shards):
         d = out / f"shard-{i:05d}"
         meta = json.loads((d / "meta.json").read_text())

@@ -76,6 +76,26 @@ def check_pixel_limit(height: int, width: int) -> None:
         )
 
 
+def pixel_limit() -> int:
+    """:data:`dctsparse.MAX_IMAGE_PIXELS` as the core takes it: -1 for no limit."""
+    import dctsparse
+
+    limit = dctsparse.MAX_IMAGE_PIXELS
+    return -1 if limit is None else int(limit)
+
+
+def byte_buffer(data: Any) -> bytes | bytearray | memoryview:
+    """A bytes-like object as a flat byte buffer the core can read without a copy
+    (a non-contiguous one is copied)."""
+    if isinstance(data, (bytes, bytearray)):
+        return data
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(f"expected bytes-like data, got {type(data).__name__}") from None
+    return view.cast("B") if view.c_contiguous else view.tobytes()
+
+
 def order(value: Any, planes: int, block: int) -> tuple[str | tuple[int, ...], np.ndarray]:
     """-> (the order as stored on a SparseDCT, its channel sequence int32 (P*B*B,)).
 
@@ -105,11 +125,9 @@ def order(value: Any, planes: int, block: int) -> tuple[str | tuple[int, ...], n
 
 def image(value: Any, drop_alpha: bool = False) -> np.ndarray:
     """A Pillow image or array -> C-contiguous uint8 (H, W) or (H, W, 3)."""
-    try:
-        from PIL import Image
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        Image = None
-    if Image is not None and isinstance(value, Image.Image):
+    from PIL import Image
+
+    if isinstance(value, Image.Image):
         value = pil_to_array(value, drop_alpha)
     if not isinstance(value, np.ndarray):
         raise TypeError(f"image must be a numpy array or a PIL image, got {type(value).__name__}")

@@ -14,6 +14,8 @@ and back again through ``from_list``, ``dequantize``, ``block_idct``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 # Paper appendix A (= ITU T.81 Annex K): the 8x8 base tables, row-major.
@@ -168,9 +170,9 @@ def dequantize(values: np.ndarray, q: np.ndarray) -> np.ndarray:
 def zigzag(block_size: int) -> np.ndarray:
     """(B*B,) int32: zigzag(B)[k] is the row-major index of the k-th coefficient."""
     b = block_size
-    out = []
+    out: list[int] = []
     for s in range(2 * b - 1):
-        rows = range(min(s, b - 1), max(0, s - b + 1) - 1, -1)  # largest row first
+        rows: Iterable[int] = range(min(s, b - 1), max(0, s - b + 1) - 1, -1)  # largest row first
         if s % 2 == 1:
             rows = reversed(list(rows))
         out.extend(r * b + (s - r) for r in rows)
@@ -240,11 +242,9 @@ def encode_dct_image(
 def to_list(dct_img: np.ndarray, order) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DCT image -> (channel, position, value) int32 arrays in list order (section 6)."""
     hb, wb, nch = dct_img.shape
-    bb = None
-    for b in range(2, 65):
-        if nch in (b * b, 3 * b * b):
-            bb = b
-            break
+    bb = next((b for b in range(2, 65) if nch in (b * b, 3 * b * b)), None)
+    if bb is None:
+        raise ValueError(f"a DCT image has B*B or 3*B*B channels (B in 2..64), got {nch}")
     planes = nch // (bb * bb)
     seq = channel_sequence(order, planes, bb)
     flat = dct_img.reshape(hb * wb, nch)

@@ -198,6 +198,30 @@ class SparseDCT:
         """The same coefficients with the triples in the order's list order."""
         return self.from_dct_image(self.dct_image(), **self.header())
 
+    def to_bytes(self) -> bytes:
+        """The ``.dcts`` file of this list as bytes (format: :mod:`dctsparse.container`)."""
+        if isinstance(self.order, str):
+            kind, perm = inputs.NAMED_ORDERS[self.order], np.zeros(0, np.int32)
+        else:
+            kind, perm = 2, np.asarray(self.order, dtype=np.int32)
+        return _core.container_encode(self.channel, self.position, self.value, self.height,
+                                      self.width, self.planes, self.block_size, self.quality,
+                                      self.subsampling == "4:2:0", kind, perm, self.clip or 0)
+
+    @classmethod
+    def from_bytes(cls, data) -> "SparseDCT":
+        """Parse a ``.dcts`` file held in a bytes-like object.
+
+        Raises ValueError for anything that is not a valid .dcts file of the
+        version :mod:`dctsparse.container` reads, or whose image is larger than
+        :data:`dctsparse.MAX_IMAGE_PIXELS`.
+        """
+        header, c, p, v = _core.container_decode(inputs.byte_buffer(data), inputs.pixel_limit())
+        shell = cls._header_only(**{k: header[k] for k in _HEADER_FIELDS[:-1]})
+        # The decoder only produces triples that are valid for the header (range,
+        # 4:2:0 grid, no repeats, by construction), so no second validation pass.
+        return cls._trusted(c, p, v, shell)
+
     def bits_per_subpixel(self, dense: bool = False) -> float:
         """Bits per image subpixel of this list (or, with ``dense=True``, of the DCT image).
 
@@ -226,7 +250,7 @@ class SparseDCT:
                                               (self.position, other.position),
                                               (self.value, other.value)))
 
-    __hash__ = None  # mutable-looking container of arrays
+    __hash__ = None  # type: ignore[assignment]  # unhashable: a container of arrays, compared by value
 
     def __repr__(self) -> str:
         return (f"SparseDCT(N={len(self)}, {self.mode} {self.height}x{self.width}, "

@@ -198,13 +198,16 @@ def progressive_strip(source: PrefixSource, cuts: Sequence[int], *, gap: int = 4
     (len(cuts) - 1) * gap)`` plus ``(3,)`` for RGB frames, in the order of
     ``cuts``; frames must share their height and number of channels.
     """
+    frame: Callable[[int], np.ndarray]
     if isinstance(source, SparseDCT):
         from .codec import decode
 
         s = source
 
-        def frame(n: int) -> np.ndarray:
+        def decode_prefix(n: int) -> np.ndarray:
             return decode(s[:n])
+
+        frame = decode_prefix
     elif callable(source):
         frame = source
     else:
