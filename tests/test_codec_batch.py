@@ -11,7 +11,7 @@ import pytest
 import dctsparse
 from dctsparse.sparse import SparseDCT
 
-from conftest import natural_image
+from helpers import natural_image
 
 
 def mixed_images():

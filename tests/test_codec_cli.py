@@ -16,7 +16,7 @@ from PIL import Image
 
 import dctsparse
 from dctsparse import cli
-from conftest import natural_image
+from helpers import natural_image
 
 IMG = np.ascontiguousarray(natural_image("chelsea")[:70, :90])
 

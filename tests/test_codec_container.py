@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import dctsparse
 from dctsparse import SparseDCT, _core, container
-from conftest import images, natural_image
+from helpers import images, natural_image
 
 # The mutation tests run thousands of cases under the "ci" profile and scale
 # with the active profile ("asan" is ~4x fewer, "dev" ~8x more).

@@ -18,7 +18,7 @@ from PIL import Image
 import dctsparse
 from dctsparse import SparseDCT, dataset
 from dctsparse.dataset import Settings, encode_dataset, encode_image
-from conftest import natural_image
+from helpers import natural_image
 
 SETTINGS = Settings(block_size=8, quality=70, long_side=48)
 SHARD = 3

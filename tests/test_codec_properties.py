@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 import dctsparse
 from dctsparse import reference as R
 
-from conftest import images, tie_distance
+from helpers import images, tie_distance
 
 
 @st.composite

@@ -5,7 +5,7 @@ import pytest
 
 from dctsparse import reference as R
 
-from conftest import JPEG_ZIGZAG
+from helpers import JPEG_ZIGZAG
 
 def test_zigzag_8_is_jpeg_order():
     assert R.zigzag(8).tolist() == JPEG_ZIGZAG

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import dctsparse
 from dctsparse import _core
 
-from conftest import images
+from helpers import images
 
 
 def header(s):

@@ -10,7 +10,7 @@ import pytest
 import dctsparse
 from dctsparse import _core
 
-from conftest import natural_image
+from helpers import natural_image
 
 LEVELS = _core.simd_levels()
 

@@ -7,7 +7,7 @@ import dctsparse
 from dctsparse import _core
 from dctsparse import reference as R
 
-from conftest import natural_image, ref_planes, simd_level, tie_distance
+from helpers import natural_image, ref_planes, simd_level, tie_distance
 
 
 @pytest.mark.parametrize("sub", ["4:2:0", "4:4:4"])

@@ -7,7 +7,7 @@ import pytest
 
 import dctsparse
 from dctsparse import viz
-from conftest import natural_image
+from helpers import natural_image
 
 IMG = np.ascontiguousarray(natural_image("chelsea")[:70, :90])
 
