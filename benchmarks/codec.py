@@ -92,7 +92,7 @@ def bench_image(name, img, blocks, qualities, reps, with_reference) -> list[dict
         fns, lists = {}, {}
         for b in blocks:
             lists[b] = s = dctsparse.encode(img, block_size=b, quality=q)
-            fns[(b, "dctsparse encode")] = lambda b=b: dctsparse.encode(img, block_size=b, quality=q)
+            fns[(b, "dctsparse encode")] = lambda b=b, q=q: dctsparse.encode(img, block_size=b, quality=q)
             fns[(b, "dctsparse decode")] = lambda s=s: dctsparse.decode(s)
         if 8 in blocks:  # JPEG is B=8 only; the peers are the same for every B
             for pname, (enc, dec) in peers(img, q).items():
@@ -104,9 +104,11 @@ def bench_image(name, img, blocks, qualities, reps, with_reference) -> list[dict
             row.update({what: mp / t for (bb, what), t in times.items() if bb == b})
             if with_reference and b == 8:  # one run each: the reference takes seconds
                 _, d = reference_codec(img, b, q)
-                row["numpy reference encode"] = mp / timeit(lambda: reference_codec(img, b, q), 1)
+                # timed at once, but bound anyway: a closure reading loop variables
+                # is a bug waiting for the call to move
+                row["numpy reference encode"] = mp / timeit(lambda b=b, q=q: reference_codec(img, b, q), 1)
                 row["numpy reference decode"] = mp / timeit(
-                    lambda: R.decode_dct_image(d, img.shape[0], img.shape[1], b, q), 1)
+                    lambda b=b, q=q, d=d: R.decode_dct_image(d, img.shape[0], img.shape[1], b, q), 1)
             rows.append(row)
     return rows
 

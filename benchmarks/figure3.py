@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
     result = {name: curve(ims, qualities) for name, ims in sets.items()}
     for name, c in result.items():
         print(f"{name}: q, dense bps, sparse bps")
-        for q, d, s in zip(c["quality"], c["dense"], c["sparse"]):
+        for q, d, s in zip(c["quality"], c["dense"], c["sparse"], strict=True):
             print(f"  {q:3d} {d:6.3f} {s:6.3f}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
         print("matplotlib not installed: wrote the JSON only")
         return result
     fig, axes = plt.subplots(1, len(result), figsize=(5 * len(result), 3.6), sharey=True)
-    for ax, (name, c) in zip(np.atleast_1d(axes), result.items()):
+    for ax, (name, c) in zip(np.atleast_1d(axes), result.items(), strict=True):
         ax.plot(c["quality"], c["dense"], "o-", ms=3, label="dense")
         ax.plot(c["quality"], c["sparse"], "o-", ms=3, label="sparse")
         ax.set_title(name)

@@ -58,15 +58,16 @@ def search_cost(shapes, n_vectors: int, dim: int, repeats: int) -> list[dict]:
     flat_mm = jax.jit(H.flat_quantize)
     rows = []
     for n, m in shapes:
-        books = [jnp.asarray(rng.normal(size=(m ** l, m, dim)), jnp.float32) for l in range(n)]
+        books = [jnp.asarray(rng.normal(size=(m ** level, m, dim)), jnp.float32) for level in range(n)]
         flat = H.combined_codebook(books)
         row = dict(n=n, m=m, leaves=m ** n, visited_tree=n * m, visited_flat=m ** n,
                    tree_ms=1e3 * _time(tree, z, books, repeats=repeats),
                    flat_matmul_ms=1e3 * _time(flat_mm, z, flat, repeats=repeats),
                    flat_gather_ms=1e3 * _time(flat_gather, z, flat[None], repeats=repeats))
         rows.append(row)
-        print(f"  n={n} m={m:3d} leaves={m ** n:6d}  visited {n * m:3d} vs {m ** n:6d}   tree {row['tree_ms']:8.2f} ms"
-              f"   flat matmul {row['flat_matmul_ms']:8.2f} ms   flat (same code as tree) {row['flat_gather_ms']:8.2f} ms",
+        print(f"  n={n} m={m:3d} leaves={m ** n:6d}  visited {n * m:3d} vs {m ** n:6d}"
+              f"   tree {row['tree_ms']:8.2f} ms   flat matmul {row['flat_matmul_ms']:8.2f} ms"
+              f"   flat (same code as tree) {row['flat_gather_ms']:8.2f} ms",
               flush=True)
     return rows
 
@@ -99,7 +100,7 @@ def train_point(name: str, vq: H.VQConfig, base: T.TrainConfig, train_x, test_x)
                train_s=time.perf_counter() - t, steps=cfg.steps)
     print(f"  {name:8s} n={vq.layers} m={vq.m:4d} leaves={vq.flat_size:5d} bits/img={row['bits_per_image']:6.0f}"
           f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB  used/words per layer="
-          f"{'/'.join(f'{a}/{b}' for a, b in zip(row['used'], row['words']))}"
+          f"{'/'.join(f'{a}/{b}' for a, b in zip(row['used'], row['words'], strict=True))}"
           f"  perplexity={'/'.join(f'{p:.1f}' for p in row['perplexity'])}  ({row['train_s']:.0f} s)", flush=True)
     return row
 

@@ -10,7 +10,6 @@ import pytest
 
 import dctsparse
 from dctsparse.sparse import SparseDCT
-
 from helpers import natural_image
 
 
@@ -31,7 +30,7 @@ def test_batch_equals_one_image_at_a_time(settings, threads):
     many = dctsparse.encode_batch(imgs, threads=threads, **settings)
     assert many == one
     out = dctsparse.decode_batch(many, threads=threads)
-    for a, s in zip(out, one):
+    for a, s in zip(out, one, strict=True):
         want = dctsparse.decode(s)
         assert a.dtype == want.dtype and a.shape == want.shape
         np.testing.assert_array_equal(a, want)
@@ -44,7 +43,7 @@ def test_decoded_images_are_independent_arrays():
     for a in out:
         assert a.flags.c_contiguous and a.flags.writeable
     out[1][...] = 7  # one image's memory does not overlap another's
-    for k, (a, b) in enumerate(zip(out, before)):
+    for k, (a, b) in enumerate(zip(out, before, strict=True)):
         if k != 1:
             np.testing.assert_array_equal(a, b)
     assert not any(np.shares_memory(out[i], out[j])
@@ -179,7 +178,7 @@ def test_chunked_batches_equal_one_at_a_time_and_name_the_global_index(monkeypat
     one = [dctsparse.encode(im) for im in imgs]
     many = dctsparse.encode_batch(imgs, threads=2)
     assert many == one
-    for a, s in zip(dctsparse.decode_batch(many, threads=2), one):
+    for a, s in zip(dctsparse.decode_batch(many, threads=2), one, strict=True):
         np.testing.assert_array_equal(a, dctsparse.decode(s))
 
     p = one[5].position.copy()

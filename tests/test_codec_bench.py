@@ -7,7 +7,7 @@ from benchmarks import codec, figure3
 
 def test_figure3_sparse_beats_dense_on_scenes():
     c = figure3.curve(figure3.scenes(2, size=96), [10, 50, 90])
-    assert all(s < d for s, d in zip(c["sparse"], c["dense"]))
+    assert all(s < d for s, d in zip(c["sparse"], c["dense"], strict=True))
     assert c["sparse"] == sorted(c["sparse"])  # more quality, more bits
 
 

@@ -88,7 +88,7 @@ def test_save_and_load_paths_and_files(tmp_path):
     for buf in (bytearray(data), memoryview(data), np.frombuffer(data, np.uint8)):
         assert SparseDCT.from_bytes(buf) == s
     with pytest.raises(TypeError, match="binary"):
-        with open(tmp_path / "a.dcts", "r", encoding="latin-1") as f:
+        with open(tmp_path / "a.dcts", encoding="latin-1") as f:
             dctsparse.load(f)
     with pytest.raises(TypeError, match="SparseDCT"):
         dctsparse.save(np.zeros(3), tmp_path / "c.dcts")
@@ -241,7 +241,7 @@ def forged(**fields) -> bytes:
     """FILES[0] with header fields replaced and the checksum made valid again."""
     names = ["magic", "version", "flags", "block", "quality", "order", "reserved", "height",
              "width", "clip", "count", "payload"]
-    vals = dict(zip(names, HEADER.unpack_from(FILES[0])))
+    vals = dict(zip(names, HEADER.unpack_from(FILES[0]), strict=True))
     vals.update(fields)
     return fix_crc(HEADER.pack(*[vals[k] for k in names]) + FILES[0][HEADER.size:])
 

@@ -3,7 +3,6 @@ kill, atomic shards, and the purity of the per-image function."""
 
 from __future__ import annotations
 
-import io
 import json
 import multiprocessing
 import os

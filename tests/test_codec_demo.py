@@ -15,10 +15,10 @@ def test_demo_cli_writes_table_and_strip(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "sparse bps" in r.stdout and "PSNR" in r.stdout
-    rows = [l.split() for l in r.stdout.splitlines() if l.strip()[:1].isdigit()]
+    rows = [line.split() for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(rows) == 12
     # sparse is smaller than dense at these qualities, and PSNR grows with q
-    for b, q, n, dense, sparse, p, *_ in rows:
+    for _b, _q, _n, dense, sparse, *_ in rows:
         assert float(sparse) < float(dense)
     psnrs = [float(r[5]) for r in rows if r[0] == "8"]
     assert psnrs == sorted(psnrs)

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 import dctsparse
-
 from helpers import JPEG_ZIGZAG, NATURAL_RGB, natural_image
+
 
 def test_quant_matrix_equals_libjpeg_tables_for_every_quality():
     img = Image.fromarray(np.zeros((16, 16, 3), np.uint8))

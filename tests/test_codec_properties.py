@@ -6,7 +6,6 @@ from hypothesis import strategies as st
 
 import dctsparse
 from dctsparse import reference as R
-
 from helpers import images, tie_distance
 
 

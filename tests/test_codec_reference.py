@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dctsparse import reference as R
-
 from helpers import JPEG_ZIGZAG
+
 
 def test_zigzag_8_is_jpeg_order():
     assert R.zigzag(8).tolist() == JPEG_ZIGZAG

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 import dctsparse
 from dctsparse import _core
-
 from helpers import images
 
 

@@ -9,7 +9,6 @@ import pytest
 
 import dctsparse
 from dctsparse import _core
-
 from helpers import natural_image
 
 LEVELS = _core.simd_levels()
@@ -48,7 +47,7 @@ def assert_level_matches_scalar(level, outputs):
         pytest.skip("this machine has no SIMD level beyond scalar")
     want, got = outputs("scalar"), outputs(level)
     assert len(got) == len(want)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and a.shape == b.shape
         assert a.tobytes() == b.tobytes()
 

@@ -6,7 +6,6 @@ import pytest
 import dctsparse
 from dctsparse import _core
 from dctsparse import reference as R
-
 from helpers import natural_image, ref_planes, simd_level, tie_distance
 
 
@@ -17,7 +16,7 @@ def test_color_and_subsampling(rgb_image, sub, b):
     got = _core.image_to_planes(img, b, sub == "4:2:0")  # centred: value - 128
     want = [p - 128.0 for p in ref_planes(img, b, sub)]
     assert [g.shape for g in got] == [w.shape for w in want]
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, atol=2e-4)
 
 
@@ -28,7 +27,7 @@ def test_color_and_subsampling_narrow(rgb_image, w):
         got = _core.image_to_planes(img, 2, sub == "4:2:0")
         want = [p - 128.0 for p in ref_planes(img, 2, sub)]
         assert [g.shape for g in got] == [w_.shape for w_ in want]
-        for g, w_ in zip(got, want):
+        for g, w_ in zip(got, want, strict=True):
             np.testing.assert_allclose(g, w_, atol=2e-4)
 
 

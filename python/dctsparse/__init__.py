@@ -8,15 +8,15 @@ See docs/spec.md for the exact definition; ``dctsparse.reference`` is a pure-Num
 version of every stage.
 """
 
-from . import inputs
+from . import inputs as inputs  # a public module: the argument checks every entry point uses
+from . import pillow_plugin as _pillow_plugin  # noqa: F401  (importing it registers DCTS with Pillow)
+from . import simd as _simd
 from .batch import decode_batch, encode_batch
 from .codec import decode, encode, quant_matrix, zigzag
+from .container import load, save
+from .dataset import Dataset
 from .simd import set_simd_level, simd_info
 from .sparse import SparseDCT
-from .container import load, save
-from . import pillow_plugin as _pillow_plugin  # registers the DCTS format with Pillow
-from .dataset import Dataset
-from . import simd as _simd
 
 _simd._check_env()
 

@@ -44,7 +44,7 @@ class Progress:
                           f"{rate:.1f}/s eta {eta:.0f}s   {end}")
         self.stream.flush()
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -14,7 +14,8 @@ well under a second on one core), and a chunk's outputs share one allocation
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
         lists = _core.encode_many([img for img, _ in part], s0.block_size, s0.quality,
                                   s0.subsampling == "4:2:0", s0.clip or 0,
                                   [s._seq for _, s in part], min(t, b - a), a)
-        out += [SparseDCT._trusted(c, p, v, s) for (c, p, v), (_, s) in zip(lists, part)]
+        out += [SparseDCT._trusted(c, p, v, s) for (c, p, v), (_, s) in zip(lists, part, strict=True)]
     return out
 
 

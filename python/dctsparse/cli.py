@@ -157,7 +157,7 @@ def file_info(path: str) -> dict:
     info.update(
         file=path,
         grid=list(s.grid),
-        coefficients_per_plane={n: int(c) for n, c in zip(names, per_plane)},
+        coefficients_per_plane={n: int(c) for n, c in zip(names, per_plane, strict=True)},
         bits_per_subpixel=_bps(len(data), s),
         bits_per_coefficient=8 * len(data) / max(len(s), 1),
         fixed_length_bits_per_subpixel=s.bits_per_subpixel(),

@@ -16,9 +16,7 @@ header is allocated.
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO, Union
-
-import numpy as np
+from typing import BinaryIO
 
 from . import _core, inputs
 from .sparse import SparseDCT
@@ -31,7 +29,7 @@ VERSION = 1
 EXTENSION = ".dcts"
 MIME = "image/x-dcts"
 
-PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+PathOrFile = str | os.PathLike[str] | BinaryIO
 
 
 def to_bytes(s: SparseDCT) -> bytes:
@@ -80,7 +78,7 @@ def load(path_or_file: PathOrFile) -> SparseDCT:
     return from_bytes(_read_all(path_or_file))
 
 
-def info(source: Union[PathOrFile, bytes, bytearray, memoryview]) -> dict:
+def info(source: PathOrFile | bytes | bytearray | memoryview) -> dict:
     """The header of a ``.dcts`` file, checksum verified, coefficients not decoded.
 
     Keys: version, height, width, mode, block_size, quality, subsampling,

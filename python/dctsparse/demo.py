@@ -51,7 +51,8 @@ def table(img: np.ndarray, block_sizes=(8, 16, 32), qualities=(25, 50, 75, 90)) 
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'B':>3} {'q':>4} {'triples':>9} {'dense bps':>10} {'sparse bps':>11} {'PSNR dB':>8} {'enc ms':>7} {'dec ms':>7}"
+    head = (f"{'B':>3} {'q':>4} {'triples':>9} {'dense bps':>10} {'sparse bps':>11} {'PSNR dB':>8} "
+            f"{'enc ms':>7} {'dec ms':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['block_size']:>3} {r['quality']:>4} {r['triples']:>9} {r['dense_bps']:>10.3f} "

@@ -8,7 +8,8 @@ reaches the C++ core (which validates sizes and indices again).
 from __future__ import annotations
 
 import numbers
-from typing import Any, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ SUBSAMPLINGS = ("4:2:0", "4:4:4")
 NAMED_ORDERS = {"frequency": 0, "luma_first": 1}
 MODES = {"RGB": 3, "L": 1}
 
-Order = Union[str, Sequence[int], np.ndarray]
+Order = str | Sequence[int] | np.ndarray
 
 
 def as_int(name: str, value: Any, lo: int, hi: int) -> int:

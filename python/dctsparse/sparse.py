@@ -8,7 +8,6 @@ import numpy as np
 
 from . import _core, inputs
 
-
 # Every attribute but the three arrays (height and width first).
 _HEADER_FIELDS = ("height", "width", "block_size", "quality", "subsampling", "order", "clip",
                   "mode", "_seq")
@@ -73,7 +72,7 @@ class SparseDCT:
         self.channel, self.position, self.value = c, p, v
 
     @classmethod
-    def _trusted(cls, c, p, v, like: "SparseDCT") -> "SparseDCT":
+    def _trusted(cls, c, p, v, like: SparseDCT) -> SparseDCT:
         """A SparseDCT from arrays the core produced or already validated."""
         s = cls.__new__(cls)
         for name in _HEADER_FIELDS:
@@ -81,7 +80,7 @@ class SparseDCT:
         s._set_arrays(c, p, v)
         return s
 
-    def _resized(self, height: int, width: int) -> "SparseDCT":
+    def _resized(self, height: int, width: int) -> SparseDCT:
         """A header-only copy of this header for an image of another size."""
         s = SparseDCT.__new__(SparseDCT)
         for name in _HEADER_FIELDS[2:]:
@@ -90,7 +89,7 @@ class SparseDCT:
         return s
 
     @classmethod
-    def _header_only(cls, **header) -> "SparseDCT":
+    def _header_only(cls, **header) -> SparseDCT:
         s = cls.__new__(cls)
         s._set_header(**header)
         return s
@@ -98,7 +97,7 @@ class SparseDCT:
     @classmethod
     def from_tokens(cls, tokens, *, height: int, width: int, block_size: int = 8,
                     quality: int = 75, subsampling: str = "4:2:0", order: Any = "frequency",
-                    mode: str = "RGB", clip: int | None = None) -> "SparseDCT":
+                    mode: str = "RGB", clip: int | None = None) -> SparseDCT:
         """Inverse of :meth:`tokens`: reads an ``(M, 3)`` integer array up to its first
         stop token (channel ``P*B*B``); rows after it are ignored.
 
@@ -125,7 +124,7 @@ class SparseDCT:
     @classmethod
     def from_dct_image(cls, dct_image, *, height: int, width: int, block_size: int = 8,
                        quality: int = 75, subsampling: str = "4:2:0", order: Any = "frequency",
-                       mode: str = "RGB", clip: int | None = None) -> "SparseDCT":
+                       mode: str = "RGB", clip: int | None = None) -> SparseDCT:
         """Inverse of :meth:`dct_image`: int ``(Hb, Wb, P*B*B)`` -> the list in ``order``."""
         header = cls._header_only(height=height, width=width, block_size=block_size,
                                   quality=quality, subsampling=subsampling, order=order,
@@ -170,7 +169,7 @@ class SparseDCT:
     def __len__(self) -> int:
         return len(self.channel)
 
-    def __getitem__(self, key) -> "SparseDCT":
+    def __getitem__(self, key) -> SparseDCT:
         if not isinstance(key, slice) or key.start not in (None, 0) or key.step not in (None, 1):
             raise TypeError("a SparseDCT can only be sliced to a prefix: s[:n]")
         return self._trusted(self.channel[key], self.position[key], self.value[key], self)
@@ -194,7 +193,7 @@ class SparseDCT:
                     quality=self.quality, subsampling=self.subsampling, order=self.order,
                     clip=self.clip, mode=self.mode)
 
-    def canonical(self) -> "SparseDCT":
+    def canonical(self) -> SparseDCT:
         """The same coefficients with the triples in the order's list order."""
         return self.from_dct_image(self.dct_image(), **self.header())
 
@@ -209,7 +208,7 @@ class SparseDCT:
                                       self.subsampling == "4:2:0", kind, perm, self.clip or 0)
 
     @classmethod
-    def from_bytes(cls, data) -> "SparseDCT":
+    def from_bytes(cls, data) -> SparseDCT:
         """Parse a ``.dcts`` file held in a bytes-like object.
 
         Raises ValueError for anything that is not a valid .dcts file of the

@@ -17,7 +17,6 @@ and ``dctmodel``'s sampler; each function returns an array that
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -186,7 +185,7 @@ def step_cuts(n: int, steps: int, start: int = 0) -> list[int]:
     return [start + round((n - start) * k / steps) for k in range(1, steps + 1)]
 
 
-PrefixSource = Union[SparseDCT, Callable[[int], np.ndarray]]
+PrefixSource = SparseDCT | Callable[[int], np.ndarray]
 
 
 def progressive_strip(source: PrefixSource, cuts: Sequence[int], *, gap: int = 4) -> U8:
