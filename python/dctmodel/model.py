@@ -16,6 +16,7 @@ grid side, ``G' = ceil(G / stride)`` after downsampling, ``D`` d_model.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -310,6 +311,26 @@ class DCTransformer(nnx.Module):
             _, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
             out.append(self.head_value(n.astype(jnp.float32)))
         return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _skeleton(cfg: Config):
+    """``(graphdef, abstract state)`` of ``cfg``'s model, built once per config without allocating."""
+    return nnx.split(nnx.eval_shape(lambda: DCTransformer(cfg, rngs=nnx.Rngs(0))))
+
+
+def abstract_params(cfg: Config) -> dict:
+    """The structure of :func:`model_from_params`' ``params``: a pure dict of ``jax.ShapeDtypeStruct``."""
+    return nnx.to_pure_dict(_skeleton(cfg)[1])
+
+
+def model_from_params(cfg: Config, params: dict) -> DCTransformer:
+    """The DCTransformer of ``cfg`` holding ``params`` (``nnx.to_pure_dict`` of a model's state,
+    as training and checkpoints keep them); cheap, and traceable inside ``jit``."""
+    graphdef, template = _skeleton(cfg)
+    state = jax.tree.map(lambda v: v, template)
+    nnx.replace_by_pure_dict(state, params)
+    return nnx.merge(graphdef, state)
 
 
 def count_params(cfg: Config) -> int:

@@ -47,8 +47,10 @@ import numpy as np
 
 from . import masks as M
 from .chunks import build_chunk
-from .config import Config, config_from_dict
+from .checkpoint import load_params, resolve
+from .config import Config
 from .loop import stop_on_sigint
+from .model import model_from_params
 from .tokens import channel_rank, class_to_value, dense_dct, grid_of, value_to_class
 
 PerVariable = Union[float, int, Sequence]
@@ -292,14 +294,11 @@ def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, setting
     """Jitted ``f(params, key, buf, n, dct, hw, label, min_rank)``, cached per static arguments."""
     k = (cfg, method, max_tokens, max_chunks, settings, early_exit)
     if k not in _SAMPLERS:
-        from .train import functions
-
-        fns = functions(cfg)
         tables = M.MaskTables.from_config(cfg)
         Dec = {"cached": CachedDecoder, "recompute": RecomputeDecoder}[method]
 
         def run(params, key, buf, n, dct, hw, label, min_rank):
-            dec = Dec(fns.model(params), hw, label)
+            dec = Dec(model_from_params(cfg, params), hw, label)
             return sample_loop(dec, key, buf, n, dct, hw, min_rank, tables=tables, clip=cfg.data.clip,
                                overlap=cfg.model.overlap, chunk=cfg.model.chunk_size, max_tokens=max_tokens,
                                max_chunks=max_chunks, settings=settings, early_exit=early_exit)
@@ -513,10 +512,7 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
     channels for upsampling (section 4.3).  ``max_tokens`` caps the length
     (default: every (channel, position) slot once).
     """
-    from .train import functions
-
-    fns = functions(cfg)
-    model = fns.model(params)
+    model = model_from_params(cfg, params)
     fwd = jax.jit(lambda b: model(b, deterministic=True, structure_masks=True))
     d, m = cfg.data, cfg.model
     n_ch, C, O = d.num_channels, m.chunk_size, m.overlap
@@ -638,44 +634,6 @@ def image_grid(images: list[np.ndarray], cols: int, pad: int = 2) -> np.ndarray:
 # CLI
 # ---------------------------------------------------------------------------
 
-def _step_of(path: str) -> Optional[int]:
-    """The step a ``checkpoints/STEP`` path names, else None (the latest)."""
-    path = os.path.abspath(path)
-    named = os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints"
-    return int(os.path.basename(path)) if named else None
-
-
-def _workdir_of(path: str) -> str:
-    """The work directory of a work directory, its ``checkpoints/`` or one ``checkpoints/STEP``."""
-    path = os.path.abspath(path)
-    if _step_of(path) is not None:
-        return os.path.dirname(os.path.dirname(path))
-    return os.path.dirname(path) if os.path.basename(path) == "checkpoints" else path
-
-
-def load_params(path: str):
-    """``(cfg, params, step)`` from a work directory, its ``checkpoints/`` folder or one
-    ``checkpoints/STEP`` folder (``config.json`` is found in the work directory)."""
-    from .train import _manager, functions, make_mesh, restore_checkpoint
-
-    path, step = _workdir_of(path), _step_of(path)
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise ValueError(f"{path} has no config.json: not a work directory of dctmodel.train")
-    with open(os.path.join(path, "config.json")) as f:
-        cfg = config_from_dict(json.load(f))
-    fns = functions(cfg)
-    state = fns.shard_state(fns.init(cfg.train.seed), make_mesh(1))
-    mngr = _manager(path, cfg.train.keep_checkpoints)
-    saved = sorted(mngr.all_steps() or [])
-    if step is not None and step not in saved:
-        raise ValueError(f"no checkpoint of step {step} in {os.path.join(path, 'checkpoints')}; "
-                         f"saved steps: {saved or 'none'}")
-    state = restore_checkpoint(mngr, state, step)
-    if state is None:
-        raise ValueError(f"no checkpoint in {os.path.join(path, 'checkpoints')}")
-    return cfg, state["params"], int(jax.device_get(state["step"]))
-
-
 def _read_image(path: str) -> np.ndarray:
     from PIL import Image
 
@@ -794,7 +752,7 @@ def _run(args):
         prefix, hw, min_rank, context = make(cfg, cond_image)
         size, start = context.shape[:2], len(prefix)
         kw.update(prefix=prefix, hw=hw, min_rank=min_rank)
-    base = args.out or os.path.join(_workdir_of(args.workdir or args.checkpoint), "samples.png")
+    base = args.out or os.path.join(resolve(args.workdir or args.checkpoint)[0], "samples.png")
     stem, ext = os.path.splitext(base)
     if ext.lower() not in Image.registered_extensions():
         raise ValueError(f"--out {base}: Pillow cannot tell an image format from {ext or 'no extension'!r}; "

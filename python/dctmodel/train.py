@@ -47,7 +47,8 @@ from . import masks as M
 from .config import Config, check_config, get_config, override
 from .data import Prefetcher, Source, eval_batches, make_source
 from .loop import JsonLog, check_resume_config, stop_on_sigint
-from .model import DCTransformer
+from . import checkpoint as ckpt
+from .model import DCTransformer, model_from_params
 
 LN2 = math.log(2.0)
 BATCH_KEYS = ("dct", "inp", "tgt", "weight", "hw", "label")
@@ -126,8 +127,6 @@ class Functions:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        model = nnx.eval_shape(lambda: DCTransformer(cfg, rngs=nnx.Rngs(0)))
-        self.graphdef, self.template = nnx.split(model)
         self.tx = make_optimizer(cfg)
         self._jitted: dict = {}
 
@@ -138,9 +137,7 @@ class Functions:
         return {"params": params, "opt": self.tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
     def model(self, params) -> DCTransformer:
-        st = jax.tree.map(lambda v: v, self.template)
-        nnx.replace_by_pure_dict(st, params)
-        return nnx.merge(self.graphdef, st)
+        return model_from_params(self.cfg, params)
 
     # -- loss -----------------------------------------------------------------
     @staticmethod
@@ -270,53 +267,8 @@ def evaluate(cfg: Config, params, source: Source, mesh, num_images: Optional[int
 # Checkpoints and logs
 # ---------------------------------------------------------------------------
 
-def _manager(workdir: str, keep: int):
-    import orbax.checkpoint as ocp
-
-    opts = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True)
-    return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, "checkpoints")), options=opts)
-
-
-def _to_saveable(state):
-    # orbax stores dict keys as strings; nnx.List gives int keys, so stringify them both ways.
-    if isinstance(state, dict):
-        return {str(k): _to_saveable(v) for k, v in state.items()}
-    if isinstance(state, (list, tuple)) and not hasattr(state, "_fields"):
-        return type(state)(_to_saveable(v) for v in state)
-    if hasattr(state, "_fields"):
-        return type(state)(*(_to_saveable(v) for v in state))
-    return state
-
-
-def _from_saveable(saved, like):
-    if isinstance(like, dict):
-        return {k: _from_saveable(saved[str(k)], v) for k, v in like.items()}
-    if hasattr(like, "_fields"):
-        return type(like)(*(_from_saveable(s, v) for s, v in zip(saved, like)))
-    if isinstance(like, (list, tuple)):
-        return type(like)(_from_saveable(s, v) for s, v in zip(saved, like))
-    return saved
-
-
 def save_checkpoint(mngr, state):
-    import orbax.checkpoint as ocp
-
-    step = int(jax.device_get(state["step"]))
-    mngr.save(step, args=ocp.args.StandardSave(_to_saveable(state)), force=True)
-    mngr.wait_until_finished()
-
-
-def restore_checkpoint(mngr, like_state, step: Optional[int] = None):
-    """Latest (or ``step``) checkpoint restored with ``like_state``'s structure and shardings."""
-    import orbax.checkpoint as ocp
-
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        return None
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                            _to_saveable(like_state))
-    restored = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-    return _from_saveable(restored, like_state)
+    ckpt.save(mngr, int(jax.device_get(state["step"])), state)
 
 
 class Progress:
@@ -371,21 +323,20 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
     """
     check_config(cfg)
     os.makedirs(workdir, exist_ok=True)
-    config_path = os.path.join(workdir, "config.json")
+    config_path = ckpt.config_path(workdir)
     if resume:
         _check_resume_config(cfg, config_path)  # before config.json is rewritten
-    with open(config_path, "w") as f:
-        json.dump(dataclasses.asdict(cfg), f, indent=1)
+    ckpt.write_config(workdir, cfg)
     mesh = make_mesh(cfg.train.model_axis, devices)
     fns = functions(cfg)
     source = source or make_source(cfg.data, "train")
     eval_source = eval_source or make_source(cfg.data, "eval")
 
     state = fns.shard_state(fns.init(cfg.train.seed), mesh)
-    mngr = _manager(workdir, cfg.train.keep_checkpoints)
+    mngr = ckpt.open_manager(workdir, cfg.train.keep_checkpoints)
     start = 0
     if resume:
-        restored = restore_checkpoint(mngr, state)
+        restored = ckpt.restore(mngr, state)
         if restored is not None:
             state = restored
             start = int(jax.device_get(state["step"]))
@@ -446,7 +397,7 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
 def _save_if_new(mngr, state) -> int:
     """Checkpoints ``state`` unless its step is saved already; returns the step."""
     step = int(jax.device_get(state["step"]))
-    if step not in (mngr.all_steps() or []):
+    if step not in ckpt.saved_steps(mngr):
         save_checkpoint(mngr, state)
     return step
 
@@ -537,7 +488,7 @@ def main(argv=None):
         check_config(cfg)
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
         if args.resume:
-            _check_resume_config(cfg, os.path.join(args.workdir, "config.json"))
+            _check_resume_config(cfg, ckpt.config_path(args.workdir))
         os.makedirs(args.workdir, exist_ok=True)
     except (ValueError, OSError) as e:
         ap.error(str(e))
