@@ -99,9 +99,8 @@ def filter_logits(logits, temperature: float, top_k: int, top_p: float):
     return logits
 
 
-def draw(key, logits, allowed, temperature: float, top_k: int, top_p: float):
-    """One class per row: int32 ``(B,)`` from logits ``(B, V)`` restricted to ``allowed`` bool ``(B, V)``."""
-    logits = M.apply(logits.astype(jnp.float32), allowed)
+def draw(key, logits, temperature: float, top_k: int, top_p: float):
+    """One class per row: int32 ``(B,)`` from float32 logits ``(B, V)`` (already masked)."""
     if temperature == 0:
         return jnp.argmax(logits, axis=-1).astype(jnp.int32)
     return jax.random.categorical(key, filter_logits(logits, temperature, top_k, top_p)).astype(jnp.int32)
@@ -240,15 +239,15 @@ def sample_loop(dec, key, buf, n, dct, hw, min_rank, *, tables: M.MaskTables, cl
         j, st, prev, buf, n, done, dct, key = carry
         key, k1, k2, k3 = jax.random.split(key, 4)
         lc, st = dec.channel(st, j, prev)
-        allowed = M.channel_mask(tables, prev[:, None], hw)[:, 0] & rank_ok
-        c = draw(k1, lc, allowed, T[0], K[0], Pp[0])
+        lc = M.mask_channel(tables, lc.astype(jnp.float32)[:, None], prev[:, None], hw, rank_ok[:, None])[:, 0]
+        c = draw(k1, lc, T[0], K[0], Pp[0])
         c = jnp.where(done | (n >= max_tokens), nch, c)  # finished rows and full buffers: stop
         stop = c == nch
         lp, st = dec.position(st, j, c)
-        allowed = M.position_mask(tables, prev[:, None], c[:, None], hw)[:, 0]
-        p = jnp.where(stop, 0, draw(k2, lp, allowed, T[1], K[1], Pp[1]))
+        lp = M.mask_position(tables, lp.astype(jnp.float32)[:, None], prev[:, None], c[:, None], hw)[:, 0]
+        p = jnp.where(stop, 0, draw(k2, lp, T[1], K[1], Pp[1]))
         lv, st = dec.value(st, j, p)
-        v = jnp.where(stop, none_v, draw(k3, lv, jnp.ones(lv.shape, bool), T[2], K[2], Pp[2]))
+        v = jnp.where(stop, none_v, draw(k3, lv.astype(jnp.float32), T[2], K[2], Pp[2]))
         tok = jnp.stack([c, p, v], axis=-1)
         write = ~done
         at = jnp.minimum(n, L - 1)

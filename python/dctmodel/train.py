@@ -181,10 +181,7 @@ class Functions:
         """Bits of each chunk ``(B, 3)`` without and with the structure masks."""
         model = self.model(params)
         raw = model(batch, deterministic=True, structure_masks=False)
-        t = model.mask_tables
-        masked = (M.apply(raw[0], M.channel_mask(t, batch["inp"], batch["hw"])),
-                  M.apply(raw[1], M.position_mask(t, batch["inp"], batch["tgt"][..., 0], batch["hw"])),
-                  raw[2])
+        masked = M.mask_logits(model.mask_tables, raw, batch["inp"], batch["tgt"], batch["hw"])
         return (self.token_nats(raw, batch).sum(axis=1) / LN2,
                 self.token_nats(masked, batch).sum(axis=1) / LN2)
 
