@@ -124,7 +124,7 @@ def config_path(workdir: str) -> str:
 
 def write_config(workdir: str, config: Any) -> None:
     """``workdir/config.json`` from a (nested) dataclass or a dict; the folder must exist."""
-    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else config
     with open(config_path(workdir), "w") as f:
         json.dump(data, f, indent=1)
 

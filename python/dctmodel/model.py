@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -116,7 +116,7 @@ class Stack(nnx.Module):
     def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
         """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``."""
         for kind, layer in zip(self.kinds, self.layers):
-            kw = dict(deterministic=deterministic, rngs=rngs)
+            kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
             if kind == "self":
                 h = layer(h, causal=self.causal, **kw)
             elif kind == "cross":
@@ -271,7 +271,7 @@ class DCTransformer(nnx.Module):
         ``(B, S, 3)``, ``hw`` int32 ``(B, 2)``, optional ``label`` int32 ``(B,)``.
         Returns float32 logits ``(B, S, P*B*B+1)``, ``(B, S, G*G)``, ``(B, S, 2*clip)``.
         """
-        kw = dict(deterministic=deterministic, rngs=rngs)
+        kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
         label = batch.get("label") if self.emb_class is not None else None
         e_input = self.encode(batch["dct"], label, **kw)
@@ -297,7 +297,7 @@ class DCTransformer(nnx.Module):
         ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``.  Returns the
         first ``upto`` of (channel, position, value) float32 logits, each ``(B, S, vocab)``.
         """
-        kw = dict(deterministic=deterministic, rngs=rngs)
+        kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         e = self.drop(self.embed_inputs(inp, jnp.arange(inp.shape[1]), hw, label), **kw)
         h_channel, n = self.channel_decoder(e, e_input, **kw)
         out = [self.head_channel(n.astype(jnp.float32))]

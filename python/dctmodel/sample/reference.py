@@ -49,7 +49,7 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
                            num_channels=n_ch, clip=d.clip) for s in seqs]
         batch = {k: np.stack([e[k] for e in exs]) for k in ("dct", "inp", "tgt", "hw")}
         batch["label"] = np.full(num, label, np.int32)
-        new = [[] for _ in range(num)]
+        new: list[list] = [[] for _ in range(num)]
         for j in range(O, O + C):
             if done.all() or start + j - O >= max_tokens:
                 break

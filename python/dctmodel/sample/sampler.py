@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import jax
 import numpy as np
@@ -86,8 +86,8 @@ def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, pref
                              f"coefficient); a prefix is the start of a coordinate list")
 
 
-def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: int = 0, hw=None, label=0,
-                  max_tokens: Optional[int] = None, max_chunks: Optional[int] = None,
+def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: Union[int, jax.Array] = 0,
+                  hw=None, label=0, max_tokens: Optional[int] = None, max_chunks: Optional[int] = None,
                   temperature: PerVariable = 1.0, top_k: PerVariable = 0, top_p: PerVariable = 1.0,
                   prefix=None, min_rank=0, method: str = "cached", early_exit: bool = True,
                   return_stats: bool = False):

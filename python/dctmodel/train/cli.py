@@ -63,6 +63,6 @@ def main(argv=None):
                        source=source, eval_source=eval_source, do_eval=not args.no_eval)
     evals = [r for r in records if "eval" in r]
     if evals:
-        e = evals[-1]["eval"]
-        print(json.dumps({"step": evals[-1]["step"], "bpd": e["bpd"], "bpd_channel": e["bpd_channel"],
-                          "bpd_position": e["bpd_position"], "bpd_value": e["bpd_value"]}))
+        last = evals[-1]["eval"]
+        print(json.dumps({"step": evals[-1]["step"], "bpd": last["bpd"], "bpd_channel": last["bpd_channel"],
+                          "bpd_position": last["bpd_position"], "bpd_value": last["bpd_value"]}))

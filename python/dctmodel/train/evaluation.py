@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -25,7 +25,7 @@ def evaluate(cfg: Config, params, source: Source, mesh, num_images: Optional[int
     n = min(num_images or cfg.train.eval_images, len(source))
     bs = batch_size or cfg.train.batch_size
     per_image = {"unmasked": np.zeros((n, 3)), "masked": np.zeros((n, 3))}
-    chunk_bits = defaultdict(list)
+    chunk_bits: defaultdict[int, list] = defaultdict(list)
     subpix = np.array([source.tokens(i)[2] for i in range(n)], np.float64)
     for batch in eval_batches(cfg, source, range(n), bs):
         raw, masked = (np.asarray(a, np.float64) for a in fns.eval_step(params, batch, mesh))
@@ -34,9 +34,9 @@ def evaluate(cfg: Config, params, source: Source, mesh, num_images: Optional[int
                 continue
             per_image["unmasked"][img] += raw[row]
             per_image["masked"][img] += masked[row]
-            way = masked if cfg.model.structure_masks else raw
-            chunk_bits[int(batch["chunk_index"][row])].append(way[row].sum() / subpix[img])
-    out = {"images": n}
+            scored = masked if cfg.model.structure_masks else raw
+            chunk_bits[int(batch["chunk_index"][row])].append(scored[row].sum() / subpix[img])
+    out: dict[str, Any] = {"images": n}
     for way, bits in per_image.items():
         bpd = bits / subpix[:, None]
         out[f"bpd_{way}"] = float(bpd.sum(1).mean())

@@ -47,9 +47,12 @@ def batch_sharding(mesh) -> NamedSharding:
 def put_batch(batch: dict, mesh) -> dict:
     """Host numpy batch (identical on every host) -> global arrays sharded over the batch axis."""
     sh = batch_sharding(mesh)
-    out = {}
+    out: dict = {}
     for k in BATCH_KEYS + ("chunk_index", "subpixels", "image"):
         if k in batch:
-            v = np.asarray(batch[k])
-            out[k] = jax.make_array_from_callback(v.shape, sh, lambda idx, v=v: v[idx])
+            out[k] = _global_array(np.asarray(batch[k]), sh)
     return out
+
+
+def _global_array(v: np.ndarray, sh: NamedSharding) -> jax.Array:
+    return jax.make_array_from_callback(v.shape, sh, lambda idx: v[idx])
