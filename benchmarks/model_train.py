@@ -34,7 +34,8 @@ import jax
 from dctmodel.config import get_config, override
 from dctmodel.data import make_source, sample_batch
 from dctmodel.model import count_params
-from dctmodel.train import _parse_sets, functions, make_mesh, put_batch
+from dctmodel.train import functions, make_mesh, put_batch
+from dctmodel.train.cli import _parse_sets
 
 
 def bench_input(cfg, n_batches: int) -> dict:
@@ -58,7 +59,7 @@ def bench_train(cfg, steps: int, peak_tflops: float | None) -> dict:
     src = make_source(cfg.data, "train")
     batches = [sample_batch(cfg, src, cfg.train.seed, s) for s in range(steps + 2)]
     state = fns.shard_state(fns.init(cfg.train.seed), mesh)
-    train_fn = fns._for_mesh(mesh)[0]
+    train_fn = fns._for_mesh(mesh).train
     t0 = time.perf_counter()
     compiled = train_fn.lower(state, put_batch(batches[0], mesh)).compile()
     compile_s = time.perf_counter() - t0

@@ -29,3 +29,26 @@ def rgb_image(request) -> np.ndarray:
 @pytest.fixture(params=NATURAL_GREY)
 def grey_image(request) -> np.ndarray:
     return natural_image(request.param)
+
+
+# The trained `micro` model of the model tests (training: overfitting, bpd; sampling: samples, CLI),
+# trained once per test run.
+@pytest.fixture(scope="session")
+def micro_run(tmp_path_factory):
+    """A ``micro`` model trained 250 steps on 4 scenes (seed 11): ``(cfg, source, final state,
+    log records, workdir)``; the workdir holds its config.json, log.jsonl and the step-250 checkpoint."""
+    pytest.importorskip("jax")
+    from dctmodel.config import get_config, override
+    from dctmodel.data import ArraySource
+    from dctmodel.scenes import render_scene
+    from dctmodel.train import train
+
+    steps = 250
+    cfg = override(get_config("micro"), **{
+        "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.learning_rate": 3e-3,
+        "train.warmup_steps": 20, "train.log_every": 10, "train.checkpoint_every": 0,
+    })
+    src = ArraySource(cfg.data, [render_scene(11, i, 16, max_objects=2) for i in range(4)])
+    wd = str(tmp_path_factory.mktemp("micro"))
+    state, records = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+    return cfg, src, state, records, wd

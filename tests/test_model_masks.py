@@ -1,10 +1,12 @@
 """Structure-aware masks on real dctsparse sequences: never mask the true next token, and do mask."""
 
-import dataclasses
+
+import pytest
+
+pytest.importorskip("jax")
 
 import jax.numpy as jnp
 import numpy as np
-import pytest
 import skimage.data
 
 import dctsparse

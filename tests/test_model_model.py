@@ -1,11 +1,13 @@
 """DCTransformer modules: shapes, causality of the three decoders, gather/downsampling geometry, presets."""
 
-import dataclasses
+
+import pytest
+
+pytest.importorskip("jax")
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from flax import nnx
 
 from dctmodel.config import PRESETS, check_config, get_config, override, spec

@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
+pytest.importorskip("jax")
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 from PIL import Image
 from flax import nnx
 
@@ -22,7 +25,6 @@ from dctmodel.sample import (CachedDecoder, RecomputeDecoder, SampleSettings, co
                              filter_logits, sample_loop, sample_tokens, upsample_prefix)
 from dctmodel.scenes import render_scene
 from dctmodel.tokens import channel_rank, channel_sequence, class_to_value, dense_dct
-from dctmodel.train import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -161,7 +163,7 @@ def test_sampler_never_emits_an_invalid_token():
 
 
 def test_location_heatmap_counts_coefficients_per_block():
-    from dctsparse.cli import colormap
+    from dctsparse.viz import colormap
 
     from dctmodel.sample import location_heatmap
 
@@ -230,14 +232,9 @@ def _images(n, seed=11):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    steps = 150
-    cfg = override(get_config("micro"), **{
-        "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.warmup_steps": 20,
-        "train.log_every": 50, "train.checkpoint_every": 0})
-    src = ArraySource(cfg.data, _images(4))
-    wd = str(tmp_path_factory.mktemp("s"))
-    state, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
+def trained(micro_run):
+    # 250 steps of micro on _images(4), uniform chunks (tests/conftest.py: shared with the training tests)
+    cfg, src, state, _, wd = micro_run
     return cfg, src, state["params"], wd
 
 
@@ -306,7 +303,7 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
     cfg, src, params, wd = trained
     out = tmp_path / "new" / "dir" / "grid.png"  # folders are made
     main(["--workdir", wd, "--num", "3", "--seed", "4", "--top-k", "0", "0", "8", "--out", str(out)])
-    assert "checkpoint step 150: 3 samples" in capsys.readouterr().out
+    assert f"checkpoint step {cfg.steps}: 3 samples" in capsys.readouterr().out
     grid = np.asarray(Image.open(out))
     # Independent route: the library call with the same settings (one batch of 3, batch 0's key),
     # decoded and laid out 2 x 2.
@@ -356,7 +353,7 @@ def test_sample_cli_saves_batches_and_continues_after_ctrl_c(trained, tmp_path, 
             os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **kw)
 
-    monkeypatch.setattr(S, "sample_tokens", counted)
+    monkeypatch.setattr(S.folder, "sample_tokens", counted)
     argv = ["--workdir", wd, "--num", "5", "--batch-size", "2", "--seed", "1", "--out", str(tmp_path / "g.png")]
     interrupt.update({1: "abort"})
     with pytest.raises(SystemExit) as e:

@@ -8,9 +8,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytest.importorskip("jax")
+
 import jax
 import numpy as np
-import pytest
 
 from dctmodel.config import get_config, override
 from dctmodel.data import ArraySource, eval_batches
@@ -25,16 +28,9 @@ def _images(n, seed=11):
 
 
 @pytest.fixture(scope="module")
-def overfit_run(tmp_path_factory):
-    steps = 250
-    cfg = override(get_config("micro"), **{
-        "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.learning_rate": 3e-3,
-        "train.warmup_steps": 20, "train.log_every": 10, "train.checkpoint_every": 0,
-    })
-    src = ArraySource(cfg.data, _images(4))
-    wd = str(tmp_path_factory.mktemp("overfit"))
-    state, records = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)
-    return cfg, src, state, records, wd
+def overfit_run(micro_run):
+    # 250 steps of micro on _images(4), uniform chunks (tests/conftest.py: shared with the sampling tests)
+    return micro_run
 
 
 def test_tiny_model_overfits_a_handful_of_images(overfit_run):
@@ -170,7 +166,7 @@ def _sigint_after_batch(step, times=1):
     """Within the block, train() gets SIGINT ``times`` times as batch ``step`` reaches the loop
     (its main thread, so deterministically before that step runs).  Yields the calls that
     reached the handler installed around train(), which must stay empty."""
-    import dctmodel.train as T
+    import dctmodel.train.loop as T
 
     class Interrupting(T.Prefetcher):
         def __iter__(self):
@@ -275,7 +271,7 @@ def test_sampling_gives_valid_decodable_sequences(overfit_run):
 def test_progress_eta_after_a_resume_uses_this_runs_rate(monkeypatch):
     """Resumed at step 900 of 1000, one step in 2 s leaves 99 steps: 198 s, not
     the ~0 s that step / total (counting the restored steps) would give."""
-    from dctmodel import train as T
+    from dctmodel.train import progress as T
     now = [100.0]
     monkeypatch.setattr(T.time, "time", lambda: now[0])
     bar = T.Progress(1000, enabled=False, start=900)

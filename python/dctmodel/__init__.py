@@ -5,8 +5,9 @@
     python -m dctmodel.train --config tiny --workdir runs/tiny
 
 Modules: ``config`` (presets), ``scenes`` (generated dataset), ``tokens``,
-``chunks``, ``data`` (sources and batches), ``masks``, ``model``, ``train``,
-``loop`` (Ctrl-C and logs), ``sample``.
+``chunks``, ``data`` (sources and batches), ``masks``, ``model``,
+``checkpoint`` (work directories, orbax), ``loop`` (Ctrl-C and logs), and the
+packages ``train`` and ``sample`` (one job a file).
 """
 
 from .config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, check_config, get_config, override

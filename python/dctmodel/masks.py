@@ -87,3 +87,25 @@ def position_mask(t: MaskTables, prev: jnp.ndarray, c_next: jnp.ndarray, hw: jnp
 
 def apply(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(mask, logits, jnp.asarray(NEG, logits.dtype))
+
+
+# The three users (the forward pass, evaluation both ways, the sampler) mask through these.
+
+def mask_channel(t: MaskTables, logits, prev, hw, also=None):
+    """Channel logits ``(B, S, P*B*B + 1)`` with the channels that cannot follow ``prev``
+    int32 ``(B, S, 3)`` set to ``NEG``; ``also`` bool ``(B, S, P*B*B + 1)`` forbids more."""
+    mask = channel_mask(t, prev, hw)
+    return apply(logits, mask if also is None else mask & also)
+
+
+def mask_position(t: MaskTables, logits, prev, c_next, hw):
+    """Position logits ``(B, S, grid*grid)`` with the positions that cannot hold channel
+    ``c_next`` int32 ``(B, S)`` after ``prev`` int32 ``(B, S, 3)`` set to ``NEG``."""
+    return apply(logits, position_mask(t, prev, c_next, hw))
+
+
+def mask_logits(t: MaskTables, logits: tuple, inp, tgt, hw) -> tuple:
+    """Teacher-forced ``(channel, position, value)`` logits of a window (``inp``/``tgt`` int32
+    ``(B, S, 3)``) with both structure masks applied; values are never masked."""
+    channel, position, value = logits
+    return (mask_channel(t, channel, inp, hw), mask_position(t, position, inp, tgt[..., 0], hw), value)

@@ -16,8 +16,9 @@ grid side, ``G' = ceil(G / stride)`` after downsampling, ``D`` d_model.
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,19 +40,9 @@ class Attention(nnx.Module):
 
     def __call__(self, x, context=None, causal: bool = False):
         """``x`` ``(B, S, D)``, ``context`` ``(B, T, D)`` or None -> ``(B, S, D)``."""
-        ctx = x if context is None else context
-        B, S, _ = x.shape
-        T = ctx.shape[1]
-        q = self.q(x).reshape(B, S, self.heads, self.head_dim)
-        k, v = jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2)
-        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
-        if causal:
-            att = jnp.where(jnp.tril(jnp.ones((S, T), bool)), att, -1e30)
-        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
-        y = jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1)
-        return self.out(y)
-
-    # -- incremental decoding (sampling, section 3.3) --------------------------
+        k, v = self.project_kv(x if context is None else context)
+        valid = jnp.tril(jnp.ones((x.shape[1], k.shape[1]), bool)) if causal else None
+        return self.attend(x, k, v, valid)
 
     def project_kv(self, ctx):
         """Keys and values of ``ctx`` ``(B, T, D)`` -> two ``(B, T, heads, head_dim)``."""
@@ -59,8 +50,8 @@ class Attention(nnx.Module):
         return tuple(jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2))
 
     def attend(self, x, k, v, valid=None):
-        """Queries from ``x`` ``(B, S, D)`` against given keys/values ``(B, T, heads, head_dim)``;
-        ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  Same arithmetic as ``__call__``."""
+        """Queries from ``x`` ``(B, S, D)`` against keys/values ``(B, T, heads, head_dim)``;
+        ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  The sampler passes its caches here."""
         B, S, _ = x.shape
         q = self.q(x).reshape(B, S, self.heads, self.head_dim)
         att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
@@ -89,8 +80,12 @@ class Residual(nnx.Module):
         self.drop = nnx.Dropout(dropout)
 
     def __call__(self, h, *args, deterministic: bool, rngs: Optional[nnx.Rngs], **kw):
-        y = self.f(self.norm(h), *args, **kw)
-        y = self.drop(y, deterministic=deterministic, rngs=rngs)
+        return self.around(h, lambda x: self.f(x, *args, **kw), deterministic=deterministic, rngs=rngs)
+
+    def around(self, h, f: Callable, *, deterministic: bool = True, rngs: Optional[nnx.Rngs] = None):
+        """``H + alpha * dropout(f(LayerNorm(H)))`` with another ``f`` in place of the block's
+        (the sampler's cached attention, built from ``self.f``'s projections)."""
+        y = self.drop(f(self.norm(h)), deterministic=deterministic, rngs=rngs)
         return h + (self.alpha[...] * y).astype(h.dtype)
 
 
@@ -121,7 +116,7 @@ class Stack(nnx.Module):
     def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
         """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``."""
         for kind, layer in zip(self.kinds, self.layers):
-            kw = dict(deterministic=deterministic, rngs=rngs)
+            kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
             if kind == "self":
                 h = layer(h, causal=self.causal, **kw)
             elif kind == "cross":
@@ -158,24 +153,32 @@ class Stack(nnx.Module):
         n = h.shape[1]
         steps = cache[0][0].shape[1] if cache else 0
         valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
-        new_cache, si, ci = [], 0, 0
+        new_cache: list = []
+        cross = iter(cross_kv)
         for kind, layer in zip(self.kinds, self.layers):
-            x = layer.norm(h)
             if kind == "self":
-                k, v = layer.f.project_kv(x)
-                ck, cv = cache[si]
-                ck = jax.lax.dynamic_update_slice(ck, k.astype(ck.dtype), (0, start, 0, 0))
-                cv = jax.lax.dynamic_update_slice(cv, v.astype(cv.dtype), (0, start, 0, 0))
-                new_cache.append((ck, cv))
-                si += 1
-                y = layer.f.attend(x, ck, cv, valid)
+                f = _cached_self_attention(layer.f, cache[len(new_cache)], start, valid, new_cache)
             elif kind == "cross":
-                y = layer.f.attend(x, *cross_kv[ci])
-                ci += 1
+                f = functools.partial(_attend_to, layer.f, next(cross))
             else:
-                y = layer.f(x)
-            h = h + (layer.alpha[...] * y).astype(h.dtype)
+                f = layer.f
+            h = layer.around(h, f)
         return h, self.norm(h), new_cache
+
+
+def _cached_self_attention(att: Attention, cache, start, valid, new_cache: list) -> Callable:
+    """``att`` as a function of its normalised input ``x`` ``(B, n, D)`` that writes the keys/values
+    of ``x`` into ``cache`` at step ``start``, appends the result to ``new_cache`` and attends to it."""
+    def f(x):
+        kv = tuple(jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
+                   for c, new in zip(cache, att.project_kv(x)))
+        new_cache.append(kv)
+        return att.attend(x, *kv, valid)
+    return f
+
+
+def _attend_to(att: Attention, kv, x):
+    return att.attend(x, *kv)
 
 
 def _squash(v):
@@ -268,17 +271,14 @@ class DCTransformer(nnx.Module):
         ``(B, S, 3)``, ``hw`` int32 ``(B, 2)``, optional ``label`` int32 ``(B,)``.
         Returns float32 logits ``(B, S, P*B*B+1)``, ``(B, S, G*G)``, ``(B, S, 2*clip)``.
         """
-        kw = dict(deterministic=deterministic, rngs=rngs)
+        kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
         label = batch.get("label") if self.emb_class is not None else None
         e_input = self.encode(batch["dct"], label, **kw)
-        channel_logits, position_logits, value_logits = self.decode(e_input, inp, tgt, hw, label, **kw)
-
+        logits = self.decode(e_input, inp, tgt, hw, label, **kw)
         if self.cfg.model.structure_masks if structure_masks is None else structure_masks:
-            t = self.mask_tables
-            channel_logits = M.apply(channel_logits, M.channel_mask(t, inp, hw))
-            position_logits = M.apply(position_logits, M.position_mask(t, inp, tgt[..., 0], hw))
-        return channel_logits, position_logits, value_logits
+            return M.mask_logits(self.mask_tables, logits, inp, tgt, hw)
+        return logits
 
 
     def embed_inputs(self, inp, steps, hw, label=None):
@@ -297,7 +297,7 @@ class DCTransformer(nnx.Module):
         ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``.  Returns the
         first ``upto`` of (channel, position, value) float32 logits, each ``(B, S, vocab)``.
         """
-        kw = dict(deterministic=deterministic, rngs=rngs)
+        kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         e = self.drop(self.embed_inputs(inp, jnp.arange(inp.shape[1]), hw, label), **kw)
         h_channel, n = self.channel_decoder(e, e_input, **kw)
         out = [self.head_channel(n.astype(jnp.float32))]
@@ -310,6 +310,26 @@ class DCTransformer(nnx.Module):
             _, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
             out.append(self.head_value(n.astype(jnp.float32)))
         return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def _skeleton(cfg: Config):
+    """``(graphdef, abstract state)`` of ``cfg``'s model, built once per config without allocating."""
+    return nnx.split(nnx.eval_shape(lambda: DCTransformer(cfg, rngs=nnx.Rngs(0))))
+
+
+def abstract_params(cfg: Config) -> dict:
+    """The structure of :func:`model_from_params`' ``params``: a pure dict of ``jax.ShapeDtypeStruct``."""
+    return nnx.to_pure_dict(_skeleton(cfg)[1])
+
+
+def model_from_params(cfg: Config, params: dict) -> DCTransformer:
+    """The DCTransformer of ``cfg`` holding ``params`` (``nnx.to_pure_dict`` of a model's state,
+    as training and checkpoints keep them); cheap, and traceable inside ``jit``."""
+    graphdef, template = _skeleton(cfg)
+    state = jax.tree.map(lambda v: v, template)
+    nnx.replace_by_pure_dict(state, params)
+    return nnx.merge(graphdef, state)
 
 
 def count_params(cfg: Config) -> int:

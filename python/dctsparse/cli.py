@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 
 from . import viz
-from .viz import colormap  # noqa: F401  (dctmodel.sample imports it from here until it uses viz)
 
 EXAMPLES = """\
 examples:

@@ -1,0 +1,130 @@
+"""Decoders: the model one step at a time, as the sampling loop drives it.
+
+:class:`CachedDecoder` encodes once per chunk and keeps key/value caches;
+:class:`RecomputeDecoder` reruns the decoders over the whole window for every
+variable (what the public PyTorch implementation does), the reference for
+the speed comparison (``benchmarks/model_sample.py``).  Both give the same
+logits as the full teacher-forced forward pass (tested).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+
+
+class Decoder(Protocol):
+    """Four pure functions over a per-chunk state pytree (any pytree: it rides in the loop's carry).
+
+    ``j`` is the (traced) window step in ``[O, O + C)``; the logits are
+    unmasked float32 (the loop applies the structure masks).
+    """
+
+    def begin(self, dct, inp_o, tgt_o) -> Any:
+        """Encode the DCT image int32 ``(B, G, G, P*B*B)``; the ``O`` overlap steps ``inp_o``/``tgt_o``
+        int32 ``(B, O, 3)`` teacher-forced.  Returns the state of step ``O``."""
+
+    def channel(self, st, j, prev) -> tuple[Any, Any]:
+        """``prev`` int32 ``(B, 3)``, the token before step ``j`` -> (logits ``(B, P*B*B+1)``, state)."""
+
+    def position(self, st, j, c) -> tuple[Any, Any]:
+        """``c`` int32 ``(B,)``, the channel just drawn -> (logits ``(B, G*G)``, state)."""
+
+    def value(self, st, j, p) -> tuple[Any, Any]:
+        """``p`` int32 ``(B,)``, the position just drawn -> (logits ``(B, 2*clip)``, state)."""
+
+
+class CachedState(NamedTuple):
+    e_input: Any  # (B, G'^2, D) the encoded DCT image
+    cross: Any    # per decoder: the cross-attention (k, v) of every layer, computed once per chunk
+    caches: Any   # per decoder: the self-attention (k, v) caches, (B, O + C, heads, head_dim) each
+    h_c: Any      # (B, 1, D) the channel decoder's residual stream at this step
+    h_p: Any      # (B, 1, D) the position decoder's
+
+
+class CachedDecoder:
+    """Encoder once per chunk, cross-attention K/V once per chunk, self-attention K/V caches."""
+
+    def __init__(self, model, hw, label):
+        self.m, self.hw = model, hw
+        self.label = label if model.emb_class is not None else None
+        self.S = model.cfg.model.overlap + model.cfg.model.chunk_size
+        self.stacks = (model.channel_decoder, model.position_decoder, model.value_decoder)
+
+    def begin(self, dct, inp_o, tgt_o) -> CachedState:
+        m, B = self.m, dct.shape[0]
+        e_input = m.encode(dct, self.label)
+        cross = [s.cross_kv(e_input) for s in self.stacks]
+        caches = [s.empty_cache(B, self.S, e_input.dtype) for s in self.stacks]
+        O = inp_o.shape[1]
+        if O:
+            e = m.embed_inputs(inp_o, jnp.arange(O), self.hw, self.label)
+            h_c, _, caches[0] = self.stacks[0].cached(e, 0, caches[0], cross[0])
+            h_p, _, caches[1] = self.stacks[1].cached(h_c + m.emb_channel(tgt_o[..., 0]), 0, caches[1], cross[1])
+            x = h_p + m.gather_input(e_input, tgt_o[..., 1], self.hw)
+            _, _, caches[2] = self.stacks[2].cached(x, 0, caches[2], cross[2])
+        d = m.cfg.model.d_model
+        zero = jnp.zeros((B, 1, d), e_input.dtype)
+        return CachedState(e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero)
+
+    def _step(self, st: CachedState, i: int, x, j):
+        h, n, cache = self.stacks[i].cached(x, j, st.caches[i], st.cross[i])
+        caches = list(st.caches)
+        caches[i] = cache
+        return h, n[:, 0].astype(jnp.float32), st._replace(caches=caches)
+
+    def channel(self, st: CachedState, j, prev):
+        x = self.m.embed_inputs(prev[:, None], j[None], self.hw, self.label)
+        h, n, st = self._step(st, 0, x, j)
+        return self.m.head_channel(n), st._replace(h_c=h)
+
+    def position(self, st: CachedState, j, c):
+        h, n, st = self._step(st, 1, st.h_c + self.m.emb_channel(c[:, None]), j)
+        return self.m.head_position(n), st._replace(h_p=h)
+
+    def value(self, st: CachedState, j, p):
+        x = st.h_p + self.m.gather_input(st.e_input, p[:, None], self.hw)
+        _, n, st = self._step(st, 2, x, j)
+        return self.m.head_value(n), st
+
+
+class RecomputeState(NamedTuple):
+    e_input: Any  # (B, G'^2, D) the encoded DCT image
+    inp: Any      # int32 (B, O + C, 3) the window's decoder inputs, filled in step by step
+    tgt: Any      # int32 (B, O + C, 3) its targets, likewise
+
+
+class RecomputeDecoder:
+    """Reference: encoder once per chunk, then every variable reruns the decoders it needs
+    over the whole ``O + C`` window (channel: 1 decoder, position: 2, value: 3)."""
+
+    def __init__(self, model, hw, label):
+        self.m, self.hw = model, hw
+        self.label = label if model.emb_class is not None else None
+        self.C = model.cfg.model.chunk_size
+        n, clip = model.num_channels, model.cfg.data.clip
+        self.pad = jnp.array([n + 2, 0, 2 * clip], jnp.int32)
+
+    def begin(self, dct, inp_o, tgt_o) -> RecomputeState:
+        B = dct.shape[0]
+        pad = jnp.broadcast_to(self.pad, (B, self.C, 3))
+        return RecomputeState(e_input=self.m.encode(dct, self.label),
+                              inp=jnp.concatenate([inp_o, pad], 1), tgt=jnp.concatenate([tgt_o, pad], 1))
+
+    def _logits(self, st: RecomputeState, upto: int, j):
+        out = self.m.decode(st.e_input, st.inp, st.tgt, self.hw, self.label, upto=upto)
+        return jax.lax.dynamic_index_in_dim(out[upto - 1], j, axis=1, keepdims=False)
+
+    def channel(self, st: RecomputeState, j, prev):
+        st = st._replace(inp=st.inp.at[:, j].set(prev))
+        return self._logits(st, 1, j), st
+
+    def position(self, st: RecomputeState, j, c):
+        st = st._replace(tgt=st.tgt.at[:, j, 0].set(c))
+        return self._logits(st, 2, j), st
+
+    def value(self, st: RecomputeState, j, p):
+        st = st._replace(tgt=st.tgt.at[:, j, 1].set(p))
+        return self._logits(st, 3, j), st

@@ -1,0 +1,68 @@
+"""``python -m dctmodel.train``: the command line of :func:`dctmodel.train.train`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+
+import jax
+
+from ..config import check_config, get_config, override
+from ..data import make_source
+from .loop import check_resume, train
+
+DESCRIPTION = "Training, evaluation and checkpointing of the DCTransformer."
+
+
+def _parse_sets(items) -> dict:
+    out = {}
+    for it in items or []:
+        k, eq, v = it.partition("=")
+        if not eq:
+            raise ValueError(f"--set {it!r}: expected SECTION.FIELD=VALUE")
+        try:
+            out[k] = _tuples(ast.literal_eval(v))
+        except (ValueError, SyntaxError):
+            out[k] = v  # a bare word is a string: data.source=folder
+    return out
+
+
+def _tuples(v):
+    """Lists from the command line as tuples: configs are hashable (they key compiled steps)."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m dctmodel.train", description=DESCRIPTION)
+    ap.add_argument("--config", default="tiny", help="preset name (dctmodel.config.PRESETS)")
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in workdir")
+    ap.add_argument("--set", nargs="*", metavar="SECTION.FIELD=VALUE", help="override config fields")
+    ap.add_argument("--stop-after", type=int, default=None, help="stop after this many total steps")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() (multi-host)")
+    args = ap.parse_args(argv)
+    if args.distributed:
+        jax.distributed.initialize()
+    # Mistakes in the command are reported in one line before anything compiles.
+    try:
+        cfg = override(get_config(args.config), **_parse_sets(args.set))
+        check_config(cfg)
+        source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
+        if args.resume:
+            check_resume(cfg, args.workdir)
+        os.makedirs(args.workdir, exist_ok=True)
+    except (ValueError, OSError) as e:
+        ap.error(str(e))
+    print(f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
+          f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})", file=sys.stderr)
+    _, records = train(cfg, args.workdir, resume=args.resume, stop_after=args.stop_after,
+                       source=source, eval_source=eval_source, do_eval=not args.no_eval)
+    evals = [r for r in records if "eval" in r]
+    if evals:
+        last = evals[-1]["eval"]
+        print(json.dumps({"step": evals[-1]["step"], "bpd": last["bpd"], "bpd_channel": last["bpd_channel"],
+                          "bpd_position": last["bpd_position"], "bpd_value": last["bpd_value"]}))
