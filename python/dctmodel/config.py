@@ -78,6 +78,7 @@ class ModelConfig:
     chunk_size: int = 32            # target chunk C
     overlap: int = 16               # tokens before the chunk that are fed to the decoders, O
     structure_masks: bool = True    # mask impossible tokens' logits (see masks.py)
+    value_position: bool = False    # add the next position's embedding to the value decoder's input
 
     @property
     def heads_dim(self) -> int:

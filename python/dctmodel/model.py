@@ -74,7 +74,9 @@ class Residual(nnx.Module):
     """``H + alpha * dropout(f(LayerNorm(H)))``, ReZero ``alpha`` starts at 0."""
 
     def __init__(self, d: int, f: nnx.Module, dropout: float, *, dtype, rngs: nnx.Rngs):
-        self.norm = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+        # LayerNorm in float32 whatever the compute dtype: its statistics over a float32 stream
+        # (the blocks' Linear layers cast their inputs to the compute dtype themselves).
+        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
         self.f = f
         self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
         self.drop = nnx.Dropout(dropout)
@@ -111,10 +113,13 @@ class Stack(nnx.Module):
                 layers.append(res(MLP(d, ratio, dtype=dtype, rngs=rngs))); kinds.append("mlp")
         self.layers = nnx.List(layers)
         self.kinds = tuple(kinds)
-        self.norm = nnx.LayerNorm(d, dtype=dtype, rngs=rngs)
+        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
 
     def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
-        """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``."""
+        """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``, both
+        float32: under ``train.bf16`` only the blocks' matmuls run in bfloat16, so the small
+        ReZero-scaled updates of deep stacks are not rounded away in the stream."""
+        h = h.astype(jnp.float32)
         for kind, layer in zip(self.kinds, self.layers):
             kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
             if kind == "self":
@@ -150,6 +155,7 @@ class Stack(nnx.Module):
         :meth:`cross_kv`.  Returns ``(residual stream, LayerNorm(stream), new cache)``;
         the result equals rows ``start .. start+n-1`` of ``__call__`` on the full window.
         """
+        h = h.astype(jnp.float32)
         n = h.shape[1]
         steps = cache[0][0].shape[1] if cache else 0
         valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
@@ -192,6 +198,7 @@ class DCTransformer(nnx.Module):
         m, d = cfg.model, cfg.model.d_model
         dtype = jnp.bfloat16 if cfg.train.bf16 else jnp.float32
         self.cfg = cfg
+        self.compute_dtype = dtype       # matmuls and the sampler's key/value caches
         self.num_channels = cfg.data.num_channels
         self.grid = cfg.data.grid
         self.stride = m.downsample_stride
@@ -215,6 +222,10 @@ class DCTransformer(nnx.Module):
         self.emb_value = nnx.Embed(cfg.value_vocab + 1, d, dtype=dtype, rngs=rngs)
         self.emb_chunk = nnx.Embed(m.overlap + m.chunk_size, d, dtype=dtype, rngs=rngs)
         self.emb_class = nnx.Embed(m.num_classes, d, dtype=dtype, rngs=rngs) if m.num_classes else None
+        # The image's block grid (Hb, Wb): a position class is row * Wb + col, so the position
+        # head must know Wb (images of several aspect ratios share one vocabulary).
+        self.emb_hb = nnx.Embed(self.grid + 1, d, dtype=dtype, rngs=rngs)
+        self.emb_wb = nnx.Embed(self.grid + 1, d, dtype=dtype, rngs=rngs)
         self.drop = nnx.Dropout(m.dropout)
 
         def decoder(layer_spec):
@@ -255,6 +266,15 @@ class DCTransformer(nnx.Module):
         row = jnp.clip(p // wb, 0, self.grid - 1)
         return self.emb_row(row) + self.emb_col(p % wb)
 
+    def value_input(self, h_position, e_input, p, hw):
+        """The value decoder's input at next positions ``p`` ``(B, S)``: ``H_position`` plus the
+        encoder's cell there (eq. 8) and, with ``model.value_position``, the position's own
+        embedding, which tells apart the ``stride^2`` blocks that share one downsampled cell."""
+        x = h_position + self.gather_input(e_input, p, hw)
+        if self.cfg.model.value_position:
+            x = x + self.embed_position(p, hw)
+        return x
+
     def gather_input(self, e_input, p, hw):
         """``E_input`` at the (downsampled) cell of positions ``p`` ``(B, S)`` -> ``(B, S, D)``."""
         wb = hw[:, 1:2]
@@ -285,7 +305,8 @@ class DCTransformer(nnx.Module):
         """Decoder input embeddings of previous tokens ``inp`` int32 ``(B, n, 3)`` at window
         steps ``steps`` int32 ``(n,)`` -> ``(B, n, D)`` (no dropout)."""
         e = (self.emb_channel(inp[..., 0]) + self.embed_position(inp[..., 1], hw)
-             + self.emb_value(inp[..., 2]) + self.emb_chunk(steps)[None])
+             + self.emb_value(inp[..., 2]) + self.emb_chunk(steps)[None]
+             + (self.emb_hb(hw[:, 0]) + self.emb_wb(hw[:, 1]))[:, None, :])
         if label is not None and self.emb_class is not None:
             e = e + self.emb_class(label)[:, None, :]
         return e
@@ -307,7 +328,7 @@ class DCTransformer(nnx.Module):
             out.append(self.head_position(n.astype(jnp.float32)))
         if upto > 2:
             # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
-            _, n = self.value_decoder(h_position + self.gather_input(e_input, tgt[..., 1], hw), e_input, **kw)
+            _, n = self.value_decoder(self.value_input(h_position, e_input, tgt[..., 1], hw), e_input, **kw)
             out.append(self.head_value(n.astype(jnp.float32)))
         return tuple(out)
 

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from ..checkpoint import load_params, resolve
+from ..tokens import grid_of
 from .conditioning import colorize_prefix, upsample_prefix
 from .folder import sample_to_folder
 from .pictures import as_rgb, decode_tokens, image_grid, location_heatmap, progressive_strip
@@ -41,6 +42,9 @@ def main(argv=None):
     ap.add_argument("--top-k", type=int, nargs="+", default=[0])
     ap.add_argument("--top-p", type=float, nargs="+", default=[1.0])
     ap.add_argument("--max-chunks", type=int, default=None)
+    ap.add_argument("--size", metavar="HxW", type=_size, default=None,
+                    help="image size in pixels (default: the config's square image_size); each side at most "
+                         "image_size, for models trained on images of several aspect ratios")
     ap.add_argument("--method", choices=("cached", "recompute"), default="cached")
     cond = ap.add_mutually_exclusive_group()
     cond.add_argument("--upsample", metavar="IMG", help="super-resolution: condition on the DC channels of IMG")
@@ -53,6 +57,16 @@ def main(argv=None):
         _run(args)
     except (ValueError, OSError) as e:  # bad paths, images, checkpoints or settings: no traceback
         ap.exit(2, f"{ap.prog}: error: {e}\n")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size takes HEIGHTxWIDTH in pixels, e.g. 32x24, got {text!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"--size sides must be positive, got {text!r}")
+    return h, w
 
 
 def _run(args):
@@ -69,6 +83,14 @@ def _run(args):
               max_chunks=args.max_chunks, method=args.method)
     size = (d.image_size, d.image_size)
     context, start = None, 0
+    if args.size is not None:
+        if args.upsample or args.colorize:
+            raise ValueError("--size is set by the conditioning image with --upsample / --colorize")
+        if max(args.size) > d.image_size:
+            raise ValueError(f"--size {args.size[0]}x{args.size[1]}: each side must be at most the model's "
+                             f"image_size={d.image_size}")
+        size = args.size
+        kw.update(hw=grid_of(*size, d.block_size, d.subsampling, d.planes))
     if args.upsample or args.colorize:
         make = upsample_prefix if args.upsample else colorize_prefix
         prefix, hw, min_rank, context = make(cfg, cond_image)
@@ -82,7 +104,7 @@ def _run(args):
     os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
     settings = dict(checkpoint=os.path.abspath(args.workdir or args.checkpoint), step=step,
                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, max_chunks=args.max_chunks,
-                    method=args.method,
+                    method=args.method, size=list(size),
                     condition="upsample" if args.upsample else ("colorize" if args.colorize else None),
                     # the image's pixels, not its path: a moved file is the same condition
                     context=None if cond_image is None else hashlib.sha256(cond_image.tobytes()).hexdigest())

@@ -57,13 +57,13 @@ class CachedDecoder:
         m, B = self.m, dct.shape[0]
         e_input = m.encode(dct, self.label)
         cross = [s.cross_kv(e_input) for s in self.stacks]
-        caches = [s.empty_cache(B, self.S, e_input.dtype) for s in self.stacks]
+        caches = [s.empty_cache(B, self.S, m.compute_dtype) for s in self.stacks]
         O = inp_o.shape[1]
         if O:
             e = m.embed_inputs(inp_o, jnp.arange(O), self.hw, self.label)
             h_c, _, caches[0] = self.stacks[0].cached(e, 0, caches[0], cross[0])
             h_p, _, caches[1] = self.stacks[1].cached(h_c + m.emb_channel(tgt_o[..., 0]), 0, caches[1], cross[1])
-            x = h_p + m.gather_input(e_input, tgt_o[..., 1], self.hw)
+            x = m.value_input(h_p, e_input, tgt_o[..., 1], self.hw)
             _, _, caches[2] = self.stacks[2].cached(x, 0, caches[2], cross[2])
         d = m.cfg.model.d_model
         zero = jnp.zeros((B, 1, d), e_input.dtype)
@@ -85,7 +85,7 @@ class CachedDecoder:
         return self.m.head_position(n), st._replace(h_p=h)
 
     def value(self, st: CachedState, j, p):
-        x = st.h_p + self.m.gather_input(st.e_input, p[:, None], self.hw)
+        x = self.m.value_input(st.h_p, st.e_input, p[:, None], self.hw)
         _, n, st = self._step(st, 2, x, j)
         return self.m.head_value(n), st
 
