@@ -16,7 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from .config_base import check_types, from_dict, has_type, override, requirement
+from .config_base import check_types, from_dict, has_type, requirement
+from .config_base import override as override  # re-exported: dctmodel.config.override is public
 
 LayerSpec = Tuple[Tuple[int, int], ...]
 

@@ -64,10 +64,13 @@ def check_types(cfg, skip: Iterable[str] = (), named: Optional[Dict[str, TypeChe
 def has_type(v, typ: str, named: Optional[Dict[str, TypeCheck]] = None) -> bool:
     """Whether ``v`` has the annotated type ``typ`` (a string: the modules use
     ``from __future__ import annotations``).  bool is not an int here."""
+    # Both spellings of each: typing's and the builtin one (PEP 585 / 604).
     if typ.startswith("Optional["):
         return v is None or has_type(v, typ[len("Optional["):-1], named)
-    if typ.startswith("Tuple[") and typ.endswith(", ...]"):
-        return isinstance(v, tuple) and all(has_type(x, typ[len("Tuple["):-len(", ...]")], named) for x in v)
+    if typ.endswith(" | None"):
+        return v is None or has_type(v, typ[:-len(" | None")], named)
+    if typ.startswith(("Tuple[", "tuple[")) and typ.endswith(", ...]"):
+        return isinstance(v, tuple) and all(has_type(x, typ[len("tuple["):-len(", ...]")], named) for x in v)
     if typ == "bool":
         return isinstance(v, bool)
     if typ == "int":

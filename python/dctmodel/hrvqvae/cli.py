@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 import jax
@@ -76,7 +77,8 @@ def main(argv=None, prog: str = "python -m dctmodel.hrvqvae") -> int:
         check_config(cfg)
         if resuming:
             check_resume_config(ckpt.config_path(a.workdir), dataclasses.asdict(cfg), may_change_on_resume)
-    except ValueError as e:
+        os.makedirs(a.workdir, exist_ok=True)
+    except (ValueError, OSError) as e:
         p.error(str(e))
     v = cfg.model
     print(f"{v.model}: layers={v.layers} m={v.m} update={v.update} "
