@@ -57,7 +57,7 @@ def check_types(cfg, skip: Iterable[str] = (), named: Optional[Dict[str, TypeChe
     for sec in sections(cfg):
         for f in dataclasses.fields(getattr(cfg, sec)):
             v = getattr(getattr(cfg, sec), f.name)
-            if f"{sec}.{f.name}" not in skip and not has_type(v, f.type, named):
+            if f"{sec}.{f.name}" not in skip and not has_type(v, str(f.type), named):
                 raise ValueError(f"{sec}.{f.name} must be {f.type}, got {v!r}")
 
 

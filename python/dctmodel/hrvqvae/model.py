@@ -91,18 +91,20 @@ class VQModel(nnx.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg, rngs)
         self.decoder = Decoder(cfg, rngs)
-        q = dict(update=cfg.update, decay=cfg.decay, eps=cfg.eps, restart_after=cfg.restart_after,
-                 restart=cfg.restart, rngs=rngs)
         d = cfg.dim
+
+        def quantizer(layers: int, m: int) -> TreeQuantizer:
+            return TreeQuantizer(layers, m, d, update=cfg.update, decay=cfg.decay, eps=cfg.eps,
+                                 restart_after=cfg.restart_after, restart=cfg.restart, rngs=rngs)
+
         if cfg.model == "hrvqvae":
-            self.quant = nnx.List([TreeQuantizer(cfg.layers, cfg.m, d, **q)])
+            self.quant = nnx.List([quantizer(cfg.layers, cfg.m)])
         elif cfg.model == "vqvae":
-            self.quant = nnx.List([TreeQuantizer(1, cfg.flat_size, d, **q)])
+            self.quant = nnx.List([quantizer(1, cfg.flat_size)])
         else:
             # VQ-VAE-2: a top code at half resolution, decoded back up, conditions
             # the bottom code; the decoder sees both (Razavi et al. 2019, fig. 2a).
-            self.quant = nnx.List([TreeQuantizer(1, cfg.flat_size, d, **q),
-                                   TreeQuantizer(1, cfg.flat_size, d, **q)])
+            self.quant = nnx.List([quantizer(1, cfg.flat_size), quantizer(1, cfg.flat_size)])
             self.to_top = nnx.Conv(d, d, (4, 4), strides=2, rngs=rngs)
             self.top_up = nnx.ConvTranspose(d, d, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
             self.to_bottom = nnx.Conv(2 * d, d, (1, 1), rngs=rngs)
@@ -166,7 +168,8 @@ class VQModel(nnx.Module):
     def update_stats(self, aux: dict, key) -> jnp.ndarray:
         """EMA / usage / restart for every quantiser; int32 (total restarted,)."""
         keys = jax.random.split(key, len(self.quant))
-        return sum(jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys))
+        return sum((jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys)),
+                   jnp.zeros((), jnp.int32))
 
     def leaves(self, codes) -> np.ndarray:
         """Codes of ``hrvqvae``/``vqvae`` -> combined code int32 (B, h, w) in [0, m**n)."""

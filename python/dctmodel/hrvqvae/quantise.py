@@ -35,7 +35,9 @@ sg = jax.lax.stop_gradient
 class TreeCodes(NamedTuple):
     """Result of ``tree_quantize`` for N vectors of D channels and n layers."""
 
-    index: jnp.ndarray      # int32 (N, n): word picked within the selected codebook, in [0, m)
+    # int32 (N, n): word picked within the selected codebook, in [0, m).  The name hides
+    # tuple.index, which nothing calls on these.
+    index: jnp.ndarray      # type: ignore[assignment]
     leaf: jnp.ndarray       # int32 (N,): the combined code, sum_l index[:, l] * m**(n-1-l)
     words: jnp.ndarray      # float32 (n, N, D): e^l, the word picked at each layer
     residuals: jnp.ndarray  # float32 (n, N, D): xi^{l-1}, what layer l quantised (xi^0 = z)
@@ -94,7 +96,7 @@ def tree_lookup(index: jnp.ndarray, codebooks: Sequence[jnp.ndarray]) -> jnp.nda
     """Per-layer indices int (..., n) -> e_C float32 (..., D), the sum of eq. 4."""
     m = codebooks[0].shape[1]
     parent = jnp.zeros(index.shape[:-1], jnp.int32)
-    total = 0.0
+    total = jnp.zeros((), codebooks[0].dtype)
     for l, cb in enumerate(codebooks):
         k = index[..., l].astype(jnp.int32)
         total = total + cb[parent, k]
@@ -110,7 +112,7 @@ def combined_codebook(codebooks: Sequence[jnp.ndarray]) -> jnp.ndarray:
     """
     n = len(codebooks)
     m, d = codebooks[0].shape[1:]
-    total = 0.0
+    total = jnp.zeros((), codebooks[0].dtype)
     for l, cb in enumerate(codebooks):
         total = total + jnp.repeat(cb.reshape(m ** (l + 1), d), m ** (n - 1 - l), axis=0)
     return total

@@ -70,6 +70,7 @@ def evaluate(model: VQModel, images: np.ndarray, batch_size: int = 64) -> dict:
         errs.append(np.asarray(e))
         codes.append(jax.tree.map(np.asarray, c))
     mse = float(np.concatenate(errs).mean())
+    all_codes: np.ndarray | tuple[np.ndarray, ...]  # vqvae2: (top, bottom)
     if isinstance(codes[0], tuple):
         all_codes = tuple(np.concatenate([c[j] for c in codes]) for j in range(len(codes[0])))
     else:
