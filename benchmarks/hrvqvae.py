@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from dctmodel import hrvqvae as H
-from dctmodel import hrvqvae_train as T
+from dctmodel.hrvqvae.train import train
 
 OUT = os.path.join(os.path.dirname(__file__), "results")
 
@@ -89,15 +89,16 @@ def dct_points(images: np.ndarray, qualities) -> list[dict]:
     return rows
 
 
-def train_point(name: str, vq: H.VQConfig, base: T.TrainConfig, train_x, test_x) -> dict:
-    cfg = dataclasses.replace(base, vq=vq)
+def train_point(name: str, vq: H.VQConfig, base: H.Config, train_x, test_x) -> dict:
+    cfg = dataclasses.replace(base, model=vq)
     t = time.perf_counter()
-    _, res = T.train(cfg, None, verbose=False, train_images=train_x, test_images=test_x)
+    _, res = train(cfg, None, verbose=False, train_images=train_x, test_images=test_x)
+    size = base.data.image_size
     row = dict(method=name, layers=vq.layers, m=vq.m, leaves=vq.flat_size, update=vq.update,
-               bits_per_image=vq.bits_per_image(base.image_size, base.image_size), mse=res["mse"], psnr=res["psnr"],
+               bits_per_image=vq.bits_per_image(size, size), mse=res["mse"], psnr=res["psnr"],
                used=[u["used"] for u in res["usage"]], words=[u["words"] for u in res["usage"]],
                dead=[u["dead"] for u in res["usage"]], perplexity=[u["perplexity"] for u in res["usage"]],
-               train_s=time.perf_counter() - t, steps=cfg.steps)
+               train_s=time.perf_counter() - t, steps=cfg.train.steps)
     print(f"  {name:8s} n={vq.layers} m={vq.m:4d} leaves={vq.flat_size:5d} bits/img={row['bits_per_image']:6.0f}"
           f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB  used/words per layer="
           f"{'/'.join(f'{a}/{b}' for a, b in zip(row['used'], row['words'], strict=True))}"
@@ -152,20 +153,22 @@ def main(argv=None) -> int:
     quick = a.quick
     size = 32
     steps = 150 if quick else 600
-    base = T.TrainConfig(image_size=size, train_images=512 if quick else 2048, test_images=64 if quick else 256,
-                         batch_size=32, steps=steps, log_every=10 ** 9, eval_every=10 ** 9, ckpt_every=10 ** 9)
+    base = H.Config(data=H.DataConfig(image_size=size, num_train=512 if quick else 2048,
+                                      num_eval=64 if quick else 256),
+                    train=H.TrainConfig(batch_size=32, steps=steps, log_every=10 ** 9, eval_every=0,
+                                        checkpoint_every=0))
     shapes = [(2, 8), (3, 8), (4, 8), (2, 16), (3, 16)] + ([] if quick else [(2, 64), (3, 32)])
-    settings = dict(quick=quick, image_size=size, steps=steps, train_images=base.train_images,
-                    test_images=base.test_images, batch_size=base.batch_size, search_vectors=4096, dim=base.vq.dim,
-                    channels=base.vq.channels, device=str(jax.devices()[0]), machine=platform.machine(),
-                    cpus=os.cpu_count())
+    settings = dict(quick=quick, image_size=size, steps=steps, train_images=base.data.num_train,
+                    test_images=base.data.num_eval, batch_size=base.train.batch_size, search_vectors=4096,
+                    dim=base.model.dim, channels=base.model.channels, device=str(jax.devices()[0]),
+                    machine=platform.machine(), cpus=os.cpu_count())
     print(f"settings: {settings}")
     res = dict(settings=settings)
 
     print("1. search cost: quantise 4096 vectors of D=16 (median ms)")
     res["search"] = search_cost(shapes, 4096, 16, repeats=10 if quick else 30)
 
-    train_x, test_x = T.load_images(base, "train"), T.load_images(base, "test")
+    train_x, test_x = H.load_images(base.data, "train"), H.load_images(base.data, "eval")
     print(f"2. rate-distortion on {len(test_x)} test scenes at {size}px ({steps} training steps, latent 8x8)")
     rd = []
     rd_models = [("hrvqvae", H.VQConfig(model="hrvqvae", layers=2, m=8)),
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
     ms = [4, 8, 16] if quick else [4, 8, 16, 32, 64]
     csteps = 100 if quick else 600
     print(f"3. codebook collapse: n=2, m in {ms}, {csteps} steps, no restarts after the data init")
-    cbase = dataclasses.replace(base, steps=csteps)
+    cbase = H.override(base, **{"train.steps": csteps})
     res["collapse"] = []
     for m in ms:
         for name in ("hrvqvae", "vqvae"):

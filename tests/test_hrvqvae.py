@@ -6,20 +6,21 @@ code under test.  Model tests use 16x16 images and a few dozen steps.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
-from dctmodel import hrvqvae as H
-from dctmodel import hrvqvae_prior as P
-from dctmodel import hrvqvae_train as T
+pytest.importorskip("jax")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from flax import nnx  # noqa: E402
+
+from dctmodel import hrvqvae as H  # noqa: E402
+from dctmodel.hrvqvae import cli, config as C, data as D, prior as P, train as T  # noqa: E402
 
 
 def _books(rng, n, m, d):
@@ -192,13 +193,14 @@ def test_code_usage_hand_count():
 
 def _tiny(model="hrvqvae", **kw):
     vq = H.VQConfig(model=model, layers=2, m=4, dim=8, channels=16, res_blocks=1, **kw)
-    return T.TrainConfig(vq=vq, image_size=16, train_images=64, test_images=16, batch_size=16, steps=60, lr=3e-3,
-                         log_every=20, eval_every=60, ckpt_every=30)
+    return C.Config(data=C.DataConfig(image_size=16, num_train=64, num_eval=16), model=vq,
+                    train=C.TrainConfig(batch_size=16, steps=60, learning_rate=3e-3, log_every=20, eval_every=60,
+                                        checkpoint_every=30))
 
 
 @pytest.fixture(scope="module")
 def scenes16():
-    return T.scene_images(64, 16, 7), T.scene_images(16, 16, 8)
+    return D.scene_images(64, 16, 7), D.scene_images(16, 16, 8)
 
 
 @pytest.fixture(scope="module")
@@ -223,7 +225,7 @@ def test_training_reduces_reconstruction_error(trained):
 def test_checkpoint_resumes(trained, scenes16):
     cfg, work, model, _, res = trained
     m2, o2 = T.make_model(cfg)
-    assert T.load_checkpoint(f"{work}/ckpt.npz", m2, o2) == 60
+    assert T.load_checkpoint(work, m2, o2) == 60
     for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(m2))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert T.evaluate(m2, scenes16[1])["mse"] == pytest.approx(res["mse"])
@@ -246,10 +248,10 @@ def test_resume_after_a_stop_or_a_kill_ends_where_the_whole_run_does(trained, sc
     with open(f"{work}/log.jsonl", "a") as f:
         f.write(json.dumps({"step": 40, "loss": -1.0}) + "\n" + '{"step": 4')
     saved = open(f"{work}/config.json").read()
-    with pytest.raises(ValueError, match=r"vq\.m differ"):
-        T.train(dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, m=8)), work, **kw)
+    with pytest.raises(ValueError, match=r"model\.m differ"):
+        T.train(C.override(cfg, **{"model.m": 8}), work, **kw)
     assert open(f"{work}/config.json").read() == saved  # refused before it was rewritten
-    resumed, _ = T.train(dataclasses.replace(cfg, log_every=10), work, **kw)  # reporting may change
+    resumed, _ = T.train(C.override(cfg, **{"train.log_every": 10}), work, **kw)  # reporting may change
     _same_state(resumed, model)
     lines = [json.loads(s) for s in open(f"{work}/log.jsonl")]
     assert [r["step"] for r in lines if "loss" in r] == [20, 25, 30, 40, 50, 60]
@@ -272,7 +274,7 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_aborts(trained, scenes16, t
     work = str(tmp_path / "ctrl_c")
     T.train(cfg, work, **kw)
     m2, o2 = T.make_model(cfg)
-    assert T.load_checkpoint(f"{work}/ckpt.npz", m2, o2) == 10
+    assert T.load_checkpoint(work, m2, o2) == 10
     monkeypatch.setattr(T, "train_step", step_fn)
     resumed, _ = T.train(cfg, work, **kw)
     _same_state(resumed, model)
@@ -282,35 +284,36 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_aborts(trained, scenes16, t
     work = str(tmp_path / "twice")
     with pytest.raises(KeyboardInterrupt):
         T.train(cfg, work, **kw)
-    assert not os.path.exists(f"{work}/ckpt.npz")
+    assert T.saved_steps(work) == []
     assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_bad_settings_are_refused_naming_them(tmp_path, capsys):
     import skimage.data
 
-    for preset in T.PRESETS.values():
-        T.check_config(preset)
+    for preset in C.PRESETS.values():
+        C.check_config(preset)
     cfg = _tiny()
-    vq = lambda **kw: dataclasses.replace(cfg, vq=dataclasses.replace(cfg.vq, **kw))  # noqa: E731
+    vq = lambda **kw: C.override(cfg, **{f"model.{k}": v for k, v in kw.items()})  # noqa: E731
     for bad, said in [
         (vq(layers=0), "layers must be >= 1"),
         (vq(m=1), "m must be >= 2"),
         (vq(update="adam"), "update must be 'ema' or 'grad'"),
         (vq(decay=1.0), r"decay must be in \(0, 1\)"),
-        (dataclasses.replace(cfg, image_size=18), "must be a multiple of 4"),
-        (dataclasses.replace(vq(model="vqvae2"), image_size=20), "must be a multiple of 8"),
-        (dataclasses.replace(cfg, steps=0), "steps must be >= 1"),
-        (dataclasses.replace(cfg, lr=0.0), "lr must be > 0"),
-        (dataclasses.replace(cfg, data="patches", image_size=T.PATCH_MAX + 4), "with data='patches'"),
+        (C.override(cfg, **{"data.image_size": 18}), "must be a multiple of 4"),
+        (C.override(vq(model="vqvae2"), **{"data.image_size": 20}), "must be a multiple of 8"),
+        (C.override(cfg, **{"train.steps": 0}), "steps must be >= 1"),
+        (C.override(cfg, **{"train.learning_rate": 0.0}), "learning_rate must be > 0"),
+        (C.override(cfg, **{"data.source": "patches", "data.image_size": D.PATCH_MAX + 4}),
+         "with data.source='patches'"),
     ]:
         with pytest.raises(ValueError, match=said):
             T.train(bad, str(tmp_path / "never"), verbose=False)
     assert not (tmp_path / "never").exists()
     # The largest allowed patch fits every bundled photo, and one pixel more would not.
-    assert T.PATCH_MAX == min(min(getattr(skimage.data, k)().shape[:2]) for k in T.PATCH_PHOTOS)
+    assert D.PATCH_MAX == min(min(getattr(skimage.data, k)().shape[:2]) for k in D.PATCH_PHOTOS)
     with pytest.raises(SystemExit) as e:
-        T.main(["--workdir", str(tmp_path / "cli"), "--layers", "0"])
+        cli.main(["--workdir", str(tmp_path / "cli"), "--layers", "0"])
     assert e.value.code == 2 and "layers must be >= 1, got 0" in capsys.readouterr().err
 
 
@@ -325,19 +328,19 @@ def test_prior_fit_continues_from_a_checkpoint_and_after_ctrl_c(trained, scenes1
     part = P.PixelCNN(pc, rngs=nnx.Rngs(0))
     opt = P.prior_optimizer(part)
     assert len(P.fit_prior(part, leaves, steps=12, batch_size=16, opt=opt, on_step=lambda d: d == 5)) == 5
-    T.save_checkpoint(str(tmp_path / "p.npz"), part, opt, 5, cfg)
+    T.save_checkpoint(str(tmp_path / "p"), 5, part, opt)
     cont = P.PixelCNN(pc, rngs=nnx.Rngs(1))  # other initial weights: all must come from the checkpoint
     opt = P.prior_optimizer(cont)
-    start = T.load_checkpoint(str(tmp_path / "p.npz"), cont, opt)
+    start = T.load_checkpoint(str(tmp_path / "p"), cont, opt)
     assert start == 5
     P.fit_prior(cont, leaves, steps=12, batch_size=16, opt=opt, start=start)
     _same_state(cont, whole)
 
-    # Through train(): Ctrl-C in the prior's third step leaves prior.npz at step 3 and no samples;
+    # Through train(): Ctrl-C in the prior's third step leaves its checkpoint at step 3 and no samples;
     # the same call again finishes the prior from there and writes them.
     run = tmp_path / "run"
     shutil.copytree(work, run)  # the VQ model is trained already: train() goes straight to the prior
-    with_prior = dataclasses.replace(cfg, prior_steps=6)
+    with_prior = C.override(cfg, **{"train.prior_steps": 6})
     kw = dict(verbose=False, train_images=scenes16[0], test_images=scenes16[1])
     real = P.fit_prior
 
@@ -353,11 +356,11 @@ def test_prior_fit_continues_from_a_checkpoint_and_after_ctrl_c(trained, scenes1
         T.train(with_prior, str(run), **kw)
     assert not (run / "samples.png").exists()
     probe = P.PixelCNN(P.PriorConfig(vocab=model.vocab), rngs=nnx.Rngs(0))
-    assert T.load_checkpoint(str(run / "prior.npz"), probe, P.prior_optimizer(probe)) == 3
+    assert T.load_checkpoint(str(run / "prior"), probe, P.prior_optimizer(probe)) == 3
     monkeypatch.setattr(P, "fit_prior", real)
     _, res = T.train(with_prior, str(run), **kw)
-    assert res["step"] == cfg.steps and (run / "samples.png").is_file()
-    assert T.load_checkpoint(str(run / "prior.npz"), probe, P.prior_optimizer(probe)) == 6
+    assert res["step"] == cfg.train.steps and (run / "samples.png").is_file()
+    assert T.load_checkpoint(str(run / "prior"), probe, P.prior_optimizer(probe)) == 6
 
 
 def test_codes_round_trip_through_encode_decode(trained, scenes16):
@@ -388,12 +391,12 @@ def test_baselines_shapes_and_bits(name, update, scenes16):
     codes = model.encode(x)
     if name == "vqvae":
         assert codes.shape == (8, 4, 4, 1) and int(codes.max()) < 16
-        assert cfg.vq.bits_per_image(16, 16) == 16 * 4           # log2(4**2) bits at 4x4 positions
+        assert cfg.model.bits_per_image(16, 16) == 16 * 4           # log2(4**2) bits at 4x4 positions
     else:
         assert codes[0].shape == (8, 2, 2, 1) and codes[1].shape == (8, 4, 4, 1)
-        assert cfg.vq.bits_per_image(16, 16) == 16 * 4 + 4 * 4
+        assert cfg.model.bits_per_image(16, 16) == 16 * 4 + 4 * 4
     np.testing.assert_allclose(np.asarray(model.decode(codes)), np.asarray(model(x)[0]), atol=1e-5)
-    assert _tiny().vq.bits_per_image(16, 16) == 16 * 2 * 2   # HR-VQVAE: n*log2(m) per position
+    assert _tiny().model.bits_per_image(16, 16) == 16 * 2 * 2   # HR-VQVAE: n*log2(m) per position
 
 
 # --------------------------------------------------------------------------- prior

@@ -16,6 +16,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from .config_base import check_types, from_dict, has_type, requirement
+from .config_base import override as override  # re-exported: dctmodel.config.override is public
+
 LayerSpec = Tuple[Tuple[int, int], ...]
 
 
@@ -142,51 +145,14 @@ class Config:
         return max(1, int(self.train.total_tokens // (self.train.batch_size * self.model.chunk_size)))
 
 
-def override(cfg: Config, **kw) -> Config:
-    """``override(cfg, **{"model.d_model": 32, "train.batch_size": 4})``.
-
-    Unknown names raise ValueError listing the section's fields; values are
-    checked by :func:`check_config` (which ``train`` runs), not here, so that a
-    chain of overrides may pass through a combination that is not valid alone.
-    """
-    parts = {"data": {}, "model": {}, "train": {}, "": {}}
-    sections = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "": Config}
-    for k, v in kw.items():
-        head, _, tail = k.partition(".")
-        if not tail:
-            head, tail = "", head
-        names = {f.name for f in dataclasses.fields(sections.get(head, Config))} - {"data", "model", "train"}
-        if head not in sections:
-            raise ValueError(f"unknown config section {head!r} in {k!r}; sections: data, model, train")
-        if tail not in names:
-            where = f"section {head!r}" if head else "the top level"
-            raise ValueError(f"unknown config field {k!r}; {where} has {', '.join(sorted(names))}")
-        parts[head][tail] = v
-    return dataclasses.replace(
-        cfg,
-        data=dataclasses.replace(cfg.data, **parts["data"]),
-        model=dataclasses.replace(cfg.model, **parts["model"]),
-        train=dataclasses.replace(cfg.train, **parts["train"]),
-        **parts[""],
-    )
-
-
 def check_config(cfg: Config) -> None:
     """Raise ValueError naming the first field of ``cfg`` with a wrong type or
     a value out of range (such values otherwise fail deep inside a jitted
     step, or train something else than asked)."""
-    for sec in ("data", "model", "train"):
-        for f in dataclasses.fields(getattr(cfg, sec)):
-            v = getattr(getattr(cfg, sec), f.name)
-            if not (sec, f.name) == ("data", "order") and not _has_type(v, f.type):
-                raise ValueError(f"{sec}.{f.name} must be {f.type}, got {v!r}")
+    check_types(cfg, skip=("data.order",), named={"LayerSpec": _is_layer_spec})
     d, m, t = cfg.data, cfg.model, cfg.train
 
-    def need(ok, field, rule):
-        if not ok:
-            sec, _, name = field.partition(".")
-            raise ValueError(f"{field} must be {rule}, got {getattr(getattr(cfg, sec), name)!r}")
-
+    need = requirement(cfg)
     need(d.source in ("scenes", "folder", "dataset"), "data.source", "'scenes', 'folder' or 'dataset'")
     need(d.image_size >= 1, "data.image_size", ">= 1")
     need(2 <= d.block_size <= 64, "data.block_size", "in 2..64 (the codec's range)")
@@ -198,7 +164,7 @@ def check_config(cfg: Config) -> None:
     need(d.max_objects >= 1, "data.max_objects", ">= 1")
     n = d.planes * d.block_size ** 2
     need(d.order in ("frequency", "luma_first") if isinstance(d.order, str) else
-         isinstance(d.order, (tuple, list)) and all(_has_type(c, "int") for c in d.order)
+         isinstance(d.order, (tuple, list)) and all(has_type(c, "int") for c in d.order)
          and sorted(d.order) == list(range(n)),
          "data.order", f"'frequency', 'luma_first' or a permutation of the {n} channel ids")
     need(m.d_model >= 1, "model.d_model", ">= 1")
@@ -241,21 +207,9 @@ def check_config(cfg: Config) -> None:
     need(t.prefetch >= 1, "train.prefetch", ">= 1")
 
 
-def _has_type(v, typ: str) -> bool:
-    if typ.startswith("Optional["):
-        return v is None or _has_type(v, typ[len("Optional["):-1])
-    if typ == "bool":
-        return isinstance(v, bool)
-    if typ == "int":
-        return isinstance(v, int) and not isinstance(v, bool)
-    if typ == "float":
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-    if typ == "str":
-        return isinstance(v, str)
-    if typ == "LayerSpec":
-        return isinstance(v, tuple) and all(
-            isinstance(b, tuple) and len(b) == 2 and all(_has_type(x, "int") and x >= 0 for x in b) for b in v)
-    raise AssertionError(f"no check for field type {typ}")  # a new field type: teach this function
+def _is_layer_spec(v) -> bool:
+    return isinstance(v, tuple) and all(
+        isinstance(b, tuple) and len(b) == 2 and all(has_type(x, "int") and x >= 0 for x in b) for b in v)
 
 
 # --------------------------------------------------------------------------
@@ -369,9 +323,4 @@ def get_config(name: str) -> Config:
 
 def config_from_dict(d: dict) -> Config:
     """Inverse of ``dataclasses.asdict(cfg)`` (e.g. a workdir's config.json)."""
-    def tup(v):
-        return tuple(tup(x) for x in v) if isinstance(v, (list, tuple)) else v
-    model = {k: tup(v) if k.endswith("_spec") else v for k, v in d["model"].items()}
-    data = {k: tup(v) if k == "order" and isinstance(v, list) else v for k, v in d["data"].items()}
-    top = {k: v for k, v in d.items() if k not in ("data", "model", "train")}
-    return Config(data=DataConfig(**data), model=ModelConfig(**model), train=TrainConfig(**d["train"]), **top)
+    return from_dict(Config, d)

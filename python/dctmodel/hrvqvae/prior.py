@@ -26,7 +26,7 @@ import optax
 from flax import nnx
 
 
-@dataclass
+@dataclass(frozen=True)
 class PriorConfig:
     vocab: int                 # m**n (or K for the flat VQ-VAE)
     embed: int = 32
