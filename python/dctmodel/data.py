@@ -214,7 +214,9 @@ def _stack(examples: list[dict]) -> dict:
 def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: Optional[int] = None) -> dict:
     """The training batch of ``step``: deterministic in ``(seed, step)``.
 
-    Images are drawn uniformly, kept with :func:`length_keep_prob`, and one
+    Images are drawn uniformly, kept with :func:`length_keep_prob` under the
+    configured chunk policy (so each chunk index is drawn at a rate that does
+    not depend on the sequence's length up to ``length_filter_lmax``), and one
     chunk per kept image is drawn with :func:`chunk_probs`.
     """
     t = cfg.train
@@ -224,11 +226,12 @@ def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: 
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]
         L = toks.shape[0]
-        if rng.random() >= length_keep_prob(L, t.length_filter_lmax):
-            continue
         # train.target="chroma": chunks tile the colour part only (the luma is all in the input).
         base = target_start(toks, t.target, cfg.data.block_size)
-        p = chunk_probs(L - base, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        if rng.random() >= length_keep_prob(L - base, t.length_filter_lmax, *policy):
+            continue
+        p = chunk_probs(L - base, *policy)
         k = int(rng.choice(p.size, p=p))
         out.append(_example(cfg, source, i, base + k * cfg.model.chunk_size))
     return _stack(out)
