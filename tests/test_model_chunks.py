@@ -129,7 +129,7 @@ def test_sampler_keep_rate_and_chunk_frequencies():
     seq_of = b["subpixels"].astype(int) - 1000
     ok = seq_of >= 0
     assert ok.all()
-    keep = np.array([min(L / 200, 1) for L in lengths])
+    keep = np.array([length_keep_prob(L, 200, 16, "power") for L in lengths])
     expect = keep / keep.sum()
     freq = np.bincount(seq_of[ok], minlength=4) / ok.sum()
     # 6000 draws: standard error of each frequency < 0.007.
@@ -139,6 +139,33 @@ def test_sampler_keep_rate_and_chunk_frequencies():
     p = chunk_probs(400, 16)
     f = np.bincount(ci, minlength=p.size) / ci.size
     np.testing.assert_allclose(f[:3], p[:3], atol=0.04)
+
+
+def test_length_keep_prob_follows_the_policy_weights():
+    # W(L) = total weight of the chunks: 1 + 1/8 + 0.1 * (n - 2) under l^-3, n under uniform.
+    W = lambda n: 1 + 0.125 + 0.1 * (n - 2)  # noqa: E731
+    assert length_keep_prob(40, 200, 16, "power") == pytest.approx(W(3) / W(13))
+    assert length_keep_prob(40, 200, 16, "uniform") == pytest.approx(3 / 13)
+    assert length_keep_prob(500, 200, 16, "power") == 1.0
+
+
+@pytest.mark.parametrize("policy", ["power", "uniform"])
+def test_chunk_index_rate_does_not_depend_on_length(policy):
+    """With the length filter on, each chunk index is drawn as often from a short sequence as
+    from a long one (per sequence in the source), whatever the chunk policy: the bias the
+    filter exists to remove.  Before the filter took the policy into account, chunk 0 of a
+    2-chunk sequence was drawn 4.6x less often than that of a 40-chunk one under l^-3."""
+    C, lmax = 16, 640
+    cfg = override(get_config("micro"), **{"train.length_filter_lmax": lmax, "model.chunk_size": C,
+                                            "model.overlap": 4, "train.chunk_policy": policy})
+    lengths = [2 * C, 10 * C, 40 * C]
+    src = LengthSource(cfg.data, lengths)
+    b = sample_batch(cfg, src, seed=5, step=0, batch_size=20000)
+    seq_of = b["subpixels"].astype(int) - 1000
+    for k in (0, 1):
+        rates = np.array([np.mean((seq_of == s) & (b["chunk_index"] == k)) for s in range(3)])
+        # Equal rates up to sampling noise (each rate is >= 0.04 of 20000 draws: s.e. < 0.0015).
+        np.testing.assert_allclose(rates, rates.mean(), atol=0.008, err_msg=f"chunk {k}: {rates}")
 
 
 def test_sampler_is_deterministic_per_step():

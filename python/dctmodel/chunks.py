@@ -26,43 +26,54 @@ def num_chunks(length: int, chunk: int) -> int:
     return -(-int(length) // int(chunk))
 
 
-def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0,
-                pmin: float = 0.1) -> np.ndarray:
-    """Selection probabilities of the chunks of a sequence, float64 ``(num_chunks,)``.
+def chunk_weights(length: int, chunk: int, policy: str = "power", power: float = 3.0,
+                  pmin: float = 0.1) -> np.ndarray:
+    """Unnormalised selection weights of the chunks of a sequence, float64 ``(num_chunks,)``.
 
-    ``policy="power"`` (appendix C): weight ``max(l ** -power, pmin)`` then
-    normalised, where ``l = 1, 2, ...`` is the chunk's 1-based index (its start
-    position in units of ``C``, plus one).  The paper says "the chunk beginning
-    at position l", which cannot be literal: position 0 has no finite ``l^-3``
-    and in token units every chunk after the first would sit at the floor.
-    With the default ``pmin = 0.1`` the weights are ``1, 1/8, 0.1, 0.1, ...``.
-    ``policy="uniform"``: every chunk equally likely.
+    ``policy="power"`` (appendix C): ``max(l ** -power, pmin)`` where
+    ``l = 1, 2, ...`` is the chunk's 1-based index (its start position in units
+    of ``C``, plus one).  The paper says "the chunk beginning at position l",
+    which cannot be literal: position 0 has no finite ``l^-3`` and in token
+    units every chunk after the first would sit at the floor.  With the default
+    ``pmin = 0.1`` the weights are ``1, 1/8, 0.1, 0.1, ...``.
+    ``policy="uniform"``: every chunk weighs 1.
     """
     n = num_chunks(length, chunk)
     if policy == "uniform":
-        return np.full(n, 1.0 / n)
+        return np.ones(n)
     if policy != "power":
         raise ValueError(f"unknown chunk policy {policy!r}")
     l = np.arange(1, n + 1, dtype=np.float64)
-    w = np.maximum(l ** -float(power), float(pmin))
+    return np.maximum(l ** -float(power), float(pmin))
+
+
+def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0,
+                pmin: float = 0.1) -> np.ndarray:
+    """Selection probabilities of the chunks of a sequence: :func:`chunk_weights` normalised."""
+    w = chunk_weights(length, chunk, policy, power, pmin)
     return w / w.sum()
 
 
-def length_keep_prob(length: int, lmax: Optional[int]) -> float:
-    """Probability of keeping a sequence of ``length`` tokens: ``min(L / Lmax, 1)``.
+def length_keep_prob(length: int, lmax: Optional[int], chunk: int = 1, policy: str = "uniform",
+                     power: float = 3.0, pmin: float = 0.1) -> float:
+    """Probability of keeping a sequence of ``length`` tokens for training (appendix C's filter).
 
     Appendix C's equation 11 prints ``p_filter = maximum(L / Lmax, 1)``, which
     is at least 1 for every ``L`` and so filters nothing (or everything); the
-    text says sequences are filtered "with a probability that is inversely
-    proportional to the sequence length".  The reading that removes the bias
-    is *keep* with ``min(L / Lmax, 1)``: under uniform chunk selection a kept
-    sequence contributes each chunk with probability ``C / L``, so chunk ``k``
-    is then seen at a rate ``~ C / Lmax`` independent of ``L`` for every
-    ``L <= Lmax``.  ``lmax=None`` disables the filter.
+    text says the filter removes the bias toward long sequences.  A kept
+    sequence then contributes chunk ``k`` with probability ``w_k / W(L)``
+    (:func:`chunk_probs`), where ``W(L)`` is the total weight of its chunks, so
+    keeping it with ``W(L) / W(Lmax)`` (capped at 1) makes every chunk index's
+    rate ``w_k / W(Lmax)``, the same for every ``L <= Lmax``.  Under the
+    uniform policy ``W(L)`` is the chunk count, i.e. about ``L / Lmax``; under
+    the ``l^-3`` policy ``W`` grows slowly with ``L`` and short sequences are
+    kept far more often than ``L / Lmax`` would.  ``lmax=None`` disables the
+    filter.  The default ``chunk=1, policy="uniform"`` gives ``min(L / Lmax, 1)``.
     """
     if lmax is None:
         return 1.0
-    return min(float(length) / float(lmax), 1.0)
+    w = chunk_weights(length, chunk, policy, power, pmin).sum()
+    return min(float(w / chunk_weights(lmax, chunk, policy, power, pmin).sum()), 1.0)
 
 
 def build_chunk(tokens: np.ndarray, start: int, chunk: int, overlap: int, *, hb: int, wb: int,

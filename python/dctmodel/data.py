@@ -48,7 +48,13 @@ class Source:
         raise NotImplementedError
 
     def label(self, i: int) -> int:
+        """Class of image ``i`` (0 for an unlabelled source)."""
         return 0
+
+    @property
+    def num_labels(self) -> int:
+        """Number of classes the labels range over (1: unlabelled)."""
+        return 1
 
     def _encode(self, i: int):
         img = self.image(i)
@@ -89,7 +95,10 @@ class SceneSource(Source):
 class FolderSource(Source):
     """Images of a folder (recursively, sorted), resized to long side ``image_size``.
 
-    The last ``num_eval`` files (in sorted order) are the held-out split.
+    The last ``num_eval`` files (in sorted order) are the held-out split.  When
+    every image lies in a subfolder, the top-level subfolders are the classes
+    (labels in sorted name order, as torchvision's ``ImageFolder``); images
+    directly in the folder make it unlabelled.
     """
 
     def __init__(self, data: DataConfig, split: str = "train"):
@@ -103,9 +112,20 @@ class FolderSource(Source):
         if len(files) <= data.num_eval:
             raise ValueError(f"{data.folder}: {len(files)} images, need more than num_eval={data.num_eval}")
         self.files = files[:-data.num_eval] if split == "train" else files[-data.num_eval:]
+        from dctsparse.dataset import class_labels
+
+        self.classes, self.labels = class_labels([os.path.relpath(f, data.folder) for f in files])
+        self.labels = self.labels[:-data.num_eval] if split == "train" else self.labels[-data.num_eval:]
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def label(self, i: int) -> int:
+        return int(self.labels[int(i)])
+
+    @property
+    def num_labels(self) -> int:
+        return max(1, len(self.classes))
 
     def image(self, i: int) -> np.ndarray:
         from PIL import Image
@@ -125,14 +145,28 @@ class FolderSource(Source):
 
 
 class ArraySource(Source):
-    """In-memory list of uint8 images (tests, notebooks)."""
+    """In-memory list of uint8 images (tests, notebooks), with optional int class labels."""
 
-    def __init__(self, data: DataConfig, images, split: str = "train"):
+    def __init__(self, data: DataConfig, images, labels=None, split: str = "train"):
         super().__init__(data, split)
+        if isinstance(labels, str):  # the old third positional argument was the split
+            raise TypeError("ArraySource(data, images, labels=None, split='train'): pass split by keyword")
         self.images = list(images)
+        self.labels = np.zeros(len(self.images), np.int64) if labels is None else np.asarray(labels)
+        if self.labels.shape != (len(self.images),) or not np.issubdtype(self.labels.dtype, np.integer) \
+                or (self.labels < 0).any():
+            raise ValueError(f"labels must be {len(self.images)} non-negative integers, one per image, "
+                             f"got {self.labels.dtype} {self.labels.shape}")
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def label(self, i: int) -> int:
+        return int(self.labels[int(i)])
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.labels.max(initial=0)) + 1
 
     def image(self, i: int) -> np.ndarray:
         return self.images[int(i)]
@@ -173,6 +207,13 @@ class DatasetSource(Source):
     def __len__(self) -> int:
         return len(self.index)
 
+    def label(self, i: int) -> int:
+        return int(self.ds.labels[int(self.index[int(i)])])
+
+    @property
+    def num_labels(self) -> int:
+        return max(1, len(self.ds.classes))
+
     def image(self, i: int) -> np.ndarray:
         import dctsparse
 
@@ -186,6 +227,14 @@ class DatasetSource(Source):
             raise ValueError(f"image {j} of {self.data.folder} ({h}x{w}) is larger than image_size="
                              f"{self.data.image_size}")
         return np.array(self.ds.tokens(j), np.int32), (hb, wb), h * w * self.data.planes
+
+
+def check_labels(cfg: Config, source: Source) -> None:
+    """A class-conditional model must cover every class of its source (an embedding lookup
+    past the table would be clamped silently under jit)."""
+    n, m = source.num_labels, cfg.model.num_classes
+    if m and n > m:
+        raise ValueError(f"the {source.split} source has {n} classes but model.num_classes={m}")
 
 
 def make_source(data: DataConfig, split: str = "train") -> Source:
@@ -214,7 +263,9 @@ def _stack(examples: list[dict]) -> dict:
 def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: Optional[int] = None) -> dict:
     """The training batch of ``step``: deterministic in ``(seed, step)``.
 
-    Images are drawn uniformly, kept with :func:`length_keep_prob`, and one
+    Images are drawn uniformly, kept with :func:`length_keep_prob` under the
+    configured chunk policy (so each chunk index is drawn at a rate that does
+    not depend on the sequence's length up to ``length_filter_lmax``), and one
     chunk per kept image is drawn with :func:`chunk_probs`.
     """
     t = cfg.train
@@ -224,11 +275,12 @@ def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: 
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]
         L = toks.shape[0]
-        if rng.random() >= length_keep_prob(L, t.length_filter_lmax):
-            continue
         # train.target="chroma": chunks tile the colour part only (the luma is all in the input).
         base = target_start(toks, t.target, cfg.data.block_size)
-        p = chunk_probs(L - base, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+        if rng.random() >= length_keep_prob(L - base, t.length_filter_lmax, *policy):
+            continue
+        p = chunk_probs(L - base, *policy)
         k = int(rng.choice(p.size, p=p))
         out.append(_example(cfg, source, i, base + k * cfg.model.chunk_size))
     return _stack(out)

@@ -14,6 +14,11 @@ Layout of OUT_DIR::
     shard-00000/sizes.npy    int32 (n, 2): (height, width) of image j after resizing
     shard-00000/meta.json    the source path of each image, images skipped and why
 
+When every image lies in a subfolder of SRC_DIR, the top-level subfolders are
+the classes: ``manifest["classes"]`` lists them (sorted) and ``ds.labels[i]``
+is image i's class index (as torchvision's ``ImageFolder``); otherwise there
+are no classes and every label is 0.
+
 Every ``.npy`` opens with ``np.load(..., mmap_mode="r")``. A shard is written
 to a hidden temporary directory, fsynced and renamed into place, so readers
 never see half a shard; an interrupted run resumes by skipping the shards
@@ -144,6 +149,17 @@ def list_images(src_dir: str | os.PathLike) -> list[str]:
         raise ValueError(f"source directory {str(root)!r} does not exist or is not a directory")
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def class_labels(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """Classes and int64 labels of relative image paths: the sorted top-level folder names,
+    or no classes (every label 0) unless every path lies in a folder."""
+    parts = [n.replace(os.sep, "/").split("/") for n in names]
+    if not parts or any(len(p) < 2 for p in parts):
+        return [], np.zeros(len(parts), np.int64)
+    classes = sorted({p[0] for p in parts})
+    ids = {c: k for k, c in enumerate(classes)}
+    return classes, np.array([ids[p[0]] for p in parts], np.int64)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -309,7 +325,7 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
         shards.append({"name": d.name, "images": len(meta["names"]), "tokens": int(offsets[-1]),
                        "skipped": len(meta["skipped"])})
         skipped_all += meta["skipped"]
-    manifest.update(shards=shards, images=sum(s["images"] for s in shards),
+    manifest.update(classes=class_labels(files)[0], shards=shards, images=sum(s["images"] for s in shards),
                     tokens=sum(s["tokens"] for s in shards), skipped=skipped_all, complete=True)
     _write_json(manifest_path, manifest)
     return manifest
@@ -321,7 +337,8 @@ class Dataset(Sequence):
     ``ds[i]`` builds (and validates) a SparseDCT; ``ds.tokens(i)`` is the
     raw int32 (N_i + 1, 3) view into the memory-mapped shard, for data
     loaders. ``ds.settings`` is the :class:`Settings`, ``ds.names[i]`` the
-    source path, ``ds.sizes`` int (len, 2) heights and widths.
+    source path, ``ds.sizes`` int (len, 2) heights and widths, ``ds.classes``
+    the class names and ``ds.labels`` int64 (len,) each image's class index.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -348,6 +365,13 @@ class Dataset(Sequence):
             starts.append(starts[-1] + len(self._offsets[-1]) - 1)
         self._starts = np.array(starts, np.int64)
         self.sizes = np.concatenate(sizes) if sizes else np.zeros((0, 2), np.int32)
+        classes, labels = class_labels(self.names)
+        # Labels index the classes of the whole source listing (the manifest's), so a class whose
+        # images were all skipped keeps its number.
+        self.classes: list[str] = list(self.manifest.get("classes", classes))
+        ids = {c: k for k, c in enumerate(self.classes)}
+        self.labels = (np.array([ids[n.split("/")[0]] for n in self.names], np.int64) if classes
+                       else labels)
 
     def __len__(self) -> int:
         return int(self._starts[-1])
