@@ -239,14 +239,14 @@ def main(argv: Optional[list] = None) -> None:
     args = ap.parse_args(argv)
     try:
         from .inception import network_path
-        from .sample import _workdir_of, load_params
+        from .checkpoint import load_params, resolve
 
         network_path()
         for name in ("num", "num_real", "batch_size", "bpd_images", "fit_images"):
             if getattr(args, name) < (2 if name in ("num", "num_real") else 1):
                 raise ValueError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
         cfg, params, step = load_params(args.workdir or args.checkpoint)
-        workdir = _workdir_of(args.workdir or args.checkpoint)
+        workdir = resolve(args.workdir or args.checkpoint)[0]
     except (ValueError, OSError, ImportError) as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     one = lambda v: v[0] if len(v) == 1 else list(v)  # noqa: E731

@@ -11,7 +11,7 @@ import sys
 import jax
 
 from ..config import check_config, get_config, override
-from ..data import make_source
+from ..data import check_labels, make_source
 from .loop import check_resume, train
 
 DESCRIPTION = "Training, evaluation and checkpointing of the DCTransformer."
@@ -52,6 +52,7 @@ def main(argv=None):
         cfg = override(get_config(args.config), **_parse_sets(args.set))
         check_config(cfg)
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
+        check_labels(cfg, source)
         if args.resume:
             check_resume(cfg, args.workdir)
         os.makedirs(args.workdir, exist_ok=True)

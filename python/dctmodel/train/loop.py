@@ -17,7 +17,7 @@ import jax
 
 from .. import checkpoint as ckpt
 from ..config import Config, check_config
-from ..data import Prefetcher, Source, make_source
+from ..data import Prefetcher, Source, check_labels, make_source
 from ..loop import JsonLog, check_resume_config, stop_on_sigint
 from .evaluation import evaluate
 from .optim import lr_schedule
@@ -59,6 +59,7 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Option
     fns = functions(cfg)
     source = source or make_source(cfg.data, "train")
     eval_source = eval_source or make_source(cfg.data, "eval")
+    check_labels(cfg, source)
 
     state = fns.shard_state(fns.init(cfg.train.seed), mesh)
     mngr = ckpt.open_manager(workdir, cfg.train.keep_checkpoints)
