@@ -130,3 +130,33 @@ def test_missing_extra_is_one_clear_error(monkeypatch):
     with pytest.raises(SystemExit) as e:
         evaluate.main(["--workdir", "/nonexistent"])
     assert e.value.code == 2
+
+
+@needs_inception
+def test_evaluate_end_to_end_is_resumable_and_caches_real_features(micro_run, tmp_path, monkeypatch):
+    """The CLI on a trained micro model: a JSON record with every metric; a rerun draws no new
+    samples and computes no new real features (both read back from disk)."""
+    import json
+    import os
+
+    from dctmodel import evaluate, inception
+
+    _, _, _, _, wd = micro_run
+    monkeypatch.setenv("DCTMODEL_CACHE", str(tmp_path / "cache"))
+    args = ["--workdir", wd, "--num", "4", "--num-real", "6", "--bpd-images", "2", "--fit-images", "4"]
+    evaluate.main(args)
+    step = max(int(f[5:-5]) for f in os.listdir(wd) if f.startswith("eval_") and f.endswith(".json")
+               and f[5:-5].isdigit())
+    rec = json.load(open(os.path.join(wd, f"eval_{step}.json")))
+    for part in ("samples", "codec"):
+        assert set(rec[part]) >= {"fid", "sfid", "precision", "recall", "kid"}
+        assert rec[part]["num_fake"] == 4 and rec[part]["num_real"] == 6
+    assert rec["bpd"]["images"] == 2 and rec["bpd"]["model"] > 0 and rec["bpd"]["count_baseline"] > 0
+    # A rerun: features of 4 samples only (the real and codec sets come from the cache), same numbers.
+    calls = []
+    real_features = inception.features
+    monkeypatch.setattr(inception, "features", lambda imgs, **kw: calls.append(len(imgs)) or real_features(imgs, **kw))
+    evaluate.main(args)
+    assert calls == [4]
+    again = json.load(open(os.path.join(wd, f"eval_{step}.json")))
+    assert again["samples"]["fid"] == pytest.approx(rec["samples"]["fid"], rel=1e-6)

@@ -3,7 +3,8 @@
     python -m dctmodel.evaluate --workdir runs/tiny                 # 256 samples against 500 held-out images
     python -m dctmodel.evaluate --workdir runs/tiny --num 1000 --num-real 2000 --temperature 0.9
 
-Writes ``WORKDIR/eval_STEP.json`` and a record in ``WORKDIR/log.jsonl``:
+Writes ``WORKDIR/eval_STEP.json`` (``eval_STEP_<settings hash>.json`` for other sampling
+settings or seeds) and a record in ``WORKDIR/log.jsonl``:
 
 * ``samples``: FID, sFID, precision/recall (k=3) and KID of ``--num`` samples
   against ``--num-real`` held-out images (:mod:`dctmodel.metrics`, features
@@ -182,7 +183,8 @@ def sample_images(cfg: Config, params, folder: str, *, num: int, batch_size: int
 def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int = 256, num_real: int = 500,
                      batch_size: int = 16, seed: int = 0, bpd_images: int = 64, fit_images: int = 2000,
                      temperature=1.0, top_k=0, top_p=1.0, progress: bool = True) -> dict:
-    """Evaluate a trained model; returns the record written to ``WORKDIR/eval_STEP.json``."""
+    """Evaluate a trained model; returns the record written to ``WORKDIR/eval_STEP.json``
+    (with a hash of the settings in the name when they are not the defaults)."""
     from .inception import network_path
 
     network_path()  # a missing extra is reported before anything is sampled
@@ -191,6 +193,9 @@ def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int =
     settings = dict(step=step, seed=seed, **sampling)
     tag = hashlib.sha256(json.dumps(dict(settings, batch_size=batch_size), sort_keys=True).encode()).hexdigest()[:10]
     folder = os.path.join(workdir, "eval_samples", f"{step}_{tag}")
+    default = (seed, temperature, top_k, top_p) == (0, 1.0, 0, 1.0)
+    # One file per (step, sampling settings): another temperature must not overwrite the default's.
+    path = os.path.join(workdir, f"eval_{step}.json" if default else f"eval_{step}_{tag}.json")
     imgs = sample_images(cfg, params, folder, num=num, batch_size=batch_size, seed=seed,
                          settings=settings, progress=progress, **sampling)
     from .inception import features
@@ -205,8 +210,8 @@ def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int =
         "bpd": compression_table(cfg, params, bpd_images, fit_images),
         "seconds": round(time.time() - t0, 1),
         "samples_folder": folder,
+        "path": path,
     }
-    path = os.path.join(workdir, f"eval_{step}.json")
     with open(path, "w") as f:
         json.dump(rec, f, indent=1)
     with open(os.path.join(workdir, "log.jsonl"), "a") as f:
