@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -260,7 +260,7 @@ def _stack(examples: list[dict]) -> dict:
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
-def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: Optional[int] = None) -> dict:
+def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: int | None = None) -> dict:
     """The training batch of ``step``: deterministic in ``(seed, step)``.
 
     Images are drawn uniformly, kept with :func:`length_keep_prob` under the
