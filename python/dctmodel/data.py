@@ -186,7 +186,7 @@ class DatasetSource(Source):
         import dctsparse
 
         super().__init__(data, split)
-        self.ds = dctsparse.Dataset(data.folder)
+        self.ds = dctsparse.Dataset(data.folder)  # type: ignore[arg-type]  # None: Dataset raises TypeError
         st = self.ds.settings
         order = st.order if isinstance(st.order, str) else tuple(st.order)
         want = dict(block_size=data.block_size, quality=data.quality, subsampling=data.subsampling,
@@ -270,7 +270,7 @@ def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: 
     """
     t = cfg.train
     rng = np.random.default_rng([int(seed), int(step), 0xDC7])
-    out = []
+    out: list[dict] = []
     while len(out) < (batch_size or t.batch_size):
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]

@@ -146,7 +146,7 @@ def compression_table(cfg: Config, params, num_images: int, fit_images: int) -> 
     model = evaluate(cfg, params, src, make_mesh(1), num_images=n)
     train_src = make_source(d, "train")
     count = CountModel.fit(cfg, (train_src.tokens(i)[0] for i in range(min(fit_images, len(train_src)))))
-    rows = {"count_baseline": [], "dcts": [], "jpeg": [], "fixed_length": []}
+    rows: dict[str, list] = {"count_baseline": [], "dcts": [], "jpeg": [], "fixed_length": []}
     for i in range(n):
         toks, _, subpix = src.tokens(i)
         img = np.asarray(src.image(i))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -137,7 +137,7 @@ class Stack(nnx.Module):
     def cross_kv(self, context):
         """Keys/values of every cross-attention layer over ``context`` ``(B, T, D)``:
         a list of ``(k, v)`` pairs, each ``(B, T, heads, head_dim)``; computed once per chunk."""
-        return [layer.f.project_kv(context)
+        return [_attention(layer).project_kv(context)
                 for kind, layer in zip(self.kinds, self.layers, strict=True) if kind == "cross"]
 
     def empty_cache(self, batch: int, steps: int, dtype):
@@ -145,7 +145,8 @@ class Stack(nnx.Module):
         out = []
         for kind, layer in zip(self.kinds, self.layers, strict=True):
             if kind == "self":
-                shape = (batch, steps, layer.f.heads, layer.f.head_dim)
+                att = _attention(layer)
+                shape = (batch, steps, att.heads, att.head_dim)
                 out.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
         return out
 
@@ -165,9 +166,9 @@ class Stack(nnx.Module):
         cross = iter(cross_kv)
         for kind, layer in zip(self.kinds, self.layers, strict=True):
             if kind == "self":
-                f = _cached_self_attention(layer.f, cache[len(new_cache)], start, valid, new_cache)
+                f = _cached_self_attention(_attention(layer), cache[len(new_cache)], start, valid, new_cache)
             elif kind == "cross":
-                f = functools.partial(_attend_to, layer.f, next(cross))
+                f = functools.partial(_attend_to, _attention(layer), next(cross))
             else:
                 f = layer.f
             h = layer.around(h, f)
@@ -178,11 +179,16 @@ def _cached_self_attention(att: Attention, cache, start, valid, new_cache: list)
     """``att`` as a function of its normalised input ``x`` ``(B, n, D)`` that writes the keys/values
     of ``x`` into ``cache`` at step ``start``, appends the result to ``new_cache`` and attends to it."""
     def f(x):
-        kv = tuple(jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
-                   for c, new in zip(cache, att.project_kv(x), strict=True))
-        new_cache.append(kv)
-        return att.attend(x, *kv, valid)
+        k, v = (jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
+                for c, new in zip(cache, att.project_kv(x), strict=True))
+        new_cache.append((k, v))
+        return att.attend(x, k, v, valid)
     return f
+
+
+def _attention(layer: Residual) -> Attention:
+    """The block of a "self" or "cross" layer (``Stack.kinds`` says which layers hold one)."""
+    return cast(Attention, layer.f)
 
 
 def _attend_to(att: Attention, kv, x):

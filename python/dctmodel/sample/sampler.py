@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import numpy as np
 
@@ -9,7 +11,7 @@ from .. import masks as M
 from ..config import Config
 from ..model import model_from_params
 from ..tokens import channel_rank, class_to_value, dense_dct, value_to_class
-from .decoders import CachedDecoder, RecomputeDecoder
+from .decoders import CachedDecoder, Decoder, RecomputeDecoder
 from .draw import PerVariable, SampleSettings
 from .loop import sample_loop
 
@@ -22,7 +24,8 @@ def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, setting
     k = (cfg, method, max_tokens, max_chunks, settings, early_exit)
     if k not in _SAMPLERS:
         tables = M.MaskTables.from_config(cfg)
-        Dec = {"cached": CachedDecoder, "recompute": RecomputeDecoder}[method]
+        decoders: dict[str, Callable[..., Decoder]] = {"cached": CachedDecoder, "recompute": RecomputeDecoder}
+        Dec = decoders[method]
 
         def run(params, key, buf, n, dct, hw, label, min_rank):
             dec = Dec(model_from_params(cfg, params), hw, label)
