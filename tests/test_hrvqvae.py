@@ -20,11 +20,15 @@ import jax.numpy as jnp  # noqa: E402
 from flax import nnx  # noqa: E402
 
 from dctmodel import hrvqvae as H  # noqa: E402
-from dctmodel.hrvqvae import cli, config as C, data as D, prior as P, train as T  # noqa: E402
+from dctmodel.hrvqvae import cli  # noqa: E402
+from dctmodel.hrvqvae import config as C
+from dctmodel.hrvqvae import data as D
+from dctmodel.hrvqvae import prior as P
+from dctmodel.hrvqvae import train as T
 
 
 def _books(rng, n, m, d):
-    return [rng.normal(size=(m ** l, m, d)).astype(np.float32) * 0.7 ** l for l in range(n)]
+    return [rng.normal(size=(m ** layer, m, d)).astype(np.float32) * 0.7 ** layer for layer in range(n)]
 
 
 # --------------------------------------------------------------------------- tree search
@@ -40,14 +44,14 @@ def test_tree_search_is_nearest_within_selected_codebook(n, m, d):
     differs_from_global = 0
     for j in range(len(z)):
         r, path = z[j].astype(np.float64), 0
-        for l in range(n):
-            book = books[l][path]                        # the codebook the path selects
+        for layer in range(n):
+            book = books[layer][path]                    # the codebook the path selects
             dist = ((book - r) ** 2).sum(1)
             k = int(np.argmin(dist))
-            assert index[j, l] == k
-            np.testing.assert_allclose(words[l, j], book[k], rtol=1e-6)
-            np.testing.assert_allclose(resid[l, j], r, rtol=1e-5, atol=1e-5)
-            all_words = books[l].reshape(-1, d)          # every word of the layer
+            assert index[j, layer] == k
+            np.testing.assert_allclose(words[layer, j], book[k], rtol=1e-6)
+            np.testing.assert_allclose(resid[layer, j], r, rtol=1e-5, atol=1e-5)
+            all_words = books[layer].reshape(-1, d)      # every word of the layer
             differs_from_global += int(np.argmin(((all_words - r) ** 2).sum(1)) != path * m + k)
             r = r - book[k]
             path = path * m + k
@@ -143,8 +147,8 @@ def test_ema_update_and_restart():
     q = H.TreeQuantizer(2, 2, 2, decay=0.0, eps=1e-9, restart_after=1, rngs=nnx.Rngs(0))
     books = [np.array([[[-1.0, 0.0], [1.0, 0.0]]], np.float32),
              np.array([[[0.0, 0.1], [0.0, -0.1]], [[0.0, 0.1], [50.0, 50.0]]], np.float32)]
-    for l in range(2):
-        q.books[l][...] = jnp.asarray(books[l])
+    for layer in range(2):
+        q.books[layer][...] = jnp.asarray(books[layer])
     # Points near (-1, +-.1) and (1, +.1): word (1, 1) = (50, 50) is never picked.
     z = np.concatenate([np.array([-1, 0.1]) + 0.01 * rng.normal(size=(20, 2)),
                         np.array([-1, -0.1]) + 0.01 * rng.normal(size=(20, 2)),
@@ -226,7 +230,7 @@ def test_checkpoint_resumes(trained, scenes16):
     cfg, work, model, _, res = trained
     m2, o2 = T.make_model(cfg)
     assert T.load_checkpoint(work, m2, o2) == 60
-    for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(m2))):
+    for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(m2)), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert T.evaluate(m2, scenes16[1])["mse"] == pytest.approx(res["mse"])
 
@@ -372,7 +376,6 @@ def test_codes_round_trip_through_encode_decode(trained, scenes16):
     x_hat, _ = model(x)
     np.testing.assert_allclose(np.asarray(model.decode(codes)), np.asarray(x_hat), atol=1e-5)
     # The decoder input is the sum of the picked words, looked up from the codes alone.
-    z = np.asarray(model.encoder(x)).reshape(-1, 8)
     books = [np.asarray(b) for b in model.quant[0].codebooks()]
     c = np.asarray(codes).reshape(-1, 2)
     e_c = books[0][0, c[:, 0]] + books[1][c[:, 0], c[:, 1]]
@@ -409,7 +412,7 @@ def test_masked_convs_are_causal():
 
     def out(e):
         h = prior.first(e)
-        for conv, mix in zip(prior.blocks, prior.mix):
+        for conv, mix in zip(prior.blocks, prior.mix, strict=True):
             h = h + mix(jax.nn.relu(conv(jax.nn.relu(h))))
         return prior.out(jax.nn.relu(h))[0].sum(-1)          # (5, 5)
 

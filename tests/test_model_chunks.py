@@ -2,10 +2,10 @@
 
 import os
 
-import dctsparse
 import numpy as np
 import pytest
 
+import dctsparse
 from dctmodel.chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks
 from dctmodel.config import get_config, override
 from dctmodel.data import Source, sample_batch
@@ -22,7 +22,7 @@ def random_tokens(rng, n, num_channels, positions, clip):
     return np.concatenate([toks, [[num_channels, 0, 0]]]).astype(np.int32)
 
 
-def brute_chunk(tokens, start, C, O, hb, wb, grid, nch, clip):
+def brute_chunk(tokens, start, C, ov, hb, wb, grid, nch, clip):
     """Reference by a different route: pad the encoded stream on both sides and slice it."""
     bos, pad, none = nch + 1, nch + 2, 2 * clip
 
@@ -32,12 +32,12 @@ def brute_chunk(tokens, start, C, O, hb, wb, grid, nch, clip):
             return (c, p, none)
         return (c, p, v + clip if v < 0 else v + clip - 1)
 
-    front = O + 1
-    stream = [(pad, 0, none)] * front + [(bos, 0, none)] + [enc(t) for t in tokens] + [(pad, 0, none)] * (O + C + 2)
+    front = ov + 1
+    stream = [(pad, 0, none)] * front + [(bos, 0, none)] + [enc(t) for t in tokens] + [(pad, 0, none)] * (ov + C + 2)
     # stream[front + 1 + i] is token i; stream[front] is BOS (token -1).
-    inp = np.array(stream[front + 1 + start - O - 1: front + 1 + start - O - 1 + O + C], np.int32)
-    tgt = np.array(stream[front + 1 + start - O: front + 1 + start - O + O + C], np.int32)
-    weight = np.array([1.0 if start <= start - O + j < len(tokens) else 0.0 for j in range(O + C)], np.float32)
+    inp = np.array(stream[front + 1 + start - ov - 1: front + 1 + start - ov - 1 + ov + C], np.int32)
+    tgt = np.array(stream[front + 1 + start - ov: front + 1 + start - ov + ov + C], np.int32)
+    weight = np.array([1.0 if start <= start - ov + j < len(tokens) else 0.0 for j in range(ov + C)], np.float32)
     dct = np.zeros((grid, grid, nch), np.int32)
     for c, p, v in tokens[:start]:
         if c < nch:
@@ -48,15 +48,15 @@ def brute_chunk(tokens, start, C, O, hb, wb, grid, nch, clip):
 @pytest.mark.parametrize("seed", range(6))
 def test_chunk_builder_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
-    nch, clip, C, O = 12, 7, int(rng.integers(3, 9)), int(rng.integers(0, 5))
+    nch, clip, C, ov = 12, 7, int(rng.integers(3, 9)), int(rng.integers(0, 5))
     hb, wb, grid = int(rng.integers(1, 4)), int(rng.integers(1, 4)), 4
     toks = random_tokens(rng, int(rng.integers(1, 40)), nch, hb * wb, clip)
     # Unique (channel, position) pairs so the dense image is well defined.
     _, first = np.unique(toks[:-1, 0] * 100 + toks[:-1, 1], return_index=True)
     toks = np.concatenate([toks[:-1][np.sort(first)], toks[-1:]])
     for k in range(num_chunks(len(toks), C)):
-        got = build_chunk(toks, k * C, C, O, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)
-        dct, inp, tgt, weight = brute_chunk(toks, k * C, C, O, hb, wb, grid, nch, clip)
+        got = build_chunk(toks, k * C, C, ov, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)
+        dct, inp, tgt, weight = brute_chunk(toks, k * C, C, ov, hb, wb, grid, nch, clip)
         np.testing.assert_array_equal(got["dct"], dct)
         np.testing.assert_array_equal(got["inp"], inp)
         np.testing.assert_array_equal(got["tgt"], tgt)
@@ -65,7 +65,7 @@ def test_chunk_builder_matches_brute_force(seed):
         # Teacher forcing: step j's target is step j+1's input.
         np.testing.assert_array_equal(got["tgt"][:-1], got["inp"][1:])
     # Every token is a weighted target in exactly one chunk.
-    total = sum(build_chunk(toks, k * C, C, O, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)["weight"].sum()
+    total = sum(build_chunk(toks, k * C, C, ov, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)["weight"].sum()
                 for k in range(num_chunks(len(toks), C)))
     assert total == len(toks)
 

@@ -57,7 +57,7 @@ def test_batches_carry_each_images_label():
     imgs = [render_scene(5, i, 16, height=16 - 2 * i, max_objects=2) for i in range(5)]
     src = ArraySource(cfg.data, imgs, labels)
     b = sample_batch(cfg, src, seed=0, step=0, batch_size=64)
-    by_size = {im.shape[0] * im.shape[1] * 3: lab for im, lab in zip(imgs, labels)}
+    by_size = {im.shape[0] * im.shape[1] * 3: lab for im, lab in zip(imgs, labels, strict=True)}
     assert b["label"].tolist() == [by_size[int(n)] for n in b["subpixels"]]
     assert len(set(b["label"].tolist())) == 3
 

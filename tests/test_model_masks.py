@@ -57,7 +57,7 @@ def _check(tokens, data: DataConfig, hw, chunk=24, overlap=8):
 @pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"B{s['block_size']}-{s['subsampling']}-{s['order']}")
 def test_masks_never_mask_true_token(setting):
     masked = []
-    for name, img in _images():
+    for _name, img in _images():
         # No codec clipping; a value vocabulary wide enough for any B <= 8 coefficient.
         data = DataConfig(image_size=64, clip=2048, **setting)
         s = dctsparse.encode(img, **setting)

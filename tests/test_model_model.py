@@ -179,13 +179,15 @@ def test_table3_presets_exact():
     assert p["clevr"].model.value_spec == ((1, 2),) * 6 + ((1, 7),)
     assert p["retinopathy"].model.value_spec == ((1, 2), (1, 2), (1, 3), (1, 3), (1, 7))
     assert p["retinopathy"].model.channel_spec == ((1, 2),) * 3 + ((1, 3),)
-    assert (p["imagenet"].model.d_model, p["imagenet"].model.num_heads, p["imagenet"].model.num_classes) == (1152, 14, 1000)
+    imagenet = p["imagenet"].model
+    assert (imagenet.d_model, imagenet.num_heads, imagenet.num_classes) == (1152, 14, 1000)
     assert (p["imagenet"].model.downsample_kernel, p["imagenet"].model.downsample_stride) == (8, 4)
     assert (p["clevr"].train.batch_size, p["clevr"].model.dropout, p["clevr"].train.total_tokens) == (128, 0.5, 50e9)
     assert p["openimages"].model.num_heads == 18 and p["openimages"].data.order == "luma_first"
     for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"):
         c = p[k]
-        assert (c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps) == (896, 128, 5e-4, 1000)
+        assert ((c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps)
+                == (896, 128, 5e-4, 1000))
     # Vocabularies: channel P*B*B+1, position Hb*Wb of the largest image, value 2*clip.
     assert (p["lsun"].channel_vocab, p["lsun"].position_vocab, p["lsun"].value_vocab) == (193, 48 * 48, 2400)
 
@@ -247,7 +249,7 @@ def test_bf16_forward_close_to_f32():
     m32 = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)), 0.3)
     m16 = _nonzero_alphas(DCTransformer(override(cfg, **{"train.bf16": True}), rngs=nnx.Rngs(0)), 0.3)
     b = _batch(cfg)
-    for a, c in zip(jax.jit(lambda b: m32(b))(b), jax.jit(lambda b: m16(b))(b)):
+    for a, c in zip(jax.jit(lambda b: m32(b))(b), jax.jit(lambda b: m16(b))(b), strict=True):
         assert c.dtype == jnp.float32  # heads and logits stay in float32
         assert np.isfinite(np.asarray(c)).all()
         ok = np.asarray(a) > -1e8  # masked entries are the same constant in both

@@ -37,9 +37,9 @@ def test_position_logits_depend_on_the_images_block_grid():
     (Hb, Wb) and they were identical)."""
     cfg = get_config("micro")           # 16 px, B=4 -> 4x4 grid
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))
-    O = cfg.model.overlap
-    a = model(_first_step(cfg, (4, 4)), structure_masks=False)[1][0, O]
-    b = model(_first_step(cfg, (4, 2)), structure_masks=False)[1][0, O]
+    ov = cfg.model.overlap
+    a = model(_first_step(cfg, (4, 4)), structure_masks=False)[1][0, ov]
+    b = model(_first_step(cfg, (4, 2)), structure_masks=False)[1][0, ov]
     assert float(jnp.abs(a - b).max()) > 1e-3
 
 
@@ -58,9 +58,9 @@ def test_value_decoder_tells_apart_the_blocks_of_one_downsampled_cell(value_posi
                                             "model.value_position": value_position})
     model = DCTransformer(cfg, rngs=nnx.Rngs(1))
     _set_alphas(model, 0.5)
-    O = cfg.model.overlap
-    v0 = model(_first_step(cfg, (4, 4), tgt_pos=0), structure_masks=False)[2][0, O]
-    v1 = model(_first_step(cfg, (4, 4), tgt_pos=1), structure_masks=False)[2][0, O]
+    ov = cfg.model.overlap
+    v0 = model(_first_step(cfg, (4, 4), tgt_pos=0), structure_masks=False)[2][0, ov]
+    v1 = model(_first_step(cfg, (4, 4), tgt_pos=1), structure_masks=False)[2][0, ov]
     differ = float(jnp.abs(v0 - v1).max()) > 1e-4
     assert differ == value_position
 

@@ -14,15 +14,24 @@ pytest.importorskip("jax")
 import jax
 import jax.numpy as jnp
 import numpy as np
-from PIL import Image
 from flax import nnx
+from PIL import Image
 
 from dctmodel import masks as M
 from dctmodel.config import get_config, override
 from dctmodel.data import ArraySource, sample_batch
 from dctmodel.model import DCTransformer
-from dctmodel.sample import (CachedDecoder, RecomputeDecoder, SampleSettings, colorize_prefix, decode_tokens,
-                             filter_logits, sample_loop, sample_tokens, upsample_prefix)
+from dctmodel.sample import (
+    CachedDecoder,
+    RecomputeDecoder,
+    SampleSettings,
+    colorize_prefix,
+    decode_tokens,
+    filter_logits,
+    sample_loop,
+    sample_tokens,
+    upsample_prefix,
+)
 from dctmodel.scenes import render_scene
 from dctmodel.tokens import channel_rank, channel_sequence, class_to_value, dense_dct
 
@@ -52,13 +61,13 @@ def test_incremental_decoding_matches_full_forward(Dec):
         if isinstance(var, nnx.Param) and path and path[-1] == "alpha":
             var[...] = jnp.asarray(0.8, jnp.float32)
     b = {k: jnp.asarray(v) for k, v in _random_window(cfg, 2, 0).items()}
-    O, S = cfg.model.overlap, cfg.model.overlap + cfg.model.chunk_size
+    ov, S = cfg.model.overlap, cfg.model.overlap + cfg.model.chunk_size
     full = model(b, structure_masks=False)
 
     @jax.jit
     def stepwise(b):
         dec = Dec(model, b["hw"], b["label"])
-        st = dec.begin(b["dct"], b["inp"][:, :O], b["tgt"][:, :O])
+        st = dec.begin(b["dct"], b["inp"][:, :ov], b["tgt"][:, :ov])
 
         def body(st, j):
             # Teacher-forced: each decoder is fed the true token, as in the full pass.
@@ -67,11 +76,11 @@ def test_incremental_decoding_matches_full_forward(Dec):
             lv, st = dec.value(st, j, b["tgt"][:, j, 1])
             return st, (lc, lp, lv)
 
-        return jax.lax.scan(body, st, jnp.arange(O, S))[1]
+        return jax.lax.scan(body, st, jnp.arange(ov, S))[1]
 
     steps = stepwise(b)
-    for name, got, want in zip(("channel", "position", "value"), steps, full):
-        want = np.asarray(want[:, O:]).transpose(1, 0, 2)   # (C, B, V) like the scan
+    for name, got, want in zip(("channel", "position", "value"), steps, full, strict=True):
+        want = np.asarray(want[:, ov:]).transpose(1, 0, 2)   # (C, B, V) like the scan
         assert np.abs(want).max() > 0.1, name                 # logits are not trivially zero
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4, err_msg=name)
 
@@ -163,9 +172,8 @@ def test_sampler_never_emits_an_invalid_token():
 
 
 def test_location_heatmap_counts_coefficients_per_block():
-    from dctsparse.viz import colormap
-
     from dctmodel.sample import location_heatmap
+    from dctsparse.viz import colormap
 
     cfg = get_config("micro")  # B = 4, 16x16 images: a 4x4 block grid
     # Block (0, 1) holds 4 coefficients (two luma, two chroma), block (2, 3) one, the rest none.
@@ -249,7 +257,7 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
     toks, stats = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), return_stats=True,
                                 max_tokens=120)
     assert stats["stopped"].all()
-    for t, (hb, wb) in zip(toks, hws):
+    for t, (hb, wb) in zip(toks, hws, strict=True):
         body = t[:-1]
         assert tuple(t[-1]) == (d.num_channels, 0, 0) and len(body) > 5
         assert (np.diff(rank[body[:, 0]] * 1000 + body[:, 1]) > 0).all()
@@ -265,7 +273,7 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
     # Same seed, same samples; and the cache-free path draws the very same tokens.
     again = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), max_tokens=120,
                           method="recompute")
-    for a, b in zip(toks, again):
+    for a, b in zip(toks, again, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -373,7 +381,7 @@ def test_sample_cli_saves_batches_and_continues_after_ctrl_c(trained, tmp_path, 
     with np.load(tmp_path / "g_tokens" / "batch_00002.npz") as z:
         assert z["lengths"].size == 2
         b2 = np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
-    for a, b in zip(b2, real(cfg, params, num=2, seed=jax.random.fold_in(jax.random.key(1), 2))):
+    for a, b in zip(b2, real(cfg, params, num=2, seed=jax.random.fold_in(jax.random.key(1), 2)), strict=True):
         np.testing.assert_array_equal(a, b)
     # A rerun draws nothing and writes the same pictures; a larger --num draws only what is new.
     calls[:] = []

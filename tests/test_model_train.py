@@ -77,8 +77,8 @@ def test_heldout_bpd_both_ways(overfit_run):
     assert fresh["bpd_masked"] < 0.97 * fresh["bpd_unmasked"]
     # Chance-level check of the fresh model: uniform over each vocabulary, bits summed per image.
     toks = [src.tokens(i) for i in range(len(src))]
-    chance = np.mean([(len(t) * np.log2(cfg.channel_vocab) + (len(t) - 1) * np.log2(cfg.position_vocab * cfg.value_vocab))
-                      / sp for t, _, sp in toks])
+    chance = np.mean([(len(t) * np.log2(cfg.channel_vocab)
+                       + (len(t) - 1) * np.log2(cfg.position_vocab * cfg.value_vocab)) / sp for t, _, sp in toks])
     assert fresh["bpd_unmasked"] == pytest.approx(chance, rel=0.15)
 
 
@@ -104,12 +104,12 @@ def test_resume_gives_identical_results(tmp_path, capsys):
     res, rec_res = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
                          resume=True)
     assert int(res["step"]) == 12
-    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # And not trivially: training moved the parameters.
     init = functions(cfg).init(cfg.train.seed)
     assert any(not np.array_equal(np.asarray(a), np.asarray(b))
-               for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(init["params"])))
+               for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(init["params"]), strict=True))
     # The log of the resumed run continues where the interrupted one stopped.
     losses = {r["step"]: r["loss"] for r in rec_full}
     with open(tmp_path / "b" / "log.jsonl") as f:
@@ -126,7 +126,7 @@ def test_resume_gives_identical_results(tmp_path, capsys):
     assert int(stopped["step"]) == 5 and rec_stop[-1]["step"] == 5
     assert "5" in os.listdir(os.path.join(wd, "checkpoints"))
     res, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False, resume=True)
-    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     # An error mid-run (a source that fails on its 40th read, as an unreadable file would) keeps
@@ -149,7 +149,7 @@ def test_resume_gives_identical_results(tmp_path, capsys):
     assert len(saved) == 1 and 1 <= saved[0] < 4  # before the first periodic checkpoint (step 4)
     assert f"stopped by an error at step {saved[0]}" in capsys.readouterr().err
     res, _ = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False, resume=True)
-    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res)):
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     # A second Ctrl-C aborts at once: KeyboardInterrupt, no checkpoint beyond the periodic ones.
@@ -236,7 +236,7 @@ def test_four_devices_match_one_device(tmp_path):
         assert out[name]["grad_norm"] == pytest.approx(out["one"]["grad_norm"], rel=1e-4)
         # Parameters agree far below the step size (lr 3e-4, 6e-4); the residue is float summation order,
         # amplified by Adam on near-zero gradients.
-        for a, b in zip(out["one"]["params"], out[name]["params"]):
+        for a, b in zip(out["one"]["params"], out[name]["params"], strict=True):
             np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=2e-5)
     with open(tmp_path / "run" / "log.jsonl") as f:
         logged = [json.loads(line) for line in f]

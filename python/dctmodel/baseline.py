@@ -8,8 +8,8 @@ in the model's loss.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 
@@ -26,7 +26,7 @@ class CountModel:
     clip: int
 
     @classmethod
-    def fit(cls, cfg: Config, lists: Iterable[np.ndarray], alpha: float = 0.5) -> "CountModel":
+    def fit(cls, cfg: Config, lists: Iterable[np.ndarray], alpha: float = 0.5) -> CountModel:
         """Fit on token lists int32 ``(N + 1, 3)`` (ending with the stop token)."""
         C, G2, V = cfg.data.num_channels, cfg.data.grid ** 2, 2 * cfg.data.clip
         nc = np.zeros((C + 2, C + 1))

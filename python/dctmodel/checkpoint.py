@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import Any
 
 import jax
 
@@ -58,7 +58,7 @@ def save(mngr, step: int, tree) -> None:
     mngr.wait_until_finished()
 
 
-def restore(mngr, like=None, step: Optional[int] = None, *, sharding: Optional[jax.sharding.Sharding] = None):
+def restore(mngr, like=None, step: int | None = None, *, sharding: jax.sharding.Sharding | None = None):
     """The latest checkpoint (or ``step``'s); None when the folder holds none.
 
     ``like``: a pytree of arrays with the saved structure; the result has its
@@ -108,9 +108,9 @@ def _from_saveable(saved, like):
     if isinstance(like, dict):
         return {k: _from_saveable(saved[str(k)], v) for k, v in like.items()}
     if hasattr(like, "_fields"):
-        return type(like)(*(_from_saveable(s, v) for s, v in zip(saved, like)))
+        return type(like)(*(_from_saveable(s, v) for s, v in zip(saved, like, strict=False)))
     if isinstance(like, (list, tuple)):
-        return type(like)(_from_saveable(s, v) for s, v in zip(saved, like))
+        return type(like)(_from_saveable(s, v) for s, v in zip(saved, like, strict=False))
     return saved
 
 
@@ -137,7 +137,7 @@ def read_config(workdir: str, made_by: str = "dctmodel.train") -> dict:
         return json.load(f)
 
 
-def resolve(path: str) -> tuple[str, Optional[int]]:
+def resolve(path: str) -> tuple[str, int | None]:
     """``(workdir, step)`` of a work directory, its ``checkpoints/`` folder or one
     ``checkpoints/STEP`` folder; ``step`` is None (the latest) unless the path names one."""
     path = os.path.abspath(path)

@@ -17,8 +17,6 @@ and ``PAD``; targets past the end are ``PAD`` with zero weight.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 
@@ -43,8 +41,8 @@ def chunk_weights(length: int, chunk: int, policy: str = "power", power: float =
         return np.ones(n)
     if policy != "power":
         raise ValueError(f"unknown chunk policy {policy!r}")
-    l = np.arange(1, n + 1, dtype=np.float64)
-    return np.maximum(l ** -float(power), float(pmin))
+    k = np.arange(1, n + 1, dtype=np.float64)
+    return np.maximum(k ** -float(power), float(pmin))
 
 
 def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0,
@@ -54,7 +52,7 @@ def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3
     return w / w.sum()
 
 
-def length_keep_prob(length: int, lmax: Optional[int], chunk: int = 1, policy: str = "uniform",
+def length_keep_prob(length: int, lmax: int | None, chunk: int = 1, policy: str = "uniform",
                      power: float = 3.0, pmin: float = 0.1) -> float:
     """Probability of keeping a sequence of ``length`` tokens for training (appendix C's filter).
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from typing import Any, Callable, Dict, Iterable, Optional
+from collections.abc import Callable, Iterable
+from typing import Any
 
 TypeCheck = Callable[[Any], bool]
 
@@ -33,7 +34,7 @@ def override(cfg, **kw):
     valid alone.
     """
     secs = sections(cfg)
-    parts: Dict[str, dict] = {s: {} for s in secs}
+    parts: dict[str, dict] = {s: {} for s in secs}
     top: dict = {}
     for k, v in kw.items():
         head, _, tail = k.partition(".")
@@ -50,7 +51,7 @@ def override(cfg, **kw):
     return dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **parts[s]) for s in secs}, **top)
 
 
-def check_types(cfg, skip: Iterable[str] = (), named: Optional[Dict[str, TypeCheck]] = None) -> None:
+def check_types(cfg, skip: Iterable[str] = (), named: dict[str, TypeCheck] | None = None) -> None:
     """Raise ValueError naming the first section field whose value does not have its
     annotated type (``model.d_model must be int, got '64'``).  ``skip``: dotted
     names checked elsewhere; ``named``: checks for type aliases (``LayerSpec``)."""
@@ -61,7 +62,7 @@ def check_types(cfg, skip: Iterable[str] = (), named: Optional[Dict[str, TypeChe
                 raise ValueError(f"{sec}.{f.name} must be {f.type}, got {v!r}")
 
 
-def has_type(v, typ: str, named: Optional[Dict[str, TypeCheck]] = None) -> bool:
+def has_type(v, typ: str, named: dict[str, TypeCheck] | None = None) -> bool:
     """Whether ``v`` has the annotated type ``typ`` (a string: the modules use
     ``from __future__ import annotations``).  bool is not an int here."""
     # Both spellings of each: typing's and the builtin one (PEP 585 / 604).

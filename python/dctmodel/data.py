@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Iterator, Optional
 
 import numpy as np
 
@@ -186,7 +186,7 @@ class DatasetSource(Source):
         import dctsparse
 
         super().__init__(data, split)
-        self.ds = dctsparse.Dataset(data.folder)
+        self.ds = dctsparse.Dataset(data.folder)  # type: ignore[arg-type]  # None: Dataset raises TypeError
         st = self.ds.settings
         order = st.order if isinstance(st.order, str) else tuple(st.order)
         want = dict(block_size=data.block_size, quality=data.quality, subsampling=data.subsampling,
@@ -260,7 +260,7 @@ def _stack(examples: list[dict]) -> dict:
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
 
-def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: Optional[int] = None) -> dict:
+def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: int | None = None) -> dict:
     """The training batch of ``step``: deterministic in ``(seed, step)``.
 
     Images are drawn uniformly, kept with :func:`length_keep_prob` under the
@@ -270,7 +270,7 @@ def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: 
     """
     t = cfg.train
     rng = np.random.default_rng([int(seed), int(step), 0xDC7])
-    out = []
+    out: list[dict] = []
     while len(out) < (batch_size or t.batch_size):
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]

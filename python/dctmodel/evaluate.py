@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 
@@ -148,7 +147,7 @@ def compression_table(cfg: Config, params, num_images: int, fit_images: int) -> 
     model = evaluate(cfg, params, src, make_mesh(1), num_images=n)
     train_src = make_source(d, "train")
     count = CountModel.fit(cfg, (train_src.tokens(i)[0] for i in range(min(fit_images, len(train_src)))))
-    rows = {"count_baseline": [], "dcts": [], "jpeg": [], "fixed_length": []}
+    rows: dict[str, list] = {"count_baseline": [], "dcts": [], "jpeg": [], "fixed_length": []}
     for i in range(n):
         toks, _, subpix = src.tokens(i)
         img = np.asarray(src.image(i))
@@ -227,7 +226,7 @@ def summary(rec: dict) -> str:
             f".dcts {b['dcts']:.4f}, JPEG {b['jpeg']:.4f} ({b['images']} held-out images)")
 
 
-def main(argv: Optional[list] = None) -> None:
+def main(argv: list | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dctmodel.evaluate", description=__doc__.split("\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--workdir", help="training work directory (latest checkpoint)")
@@ -243,8 +242,8 @@ def main(argv: Optional[list] = None) -> None:
     ap.add_argument("--top-p", type=float, nargs="+", default=[1.0])
     args = ap.parse_args(argv)
     try:
-        from .inception import network_path
         from .checkpoint import load_params, resolve
+        from .inception import network_path
 
         network_path()
         for name in ("num", "num_real", "batch_size", "bpd_images", "fit_images"):

@@ -27,7 +27,6 @@ import os
 import sys
 import time
 from functools import lru_cache
-from typing import Optional
 
 import numpy as np
 
@@ -70,7 +69,7 @@ def _prepare(images: np.ndarray):
     return t
 
 
-def features(images: np.ndarray, batch_size: int = 32, progress: Optional[str] = None) -> dict:
+def features(images: np.ndarray, batch_size: int = 32, progress: str | None = None) -> dict:
     """``images`` uint8 ``(N, H, W, 3)`` -> ``{"pool": (N, 2048), "spatial": (N, 2023)}`` float32.
 
     ``progress``: a label to print progress under (stderr), or None.

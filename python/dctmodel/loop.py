@@ -19,7 +19,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 
 class StopRequest:
@@ -62,7 +62,7 @@ class JsonLog:
     its checkpoint would log that step twice), as is a line torn by the kill.
     """
 
-    def __init__(self, path: str, resume_step: Optional[int]):
+    def __init__(self, path: str, resume_step: int | None):
         self.path = path
         if resume_step is None:
             open(path, "w").close()

@@ -38,7 +38,7 @@ class MaskTables:
         self.even_only = (planes == 3) & (subsampling == "4:2:0") & (ch >= block_size * block_size)
 
     @classmethod
-    def from_config(cls, cfg) -> "MaskTables":
+    def from_config(cls, cfg) -> MaskTables:
         d = cfg.data
         return cls(order=d.order, planes=d.planes, block_size=d.block_size, subsampling=d.subsampling,
                    grid=d.grid)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -81,10 +82,10 @@ class Residual(nnx.Module):
         self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
         self.drop = nnx.Dropout(dropout)
 
-    def __call__(self, h, *args, deterministic: bool, rngs: Optional[nnx.Rngs], **kw):
+    def __call__(self, h, *args, deterministic: bool, rngs: nnx.Rngs | None, **kw):
         return self.around(h, lambda x: self.f(x, *args, **kw), deterministic=deterministic, rngs=rngs)
 
-    def around(self, h, f: Callable, *, deterministic: bool = True, rngs: Optional[nnx.Rngs] = None):
+    def around(self, h, f: Callable, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
         """``H + alpha * dropout(f(LayerNorm(H)))`` with another ``f`` in place of the block's
         (the sampler's cached attention, built from ``self.f``'s projections)."""
         y = self.drop(f(self.norm(h)), deterministic=deterministic, rngs=rngs)
@@ -102,15 +103,16 @@ class Stack(nnx.Module):
                  *, causal: bool, cross: bool, dtype, rngs: nnx.Rngs):
         self.causal = causal
         layers, kinds = [], []
-        def res(f):
-            return Residual(d, f, dropout, dtype=dtype, rngs=rngs)
+        def add(kind, f):
+            layers.append(Residual(d, f, dropout, dtype=dtype, rngs=rngs))
+            kinds.append(kind)
         for n_attn, n_mlp in spec:
             for _ in range(n_attn):
-                layers.append(res(Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))); kinds.append("self")
+                add("self", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
                 if cross:
-                    layers.append(res(Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))); kinds.append("cross")
+                    add("cross", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
             for _ in range(n_mlp):
-                layers.append(res(MLP(d, ratio, dtype=dtype, rngs=rngs))); kinds.append("mlp")
+                add("mlp", MLP(d, ratio, dtype=dtype, rngs=rngs))
         self.layers = nnx.List(layers)
         self.kinds = tuple(kinds)
         self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
@@ -120,7 +122,7 @@ class Stack(nnx.Module):
         float32: under ``train.bf16`` only the blocks' matmuls run in bfloat16, so the small
         ReZero-scaled updates of deep stacks are not rounded away in the stream."""
         h = h.astype(jnp.float32)
-        for kind, layer in zip(self.kinds, self.layers):
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
             kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
             if kind == "self":
                 h = layer(h, causal=self.causal, **kw)
@@ -135,15 +137,16 @@ class Stack(nnx.Module):
     def cross_kv(self, context):
         """Keys/values of every cross-attention layer over ``context`` ``(B, T, D)``:
         a list of ``(k, v)`` pairs, each ``(B, T, heads, head_dim)``; computed once per chunk."""
-        return [layer.f.project_kv(context)
-                for kind, layer in zip(self.kinds, self.layers) if kind == "cross"]
+        return [_attention(layer).project_kv(context)
+                for kind, layer in zip(self.kinds, self.layers, strict=True) if kind == "cross"]
 
     def empty_cache(self, batch: int, steps: int, dtype):
         """Zeroed self-attention cache: a list of ``(k, v)``, each ``(batch, steps, heads, head_dim)``."""
         out = []
-        for kind, layer in zip(self.kinds, self.layers):
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
             if kind == "self":
-                shape = (batch, steps, layer.f.heads, layer.f.head_dim)
+                att = _attention(layer)
+                shape = (batch, steps, att.heads, att.head_dim)
                 out.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
         return out
 
@@ -161,11 +164,11 @@ class Stack(nnx.Module):
         valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
         new_cache: list = []
         cross = iter(cross_kv)
-        for kind, layer in zip(self.kinds, self.layers):
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
             if kind == "self":
-                f = _cached_self_attention(layer.f, cache[len(new_cache)], start, valid, new_cache)
+                f = _cached_self_attention(_attention(layer), cache[len(new_cache)], start, valid, new_cache)
             elif kind == "cross":
-                f = functools.partial(_attend_to, layer.f, next(cross))
+                f = functools.partial(_attend_to, _attention(layer), next(cross))
             else:
                 f = layer.f
             h = layer.around(h, f)
@@ -176,11 +179,16 @@ def _cached_self_attention(att: Attention, cache, start, valid, new_cache: list)
     """``att`` as a function of its normalised input ``x`` ``(B, n, D)`` that writes the keys/values
     of ``x`` into ``cache`` at step ``start``, appends the result to ``new_cache`` and attends to it."""
     def f(x):
-        kv = tuple(jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
-                   for c, new in zip(cache, att.project_kv(x)))
-        new_cache.append(kv)
-        return att.attend(x, *kv, valid)
+        k, v = (jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
+                for c, new in zip(cache, att.project_kv(x), strict=True))
+        new_cache.append((k, v))
+        return att.attend(x, k, v, valid)
     return f
+
+
+def _attention(layer: Residual) -> Attention:
+    """The block of a "self" or "cross" layer (``Stack.kinds`` says which layers hold one)."""
+    return cast(Attention, layer.f)
 
 
 def _attend_to(att: Attention, kv, x):
@@ -283,8 +291,8 @@ class DCTransformer(nnx.Module):
 
     # -- forward ------------------------------------------------------------
 
-    def __call__(self, batch: dict, *, deterministic: bool = True, rngs: Optional[nnx.Rngs] = None,
-                 structure_masks: Optional[bool] = None):
+    def __call__(self, batch: dict, *, deterministic: bool = True, rngs: nnx.Rngs | None = None,
+                 structure_masks: bool | None = None):
         """Logits for one batch of chunks.
 
         ``batch``: ``dct`` int32 ``(B, G, G, P*B*B)``, ``inp``/``tgt`` int32
@@ -333,7 +341,7 @@ class DCTransformer(nnx.Module):
         return tuple(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _skeleton(cfg: Config):
     """``(graphdef, abstract state)`` of ``cfg``'s model, built once per config without allocating."""
     return nnx.split(nnx.eval_shape(lambda: DCTransformer(cfg, rngs=nnx.Rngs(0))))

@@ -20,11 +20,33 @@ sparse DCT (``docs/hrvqvae.md``).  One job per module:
 from .config import PRESETS, Config, DataConfig, TrainConfig, VQConfig, check_config, config_from_dict, override
 from .data import load_images, patch_images, scene_images
 from .model import Decoder, Encoder, ResBlock, VQModel, psnr, usage_summary
-from .prior import (MaskedConv, PixelCNN, PriorConfig, causal_mask, fit_prior, nll, prior_optimizer,
-                    sample_codes, sample_images)
-from .quantise import (Codebook, TreeCodes, TreeQuantizer, Usage, code_usage, combined_codebook, ema_codebook,
-                       flat_quantize, leaf_index, restart_choice, split_leaf, tree_lookup, tree_quantize,
-                       vq_losses)
+from .prior import (
+    MaskedConv,
+    PixelCNN,
+    PriorConfig,
+    causal_mask,
+    fit_prior,
+    nll,
+    prior_optimizer,
+    sample_codes,
+    sample_images,
+)
+from .quantise import (
+    Codebook,
+    TreeCodes,
+    TreeQuantizer,
+    Usage,
+    code_usage,
+    combined_codebook,
+    ema_codebook,
+    flat_quantize,
+    leaf_index,
+    restart_choice,
+    split_leaf,
+    tree_lookup,
+    tree_quantize,
+    vq_losses,
+)
 
 __all__ = ["PRESETS", "Config", "DataConfig", "TrainConfig", "VQConfig", "check_config", "config_from_dict",
            "override", "load_images", "patch_images", "scene_images", "Decoder", "Encoder", "ResBlock", "VQModel",

@@ -69,7 +69,7 @@ class Decoder(nnx.Module):
         h = self.inp(e)
         for r in self.res:
             h = r(h)
-        for i, conv in enumerate(self.up):
+        for conv in self.up:
             h = conv(jax.nn.relu(h))
         return h + 0.5
 
@@ -168,7 +168,7 @@ class VQModel(nnx.Module):
     def update_stats(self, aux: dict, key) -> jnp.ndarray:
         """EMA / usage / restart for every quantiser; int32 (total restarted,)."""
         keys = jax.random.split(key, len(self.quant))
-        return sum((jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys)),
+        return sum((jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys, strict=True)),
                    jnp.zeros((), jnp.int32))
 
     def leaves(self, codes) -> np.ndarray:
@@ -194,7 +194,7 @@ def usage_summary(model: VQModel, codes) -> list[dict]:
     """``code_usage`` for each quantiser of a model, without the count arrays."""
     groups = codes if isinstance(codes, tuple) else (codes,)
     res = []
-    for qi, (q, c) in enumerate(zip(model.quant, groups)):
+    for qi, (q, c) in enumerate(zip(model.quant, groups, strict=False)):
         for u in code_usage(np.asarray(c), q.m):
             u = {k: v for k, v in u.items() if k != "counts"}
             u["quantizer"] = qi

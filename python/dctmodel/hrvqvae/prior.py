@@ -77,7 +77,7 @@ class PixelCNN(nnx.Module):
 
     def __call__(self, codes):
         h = self.first(self.embed(codes))
-        for conv, mix in zip(self.blocks, self.mix):
+        for conv, mix in zip(self.blocks, self.mix, strict=True):
             h = h + mix(jax.nn.relu(conv(jax.nn.relu(h))))
         return self.out(jax.nn.relu(h))
 

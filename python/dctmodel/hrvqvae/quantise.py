@@ -19,7 +19,8 @@ VQ-VAE reference code, so betas do not depend on batch or latent size.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -82,14 +83,14 @@ def flat_quantize(z: jnp.ndarray, codebook: jnp.ndarray) -> jnp.ndarray:
 def leaf_index(index: jnp.ndarray, m: int) -> jnp.ndarray:
     """Per-layer indices int (..., n) -> combined code int32 (...) in [0, m**n)."""
     n = index.shape[-1]
-    weights = jnp.asarray([m ** (n - 1 - l) for l in range(n)], jnp.int32)
+    weights = jnp.asarray([m ** (n - 1 - layer) for layer in range(n)], jnp.int32)
     return jnp.sum(index.astype(jnp.int32) * weights, axis=-1)
 
 
 def split_leaf(leaf: jnp.ndarray, m: int, n: int) -> jnp.ndarray:
     """Combined code int (...) -> per-layer indices int32 (..., n)."""
     leaf = leaf.astype(jnp.int32)
-    return jnp.stack([(leaf // m ** (n - 1 - l)) % m for l in range(n)], axis=-1)
+    return jnp.stack([(leaf // m ** (n - 1 - layer)) % m for layer in range(n)], axis=-1)
 
 
 def tree_lookup(index: jnp.ndarray, codebooks: Sequence[jnp.ndarray]) -> jnp.ndarray:
@@ -97,8 +98,8 @@ def tree_lookup(index: jnp.ndarray, codebooks: Sequence[jnp.ndarray]) -> jnp.nda
     m = codebooks[0].shape[1]
     parent = jnp.zeros(index.shape[:-1], jnp.int32)
     total = jnp.zeros((), codebooks[0].dtype)
-    for l, cb in enumerate(codebooks):
-        k = index[..., l].astype(jnp.int32)
+    for layer, cb in enumerate(codebooks):
+        k = index[..., layer].astype(jnp.int32)
         total = total + cb[parent, k]
         parent = parent * m + k
     return total
@@ -113,8 +114,8 @@ def combined_codebook(codebooks: Sequence[jnp.ndarray]) -> jnp.ndarray:
     n = len(codebooks)
     m, d = codebooks[0].shape[1:]
     total = jnp.zeros((), codebooks[0].dtype)
-    for l, cb in enumerate(codebooks):
-        total = total + jnp.repeat(cb.reshape(m ** (l + 1), d), m ** (n - 1 - l), axis=0)
+    for layer, cb in enumerate(codebooks):
+        total = total + jnp.repeat(cb.reshape(m ** (layer + 1), d), m ** (n - 1 - layer), axis=0)
     return total
 
 
@@ -202,16 +203,16 @@ class TreeQuantizer(nnx.Module):
         self.restart_after, self.restart = restart_after, restart
         kind = Codebook if update == "ema" else nnx.Param
         books, counts, totals, idle = [], [], [], []
-        for l in range(layers):
+        for layer in range(layers):
             # Later layers hold residuals, which shrink; a smaller init keeps
             # their words near where the residuals are before restarts kick in.
-            w = jax.random.normal(rngs.params(), (m ** l, m, dim)) * (0.5 ** l)
+            w = jax.random.normal(rngs.params(), (m ** layer, m, dim)) * (0.5 ** layer)
             books.append(kind(w))
-            counts.append(Usage(jnp.zeros((m ** (l + 1),), jnp.float32)))
-            totals.append(Usage(w.reshape(m ** (l + 1), dim) * 0.0))
+            counts.append(Usage(jnp.zeros((m ** (layer + 1),), jnp.float32)))
+            totals.append(Usage(w.reshape(m ** (layer + 1), dim) * 0.0))
             # Starting every word as idle makes the first update a data-dependent
             # init: words nobody picks are moved onto encoder outputs at once.
-            idle.append(Usage(jnp.full((m ** (l + 1),), restart_after, jnp.int32)))
+            idle.append(Usage(jnp.full((m ** (layer + 1),), restart_after, jnp.int32)))
         self.books = nnx.List(books)
         self.counts = nnx.List(counts)
         self.totals = nnx.List(totals)
@@ -242,19 +243,19 @@ class TreeQuantizer(nnx.Module):
         parent = jnp.zeros(n_pos, jnp.int32)
         r = sg(codes.residuals[0])
         restarted = []
-        for l in range(self.n):
-            k_total = self.m ** (l + 1)
-            cand = self.books[l][...][parent]
+        for layer in range(self.n):
+            k_total = self.m ** (layer + 1)
+            cand = self.books[layer][...][parent]
             k = jnp.argmin(jnp.sum((r[:, None, :] - cand) ** 2, -1), -1).astype(jnp.int32)
             flat = parent * self.m + k
             hits = jax.ops.segment_sum(jnp.ones(n_pos, jnp.float32), flat, k_total)
             resid = r
             sums = jax.ops.segment_sum(resid, flat, k_total)
-            count, total, words = ema_codebook(self.counts[l][...], self.totals[l][...], hits, sums,
+            count, total, words = ema_codebook(self.counts[layer][...], self.totals[layer][...], hits, sums,
                                                self.decay, self.eps)
             if self.update != "ema":
-                words = self.books[l][...].reshape(k_total, self.dim)
-            idle = jnp.where(hits > 0, 0, self.idle[l][...] + 1)
+                words = self.books[layer][...].reshape(k_total, self.dim)
+            idle = jnp.where(hits > 0, 0, self.idle[layer][...] + 1)
             if self.restart:
                 key, sub = jax.random.split(key)
                 dead = idle >= self.restart_after
@@ -268,10 +269,10 @@ class TreeQuantizer(nnx.Module):
                 restarted.append(jnp.sum(dead).astype(jnp.int32))
             else:
                 restarted.append(jnp.int32(0))
-            self.counts[l][...] = count
-            self.totals[l][...] = total
-            self.idle[l][...] = idle
-            self.books[l][...] = words.reshape(self.m ** l, self.m, self.dim)
+            self.counts[layer][...] = count
+            self.totals[layer][...] = total
+            self.idle[layer][...] = idle
+            self.books[layer][...] = words.reshape(self.m ** layer, self.m, self.dim)
             r = r - words[flat]
             parent = flat
         return jnp.stack(restarted)
@@ -292,11 +293,11 @@ def code_usage(codes, m: int) -> list[dict]:
     codes = np.asarray(codes).reshape(-1, np.shape(codes)[-1]).astype(np.int64)
     out = []
     path = np.zeros(codes.shape[0], np.int64)
-    for l in range(codes.shape[1]):
-        path = path * m + codes[:, l]
-        counts = np.bincount(path, minlength=m ** (l + 1))
+    for layer in range(codes.shape[1]):
+        path = path * m + codes[:, layer]
+        counts = np.bincount(path, minlength=m ** (layer + 1))
         p = counts[counts > 0] / counts.sum()
-        out.append(dict(layer=l, words=m ** (l + 1), used=int((counts > 0).sum()),
+        out.append(dict(layer=layer, words=m ** (layer + 1), used=int((counts > 0).sum()),
                         dead=int((counts == 0).sum()), perplexity=float(np.exp(-(p * np.log(p)).sum())),
                         counts=counts))
     return out

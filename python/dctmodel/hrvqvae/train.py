@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -86,7 +85,7 @@ def _save(mngr, step: int, *objs) -> None:
     ckpt.save(mngr, step, nnx.to_pure_dict(nnx.state(objs)))
 
 
-def _restore(mngr, *objs) -> Optional[int]:
+def _restore(mngr, *objs) -> int | None:
     """Restores the nnx objects in place from the latest checkpoint; returns its step (None: none)."""
     steps = ckpt.saved_steps(mngr)
     if not steps:
@@ -117,7 +116,7 @@ def save_checkpoint(workdir: str, step: int, *objs, keep: int = 2) -> None:
         mngr.close()
 
 
-def load_checkpoint(workdir: str, *objs) -> Optional[int]:
+def load_checkpoint(workdir: str, *objs) -> int | None:
     """Restores the nnx objects in place from ``workdir``'s latest checkpoint; its step, or None."""
     if not saved_steps(workdir):
         return None
@@ -131,8 +130,8 @@ def load_checkpoint(workdir: str, *objs) -> Optional[int]:
 # --------------------------------------------------------------------------- loop
 
 
-def train(cfg: Config, workdir: Optional[str] = None, *, verbose: bool = True, train_images=None,
-          test_images=None, stop_after: Optional[int] = None):
+def train(cfg: Config, workdir: str | None = None, *, verbose: bool = True, train_images=None,
+          test_images=None, stop_after: int | None = None):
     """Trains (resuming from ``workdir``'s latest checkpoint if any); returns (model, last eval dict).
 
     Batches and restart keys are functions of ``(seed, step)``, so a resumed run
@@ -200,7 +199,7 @@ def _every(step: int, every: int) -> bool:
     return bool(every) and step % every == 0
 
 
-def _logger(workdir: Optional[str], resume_step: Optional[int], verbose: bool):
+def _logger(workdir: str | None, resume_step: int | None, verbose: bool):
     """``log(record)``: appended to ``workdir/log.jsonl`` and, if ``verbose``, printed."""
     log_f = JsonLog(os.path.join(workdir, "log.jsonl"), resume_step) if workdir else None
 
@@ -214,7 +213,7 @@ def _logger(workdir: Optional[str], resume_step: Optional[int], verbose: bool):
     return log
 
 
-def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: Optional[str], log) -> None:
+def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: str | None, log) -> None:
     """Fits the prior (checkpointed in ``workdir/prior``: a rerun continues it) and writes
     ``workdir/samples.png``.  Ctrl-C stops after the running step with a checkpoint."""
     t = cfg.train

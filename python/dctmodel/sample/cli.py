@@ -90,9 +90,10 @@ def _run(args):
             raise ValueError(f"--size {args.size[0]}x{args.size[1]}: each side must be at most the model's "
                              f"image_size={d.image_size}")
         size = args.size
-        kw.update(hw=grid_of(*size, d.block_size, d.subsampling, d.planes))
+        kw.update(hw=grid_of(size[0], size[1], d.block_size, d.subsampling, d.planes))
     if args.upsample or args.colorize:
         make = upsample_prefix if args.upsample else colorize_prefix
+        assert cond_image is not None  # read above for --upsample / --colorize
         prefix, hw, min_rank, context = make(cfg, cond_image)
         size, start = context.shape[:2], len(prefix)
         kw.update(prefix=prefix, hw=hw, min_rank=min_rank)

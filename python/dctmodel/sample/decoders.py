@@ -58,9 +58,9 @@ class CachedDecoder:
         e_input = m.encode(dct, self.label)
         cross = [s.cross_kv(e_input) for s in self.stacks]
         caches = [s.empty_cache(B, self.S, m.compute_dtype) for s in self.stacks]
-        O = inp_o.shape[1]
-        if O:
-            e = m.embed_inputs(inp_o, jnp.arange(O), self.hw, self.label)
+        ov = inp_o.shape[1]
+        if ov:
+            e = m.embed_inputs(inp_o, jnp.arange(ov), self.hw, self.label)
             h_c, _, caches[0] = self.stacks[0].cached(e, 0, caches[0], cross[0])
             h_p, _, caches[1] = self.stacks[1].cached(h_c + m.emb_channel(tgt_o[..., 0]), 0, caches[1], cross[1])
             x = m.value_input(h_p, e_input, tgt_o[..., 1], self.hw)

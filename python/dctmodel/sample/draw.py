@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import jax
 import jax.numpy as jnp
 
-PerVariable = Union[float, int, Sequence]
+PerVariable = float | int | Sequence
 
 
 def _three(x, kind) -> tuple:

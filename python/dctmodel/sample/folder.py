@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional
 
 import jax
 import numpy as np
@@ -17,7 +16,7 @@ from .sampler import sample_tokens
 
 
 def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: int, seed: int = 0,
-                     label=None, settings: Optional[dict] = None, progress: bool = True,
+                     label=None, settings: dict | None = None, progress: bool = True,
                      **kw) -> list[np.ndarray]:
     """``num`` samples drawn ``batch_size`` at a time, each batch saved as it completes.
 

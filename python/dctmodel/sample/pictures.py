@@ -5,16 +5,14 @@ progressive strip and the image grid the CLI writes; the drawing is ``dctsparse.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import numpy as np
 
 from ..config import Config
 from ..tokens import grid_of
 
 
-def decode_tokens(cfg: Config, tokens: np.ndarray, height: Optional[int] = None,
-                  width: Optional[int] = None) -> np.ndarray:
+def decode_tokens(cfg: Config, tokens: np.ndarray, height: int | None = None,
+                  width: int | None = None) -> np.ndarray:
     """Sampled tokens -> uint8 image with ``dctsparse``."""
     import dctsparse
 

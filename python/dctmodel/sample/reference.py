@@ -3,8 +3,6 @@ variable, no cache.  Slow; kept as an independent reference for the tests."""
 
 from __future__ import annotations
 
-from typing import Optional
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,11 +13,12 @@ from ..model import model_from_params
 from ..tokens import class_to_value
 
 
-def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw: Optional[tuple[int, int]] = None,
-                  label: int = 0, max_tokens: Optional[int] = None, temperature: float = 1.0,
-                  prefix: Optional[np.ndarray] = None) -> list[np.ndarray]:
+def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw: tuple[int, int] | None = None,
+                  label: int = 0, max_tokens: int | None = None, temperature: float = 1.0,
+                  prefix: np.ndarray | None = None) -> list[np.ndarray]:
     """The original sampler (no cache, one forward pass of the whole window per variable,
-    a Python loop): kept as the reference for tests.  Sample ``num`` token sequences, int32 ``(N + 1, 3)`` each ending with the stop token.
+    a Python loop): kept as the reference for tests.  Sample ``num`` token sequences,
+    int32 ``(N + 1, 3)`` each ending with the stop token.
 
     ``hw``: the luma block grid to sample in (default: the config's square grid).
     ``prefix``: tokens ``(n, 3)`` (no stop) to continue from, e.g. the first DCT
@@ -29,7 +28,7 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
     model = model_from_params(cfg, params)
     fwd = jax.jit(lambda b: model(b, deterministic=True, structure_masks=True))
     d, m = cfg.data, cfg.model
-    n_ch, C, O = d.num_channels, m.chunk_size, m.overlap
+    n_ch, C, ov = d.num_channels, m.chunk_size, m.overlap
     hb, wb = hw or (d.grid, d.grid)
     max_tokens = max_tokens or n_ch * hb * wb
     key = jax.random.key(seed)
@@ -44,28 +43,28 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
     while not done.all():
         # Unfinished samples all advance one token per step, so they share the chunk start;
         # finished ones ride along (their windows are past their stop token, all padding).
-        start = max(len(s) for s, dn in zip(seqs, done) if not dn)
-        exs = [build_chunk(np.concatenate([s, stop]), start, C, O, hb=hb, wb=wb, grid=d.grid,
+        start = max(len(s) for s, dn in zip(seqs, done, strict=True) if not dn)
+        exs = [build_chunk(np.concatenate([s, stop]), start, C, ov, hb=hb, wb=wb, grid=d.grid,
                            num_channels=n_ch, clip=d.clip) for s in seqs]
         batch = {k: np.stack([e[k] for e in exs]) for k in ("dct", "inp", "tgt", "hw")}
         batch["label"] = np.full(num, label, np.int32)
         new: list[list] = [[] for _ in range(num)]
-        for j in range(O, O + C):
-            if done.all() or start + j - O >= max_tokens:
+        for j in range(ov, ov + C):
+            if done.all() or start + j - ov >= max_tokens:
                 break
             for field in range(3):
                 key, k = jax.random.split(key)
                 logits = fwd(batch)[field][:, j]
                 x = draw(logits, k)
                 if field == 0:
-                    x = np.where(done | (start + j - O >= max_tokens - 1), n_ch, x)  # finished rows: stop
+                    x = np.where(done | (start + j - ov >= max_tokens - 1), n_ch, x)  # finished rows: stop
                 batch["tgt"][:, j, field] = x
-                if j + 1 < O + C:
+                if j + 1 < ov + C:
                     batch["inp"][:, j + 1, field] = x
                 if field == 0:
                     is_stop = x == n_ch
                     batch["tgt"][is_stop, j, 1:] = (0, 2 * d.clip)
-                    if j + 1 < O + C:
+                    if j + 1 < ov + C:
                         batch["inp"][is_stop, j + 1, 1:] = (0, 2 * d.clip)
                     if is_stop.all():
                         break

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -11,7 +11,7 @@ from .. import masks as M
 from ..config import Config
 from ..model import model_from_params
 from ..tokens import channel_rank, class_to_value, dense_dct, value_to_class
-from .decoders import CachedDecoder, RecomputeDecoder
+from .decoders import CachedDecoder, Decoder, RecomputeDecoder
 from .draw import PerVariable, SampleSettings
 from .loop import sample_loop
 
@@ -24,7 +24,8 @@ def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, setting
     k = (cfg, method, max_tokens, max_chunks, settings, early_exit)
     if k not in _SAMPLERS:
         tables = M.MaskTables.from_config(cfg)
-        Dec = {"cached": CachedDecoder, "recompute": RecomputeDecoder}[method]
+        decoders: dict[str, Callable[..., Decoder]] = {"cached": CachedDecoder, "recompute": RecomputeDecoder}
+        Dec = decoders[method]
 
         def run(params, key, buf, n, dct, hw, label, min_rank):
             dec = Dec(model_from_params(cfg, params), hw, label)
@@ -67,7 +68,7 @@ def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, pref
     if ranks.min() < 0 or ranks.max() > nch:
         raise ValueError(f"min_rank must lie in 0..{nch}, got {ranks.min()}..{ranks.max()}")
     rank = channel_rank(d.order, d.planes, d.block_size)
-    for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws)):
+    for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws, strict=True)):
         if not len(p):
             continue
         ch, pos, val = p[:, 0], p[:, 1], p[:, 2]
@@ -86,8 +87,8 @@ def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, pref
                              f"coefficient); a prefix is the start of a coordinate list")
 
 
-def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: Union[int, jax.Array] = 0,
-                  hw=None, label=0, max_tokens: Optional[int] = None, max_chunks: Optional[int] = None,
+def sample_tokens(cfg: Config, params, *, num: int | None = None, seed: int | jax.Array = 0,
+                  hw=None, label=0, max_tokens: int | None = None, max_chunks: int | None = None,
                   temperature: PerVariable = 1.0, top_k: PerVariable = 0, top_p: PerVariable = 1.0,
                   prefix=None, min_rank=0, method: str = "cached", early_exit: bool = True,
                   return_stats: bool = False):
@@ -133,7 +134,7 @@ def sample_tokens(cfg: Config, params, *, num: Optional[int] = None, seed: Union
     max_chunks = int(max_chunks or (-(-max_tokens // m.chunk_size) + 1))
     buf = np.zeros((num, max_tokens + 1, 3), np.int32)
     dct = np.zeros((num, d.grid, d.grid, nch), np.int32)
-    for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws)):
+    for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws, strict=True)):
         buf[i, :len(p), :2] = p[:, :2]
         buf[i, :len(p), 2] = value_to_class(p[:, 2], d.clip)
         dct[i] = dense_dct(p, len(p), hb, wb, d.grid, nch)

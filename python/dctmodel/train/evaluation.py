@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -12,8 +12,8 @@ from ..data import Source, eval_batches
 from .steps import functions
 
 
-def evaluate(cfg: Config, params, source: Source, mesh, num_images: Optional[int] = None,
-             batch_size: Optional[int] = None) -> dict:
+def evaluate(cfg: Config, params, source: Source, mesh, num_images: int | None = None,
+             batch_size: int | None = None) -> dict:
     """Held-out bits per image subpixel over every chunk of ``num_images`` images.
 
     Returns ``bpd``, ``bpd_channel``, ``bpd_position``, ``bpd_value`` (model as

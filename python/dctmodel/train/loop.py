@@ -11,7 +11,6 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Optional
 
 import jax
 
@@ -37,8 +36,8 @@ def check_resume(cfg: Config, workdir: str) -> None:
                         lambda name: name.split(".")[0] not in ("data", "model"))
 
 
-def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: Optional[int] = None,
-          devices=None, source: Optional[Source] = None, eval_source: Optional[Source] = None,
+def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: int | None = None,
+          devices=None, source: Source | None = None, eval_source: Source | None = None,
           progress: bool = True, do_eval: bool = True) -> tuple[dict, list[dict]]:
     """Train ``cfg`` in ``workdir``; returns ``(final state, log records of this call)``.
 

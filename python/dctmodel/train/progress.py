@@ -57,7 +57,7 @@ class Accumulator:
         self.wait += wait
         self.gnorm += float(met["grad_norm"])
         bpd = met["example_bits"].sum(-1) / batch["subpixels"]
-        for k, b in zip(batch["chunk_index"], bpd):
+        for k, b in zip(batch["chunk_index"], bpd, strict=True):
             self.chunk[int(k)].append(float(b))
 
     def record(self, step, seconds, lr):
