@@ -105,3 +105,9 @@ def test_labels_change_the_loss_of_a_class_conditional_model():
     rows = b["label"] != 0
     assert not np.allclose(with_labels[rows], zeroed[rows])
     np.testing.assert_allclose(with_labels[~rows], zeroed[~rows], rtol=1e-6)
+
+
+def test_dataset_source_without_a_folder_is_a_clear_error():
+    cfg = _cfg(**{"data.source": "dataset"})
+    with pytest.raises(ValueError, match="needs data.folder"):
+        DatasetSource(cfg.data, "train")

@@ -186,7 +186,10 @@ class DatasetSource(Source):
         import dctsparse
 
         super().__init__(data, split)
-        self.ds = dctsparse.Dataset(data.folder)  # type: ignore[arg-type]  # None: Dataset raises TypeError
+        if not data.folder:  # dctsparse.Dataset(None) would be a TypeError the CLIs do not report
+            raise ValueError("data.source='dataset' needs data.folder: the output directory of "
+                             "`dctsparse encode-dataset`")
+        self.ds = dctsparse.Dataset(data.folder)
         st = self.ds.settings
         order = st.order if isinstance(st.order, str) else tuple(st.order)
         want = dict(block_size=data.block_size, quality=data.quality, subsampling=data.subsampling,
