@@ -138,10 +138,13 @@ def test_evaluate_end_to_end_is_resumable_and_caches_real_features(micro_run, tm
     samples and computes no new real features (both read back from disk)."""
     import json
     import os
+    import shutil
 
     from dctmodel import evaluate, inception
 
-    _, _, _, _, wd = micro_run
+    # A copy: the evaluation writes into the work directory, which other tests read as training left it.
+    wd = str(tmp_path / "run")
+    shutil.copytree(micro_run[4], wd)
     monkeypatch.setenv("DCTMODEL_CACHE", str(tmp_path / "cache"))
     args = ["--workdir", wd, "--num", "4", "--num-real", "6", "--bpd-images", "2", "--fit-images", "4"]
     evaluate.main(args)

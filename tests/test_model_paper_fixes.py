@@ -2,7 +2,6 @@
 image's grid (D2), the value decoder can tell apart the blocks of one downsampled cell (D4), and
 the residual stream stays float32 under bf16 (D5).  Each test fails on the model before the fix."""
 
-import os
 import subprocess
 import sys
 
@@ -15,8 +14,6 @@ from flax import nnx  # noqa: E402
 
 from dctmodel.config import get_config, override  # noqa: E402
 from dctmodel.model import DCTransformer  # noqa: E402
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _first_step(cfg, hw, tgt_pos=0):
@@ -92,11 +89,9 @@ def test_sample_cli_size_flag(micro_run, tmp_path):
     """``--size HxW`` samples images of that size (the grid given to the sampler and the decoder);
     a side larger than the model's image_size is one clear error."""
     _, _, _, _, wd = micro_run
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "python"), REPO,
-                                                        os.environ.get("PYTHONPATH", "")]))
     out = tmp_path / "g.png"
     r = subprocess.run([sys.executable, "-m", "dctmodel.sample", "--workdir", wd, "--num", "2", "--size", "16x8",
-                        "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+                        "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     with np.load(tmp_path / "g_tokens" / "batch_00000.npz") as z:
         toks = z["tokens"]
@@ -108,9 +103,7 @@ def test_sample_cli_size_flag(micro_run, tmp_path):
 
 def test_sample_size_flag_is_checked(micro_run, tmp_path):
     _, _, _, _, wd = micro_run
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "python"), REPO,
-                                                        os.environ.get("PYTHONPATH", "")]))
     for bad, msg in (("64x8", "at most the model's image_size=16"), ("16by8", "HEIGHTxWIDTH")):
         r = subprocess.run([sys.executable, "-m", "dctmodel.sample", "--workdir", wd, "--num", "1", "--size", bad,
-                            "--out", str(tmp_path / "x.png")], capture_output=True, text=True, env=env, timeout=600)
+                            "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=600)
         assert r.returncode == 2 and msg in r.stderr, r.stderr
