@@ -254,3 +254,36 @@ def test_bf16_forward_close_to_f32():
         assert np.isfinite(np.asarray(c)).all()
         ok = np.asarray(a) > -1e8  # masked entries are the same constant in both
         np.testing.assert_allclose(np.asarray(c)[ok], np.asarray(a)[ok], atol=0.15, rtol=0.05)
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("bf16", [False, True])
+def test_patch_conv_equals_the_convolution(stride, bf16):
+    """kernel == stride: the encoder's patches-times-kernel product gives the convolution's values."""
+    cfg = _cfg(**{"model.downsample_kernel": stride, "model.downsample_stride": stride, "train.bf16": bf16})
+    model = DCTransformer(cfg, rngs=nnx.Rngs(3))
+    side = model.grid_out * stride
+    x = jax.random.normal(jax.random.key(0), (2, side, side, cfg.data.num_channels))
+    want = np.asarray(model.conv(x), np.float32)
+    got = np.asarray(model.patch_conv(x), np.float32)
+    assert got.shape == want.shape == (2, model.grid_out, model.grid_out, cfg.model.d_model)
+    np.testing.assert_allclose(got, want, rtol=2e-2 if bf16 else 1e-5, atol=2e-2 if bf16 else 1e-5)
+
+
+def test_dense_matches_nnx_linear_values_and_gradients():
+    """The model's Dense (one 2-D product over all tokens) is nnx.Linear: same values, same gradients."""
+    from dctmodel.model import Dense
+
+    dense = Dense(8, 5, rngs=nnx.Rngs(0))
+    ref = nnx.Linear(8, 5, rngs=nnx.Rngs(0))
+    np.testing.assert_array_equal(np.asarray(dense.kernel[...]), np.asarray(ref.kernel[...]))
+    x = jax.random.normal(jax.random.key(1), (3, 4, 8))
+
+    def grads(layer):
+        return nnx.grad(lambda m, x: (m(x) ** 2).sum(), argnums=(0, 1))(layer, x)
+
+    np.testing.assert_allclose(np.asarray(dense(x)), np.asarray(ref(x)), rtol=1e-6, atol=1e-6)
+    (gd, gxd), (gr, gxr) = grads(dense), grads(ref)
+    np.testing.assert_allclose(np.asarray(gxd), np.asarray(gxr), rtol=1e-5, atol=1e-6)
+    for a, b in zip(jax.tree.leaves(nnx.state(gd)), jax.tree.leaves(nnx.state(gr)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

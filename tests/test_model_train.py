@@ -88,10 +88,40 @@ def test_heldout_bpd_both_ways(overfit_run):
     assert fresh["bpd_unmasked"] == pytest.approx(chance, rel=0.06)
 
 
+def test_micro_batches_give_the_whole_batch_update():
+    """train.micro_batch runs the batch in slices and sums their gradients: the same loss,
+    per-chunk bits (in batch order) and parameters as the whole batch at once."""
+    from dctmodel.data import make_source, sample_batch
+
+    base = override(get_config("micro"), **{"model.dropout": 0.0})
+    src = make_source(base.data)
+    batches = [sample_batch(base, src, 0, s) for s in range(2)]
+    mesh = make_mesh(1, jax.devices()[:1])
+    out = {}
+    for mb in (0, 2):
+        cfg = override(base, **{"train.micro_batch": mb})
+        fns = functions(cfg)
+        state = fns.shard_state(fns.init(0), mesh)
+        for b in batches:
+            state, met = fns.train_step(state, b, mesh)
+        out[mb] = state, met
+    (whole, wm), (sliced, sm) = out[0], out[2]
+    assert float(sm["loss"]) == pytest.approx(float(wm["loss"]), rel=1e-6)
+    assert float(sm["grad_norm"]) == pytest.approx(float(wm["grad_norm"]), rel=1e-5)
+    # Chunks differ in length, so a mix-up of the batch order would show here.
+    assert len(set(np.asarray(wm["example_bits"])[:, 0].round(3))) > 1
+    np.testing.assert_allclose(np.asarray(sm["example_bits"]), np.asarray(wm["example_bits"]), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(whole["params"]), jax.tree.leaves(sliced["params"]), strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=2e-6)
+    with pytest.raises(ValueError, match=r"train\.micro_batch.*divisor of train\.batch_size=8"):
+        from dctmodel.config import check_config
+        check_config(override(base, **{"train.micro_batch": 3}))
+
+
 def test_resume_gives_identical_results(tmp_path, capsys):
     cfg = override(get_config("micro"), **{
         "model.dropout": 0.1, "train.total_tokens": 8 * 32 * 12, "train.log_every": 2, "train.checkpoint_every": 4,
-        "train.length_filter_lmax": 60,
+        "train.length_filter_lmax": 60, "train.micro_batch": 4,  # two slices, each with its own dropout key
     })
     src = ArraySource(cfg.data, _images(6, seed=5))
     # Resuming where there is nothing to resume starts at step 0, and says so.
@@ -210,7 +240,9 @@ MULTI_DEVICE = textwrap.dedent(r"""
     src = make_source(cfg.data)
     batch = sample_batch(cfg, src, 0, 0)
     out = {}
-    for name, mesh in [("one", make_mesh(1, jax.devices()[:1])), ("data4", make_mesh(1)), ("fsdp2x2", make_mesh(2))]:
+    sliced = functions(override(cfg, **{"train.micro_batch": 2}))  # 4 slices of 2, each from all 4 devices
+    for name, mesh, fns in [("one", make_mesh(1, jax.devices()[:1]), fns), ("data4", make_mesh(1), fns),
+                            ("fsdp2x2", make_mesh(2), fns), ("data4_micro", make_mesh(1), sliced)]:
         state = fns.shard_state(fns.init(0), mesh)
         sharded = sum(1 for x in jax.tree.leaves(state["params"]) if not x.sharding.is_fully_replicated)
         for _ in range(2):
@@ -236,7 +268,8 @@ def test_four_devices_match_one_device(tmp_path):
     assert out["data4"]["shape"] == {"data": 4, "model": 1}
     assert out["fsdp2x2"]["shape"] == {"data": 2, "model": 2}
     assert out["one"]["sharded"] == 0 and out["data4"]["sharded"] == 0 and out["fsdp2x2"]["sharded"] > 0
-    for name in ("data4", "fsdp2x2"):
+    assert out["data4_micro"]["shape"] == {"data": 4, "model": 1}
+    for name in ("data4", "fsdp2x2", "data4_micro"):
         assert out[name]["loss"] == pytest.approx(out["one"]["loss"], rel=1e-5)
         # Adam is blind to the gradient's scale; the norm is not (e.g. a sum instead of a mean over shards).
         assert out[name]["grad_norm"] == pytest.approx(out["one"]["grad_norm"], rel=1e-4)

@@ -29,15 +29,29 @@ from . import masks as M
 from .config import Config, LayerSpec
 
 
+def _dense_dot_general(x, w, dimension_numbers, precision=None, **kw):
+    """``nnx.Linear``'s contraction of the last axis of ``x`` ``(..., K)`` with ``w`` ``(K, N)``,
+    as one 2-D matrix product over all tokens (on a 3-D ``(B, S, K)`` input the weight
+    gradient would otherwise contract two axes at once, which costs transposes and copies)."""
+    assert dimension_numbers == (((x.ndim - 1,), (0,)), ((), ())), dimension_numbers
+    y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (0,)), ((), ())), precision=precision, **kw)
+    return y.reshape(*x.shape[:-1], w.shape[-1])
+
+
+def Dense(d_in: int, d_out: int, *, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:
+    """``nnx.Linear`` (same parameters, same forward values) with :func:`_dense_dot_general`."""
+    return nnx.Linear(d_in, d_out, dtype=dtype, dot_general=_dense_dot_general, rngs=rngs)
+
+
 class Attention(nnx.Module):
     """Multi-head attention; self-attention when ``context is None``."""
 
     def __init__(self, d: int, heads: int, head_dim: int, *, dtype, rngs: nnx.Rngs):
         self.heads, self.head_dim = heads, head_dim
         inner = heads * head_dim
-        self.q = nnx.Linear(d, inner, dtype=dtype, rngs=rngs)
-        self.kv = nnx.Linear(d, 2 * inner, dtype=dtype, rngs=rngs)
-        self.out = nnx.Linear(inner, d, dtype=dtype, rngs=rngs)
+        self.q = Dense(d, inner, dtype=dtype, rngs=rngs)
+        self.kv = Dense(d, 2 * inner, dtype=dtype, rngs=rngs)
+        self.out = Dense(inner, d, dtype=dtype, rngs=rngs)
 
     def __call__(self, x, context=None, causal: bool = False):
         """``x`` ``(B, S, D)``, ``context`` ``(B, T, D)`` or None -> ``(B, S, D)``."""
@@ -64,8 +78,8 @@ class Attention(nnx.Module):
 
 class MLP(nnx.Module):
     def __init__(self, d: int, ratio: int, *, dtype, rngs: nnx.Rngs):
-        self.up = nnx.Linear(d, ratio * d, dtype=dtype, rngs=rngs)
-        self.down = nnx.Linear(ratio * d, d, dtype=dtype, rngs=rngs)
+        self.up = Dense(d, ratio * d, dtype=dtype, rngs=rngs)
+        self.down = Dense(ratio * d, d, dtype=dtype, rngs=rngs)
 
     def __call__(self, x):
         return self.down(jax.nn.gelu(self.up(x)))
@@ -243,9 +257,9 @@ class DCTransformer(nnx.Module):
         self.position_decoder = decoder(m.position_spec)
         self.value_decoder = decoder(m.value_spec)
         # Heads in float32: logits feed a softmax over up to 8000 classes.
-        self.head_channel = nnx.Linear(d, cfg.channel_vocab, rngs=rngs)
-        self.head_position = nnx.Linear(d, cfg.position_vocab, rngs=rngs)
-        self.head_value = nnx.Linear(d, cfg.value_vocab, rngs=rngs)
+        self.head_channel = Dense(d, cfg.channel_vocab, rngs=rngs)
+        self.head_position = Dense(d, cfg.position_vocab, rngs=rngs)
+        self.head_value = Dense(d, cfg.value_vocab, rngs=rngs)
 
     # -- pieces -------------------------------------------------------------
 
@@ -257,8 +271,8 @@ class DCTransformer(nnx.Module):
         lo = (k - s) // 2
         hi = max((self.grid_out - 1) * s + k - g - lo, 0)
         x = jnp.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
-        x = self.conv(x)
         go = self.grid_out
+        x = self.conv(x) if k != s else self.patch_conv(x)
         idx = jnp.arange(go)
         x = x + self.enc_row(idx)[None, :, None, :] + self.enc_col(idx)[None, None, :, :]
         x = x.reshape(x.shape[0], go * go, -1)
@@ -267,6 +281,22 @@ class DCTransformer(nnx.Module):
         x = self.drop(x, deterministic=deterministic, rngs=rngs)
         _, e = self.encoder(x, deterministic=deterministic, rngs=rngs)
         return e
+
+    def patch_conv(self, x):
+        """``self.conv`` when kernel == stride: non-overlapping ``s x s`` patches times the
+        flattened kernel, one matrix product.  Same values as the convolution; its
+        backward pass is a plain matmul, which XLA:CPU runs several times faster than
+        the convolution's (3 ms of the ``tiny`` step's 120 went to that one gradient).
+
+        ``x`` ``(B, G'*s, G'*s, C)`` -> ``(B, G', G', D)``."""
+        b, s, go, c = x.shape[0], self.stride, self.grid_out, x.shape[-1]
+        dtype = self.conv.dtype
+        patches = x.reshape(b, go, s, go, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * go * go, s * s * c)
+        kernel = self.conv.kernel[...]   # (s, s, C, D): flattened in the patches' (row, col, channel) order
+        y = _dense_dot_general(patches.astype(dtype), kernel.reshape(-1, kernel.shape[-1]).astype(dtype),
+                               (((1,), (0,)), ((), ())))
+        bias = cast(nnx.Param, self.conv.bias)  # nnx.Conv has a bias unless use_bias=False
+        return (y + bias[...].astype(dtype)).reshape(b, go, go, -1)
 
     def embed_position(self, p, hw):
         """2-D embedding of positions ``p`` ``(B, S)`` in each image's own ``Wb`` -> ``(B, S, D)``."""
