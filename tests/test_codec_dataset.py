@@ -216,11 +216,14 @@ def test_write_shard_directly_and_read_back(tmp_path):
     """write_shard is the sink for distributed runs (Beam/Dask/Ray): one call per shard."""
     img = natural_image("coffee")[:40, :60]
     toks = [dctsparse.encode(img).tokens(), dctsparse.encode(img[:, :30]).tokens()]
-    entry = dataset.write_shard(tmp_path, 0, toks, [(40, 60), (40, 30)], ["a", "b"])
+    st = Settings(long_side=None)
+    entry = dataset.write_shard(tmp_path, 0, toks, [(40, 60), (40, 30)], ["a", "b"], settings=st)
     assert entry == {"name": "shard-00000", "images": 2, "tokens": len(toks[0]) + len(toks[1]),
                      "skipped": 0}
     t = np.load(tmp_path / "shard-00000" / "tokens.npy")
     np.testing.assert_array_equal(t, np.concatenate(toks))
+    meta = json.loads((tmp_path / "shard-00000" / "meta.json").read_text())
+    assert meta == {"names": ["a", "b"], "skipped": [], "settings": st.to_json()}
 
 
 def test_dataset_errors(tmp_path):

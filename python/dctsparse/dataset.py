@@ -12,7 +12,8 @@ Layout of OUT_DIR::
                              one image after the other
     shard-00000/offsets.npy  int64 (n + 1,): image j is tokens[offsets[j]:offsets[j + 1]]
     shard-00000/sizes.npy    int32 (n, 2): (height, width) of image j after resizing
-    shard-00000/meta.json    the source path of each image, images skipped and why
+    shard-00000/meta.json    the source path of each image, images skipped and why,
+                             the settings (as in the manifest)
 
 When every image lies in a subfolder of SRC_DIR, the top-level subfolders are
 the classes: ``manifest["classes"]`` lists them (sorted) and ``ds.labels[i]``
@@ -56,7 +57,10 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".
                     ".pgm")
 MANIFEST = "manifest.json"
 FORMAT = "dctsparse-dataset"
-FORMAT_VERSION = 1
+# Version 2 records the settings in every shard's meta.json, so the reader can tell a
+# manifest edited after the fact; version 1 datasets still open, without that check.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 # Test hook: hard-exit (as if killed) once this many images are done; see tests.
 _ABORT_ENV = "DCTSPARSE_DATASET_ABORT_AFTER"
 
@@ -179,10 +183,12 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 def write_shard(out_dir: str | os.PathLike, index: int, tokens: Sequence[np.ndarray],
                 sizes: Sequence[tuple[int, int]], names: Sequence[str],
-                skipped: Sequence[dict] = (), _abort=None) -> dict:
+                skipped: Sequence[dict] = (), *, settings: Settings, _abort=None) -> dict:
     """Write shard ``index`` atomically; returns its manifest entry.
 
-    tokens: one int32 (N_i + 1, 3) array per image; sizes: (height, width) each.
+    tokens: one int32 (N_i + 1, 3) array per image; sizes: (height, width) each;
+    settings: the ones the tokens were encoded with (recorded in meta.json, where
+    :class:`Dataset` checks them against the manifest's).
     """
     out = Path(out_dir)
     name = f"shard-{index:05d}"
@@ -199,7 +205,7 @@ def write_shard(out_dir: str | os.PathLike, index: int, tokens: Sequence[np.ndar
             _abort()  # test hook: dies with the shard half-written
         _save_npy(tmp / "offsets.npy", offsets)
         _save_npy(tmp / "sizes.npy", np.array(sizes, np.int32).reshape(-1, 2))
-        meta = {"names": list(names), "skipped": list(skipped)}
+        meta = {"names": list(names), "skipped": list(skipped), "settings": settings.to_json()}
         with open(tmp / "meta.json", "w") as f:
             json.dump(meta, f)
             f.flush()
@@ -264,9 +270,11 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         keys = ("format", "version", "settings", "shard_size", "num_files", "files_sha256")
-        if any(old.get(k) != manifest[k] for k in keys):
+        differ = [k for k in keys if old.get(k) != manifest[k]]
+        if differ:
             raise ValueError(f"{str(out)!r} holds a dataset made with other settings or other "
-                             "source files; use a new output directory")
+                             f"source files (differs: {', '.join(differ)}); use a new output "
+                             "directory")
     _write_json(manifest_path, manifest)
 
     abort_after = os.environ.get(_ABORT_ENV)
@@ -307,7 +315,7 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 bar.update()
                 if j < hi - 1:
                     abort_check()
-            write_shard(out, i, toks, sizes, names, skipped,
+            write_shard(out, i, toks, sizes, names, skipped, settings=settings,
                         _abort=abort_check if abort_after is not None else None)
             abort_check()
     finally:
@@ -347,8 +355,10 @@ class Dataset(Sequence):
         if not path.is_file():
             raise ValueError(f"{str(self.root)!r} is not an encoded dataset (no {MANIFEST})")
         self.manifest = json.loads(path.read_text())
-        if self.manifest.get("format") != FORMAT or self.manifest.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{str(path)!r} is not a {FORMAT} manifest of version {FORMAT_VERSION}")
+        if self.manifest.get("format") != FORMAT \
+                or self.manifest.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"{str(path)!r} is not a {FORMAT} manifest of version "
+                             f"{' or '.join(map(str, READABLE_VERSIONS))}")
         if not self.manifest.get("complete"):
             raise ValueError(f"the dataset in {str(self.root)!r} is incomplete: run encode-dataset "
                              "again with the same arguments to finish it")
