@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import dctsparse
-from dctsparse import SparseDCT, dataset
+from dctsparse import SparseDCT, cli, dataset
 from dctsparse.dataset import Settings, encode_dataset, encode_image
 from helpers import natural_image
 
@@ -411,3 +411,40 @@ def test_version_1_dataset_still_opens(reference, lying):
     assert len(ds) == len(ref) and ds.names == ref.names
     assert list(ds) == list(ref)
     assert (ds.labels == ref.labels).all() and ds.classes == ref.classes == []
+
+
+def test_verify_dataset_good(reference, capsys):
+    assert cli.main(["verify-dataset", str(reference)]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{reference}: 10 images in 4 shards checked, 0 problems\n"
+    assert "verify-dataset [" in err and "10/10 img" in err  # progress, as encode-dataset's
+
+
+def test_verify_dataset_damaged(lying, capsys):
+    """Every problem is one line; a shard that does not open is one problem and its images
+    go unchecked; the summary counts what was checked; exit status 1, no traceback."""
+    def edit(d):
+        _edit_npy(d / "shard-00001/offsets.npy", _shift_inside)
+        _edit_json(d / "shard-00003/meta.json", lambda m: m["settings"].update(quality=71))
+    d = lying(edit)
+    assert cli.main(["verify-dataset", str(d), "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert out == "" and "Traceback" not in err and len(lines) == 4
+    assert lines[0].startswith(f"dctsparse: error: dataset {d}: shard shard-00003/meta.json: "
+                               "settings differ")
+    assert f"{S1}/tokens.npy: item 3 " in lines[1] and f"{S1}/tokens.npy: item 4 " in lines[2]
+    assert lines[3] == f"dctsparse: error: {d}: 8 images in 4 shards checked, 3 problems"
+    r = dataset.verify_dataset(d, progress=False)
+    assert (r["items"], r["shards"], len(r["problems"])) == (8, 4, 3)
+
+
+def test_verify_dataset_reaches_what_opening_cannot(reference, lying):
+    """A token deep inside an image (its value set to 0, which no list holds): opening and
+    the other images are fine, verify names the image."""
+    d = lying(lambda d: _set_token(d, "shard-00002", 2, 7, 2, 0))
+    dctsparse.Dataset(d)
+    r = dataset.verify_dataset(d, progress=False)
+    assert r["items"] == 10 and len(r["problems"]) == 1
+    assert "shard shard-00002/tokens.npy: item 7 (entry 2 of the shard" in r["problems"][0]
+    assert "value 0 is not a non-zero integer" in r["problems"][0]
