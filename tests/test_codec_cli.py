@@ -234,7 +234,8 @@ def test_errors_are_one_line(argv, match, tmp_path, png, capsys, monkeypatch):
 def test_real_process(tmp_path, png):
     r = run_cli("--help")
     assert r.returncode == 0
-    for cmd in ("encode", "decode", "info", "preview", "convert", "bench", "encode-dataset", "demo"):
+    for cmd in ("encode", "decode", "info", "preview", "convert", "bench", "encode-dataset",
+                "verify-dataset", "demo"):
         assert cmd in r.stdout
     r = run_cli("encode", png, "-o", tmp_path / "x.dcts")
     assert r.returncode == 0, r.stderr

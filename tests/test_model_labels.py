@@ -1,6 +1,7 @@
 """Class labels reach training from every source (issue D1): folders of class subfolders,
 encoded datasets, in-memory arrays; and they change the loss of a class-conditional model."""
 
+import json
 import os
 
 import numpy as np
@@ -110,4 +111,34 @@ def test_labels_change_the_loss_of_a_class_conditional_model():
 def test_dataset_source_without_a_folder_is_a_clear_error():
     cfg = _cfg(**{"data.source": "dataset"})
     with pytest.raises(ValueError, match="needs data.folder"):
+        DatasetSource(cfg.data, "train")
+
+
+def test_dataset_source_surfaces_a_lying_dataset(tmp_path):
+    """Issue 19: a moved offset in the shard (opens, since opening reads no token rows) stops
+    training at the first read of either image at that boundary, naming the files, instead of
+    training on a list with a stray token; edited settings stop it on open."""
+    (tmp_path / "src").mkdir()
+    _class_folder(tmp_path / "src")
+    out = tmp_path / "ds"
+    dctsparse.dataset.encode_dataset(tmp_path / "src", out, dctsparse.dataset.Settings(
+        block_size=4, quality=50, long_side=16, clip=32), jobs=1, progress=False)
+    offsets = np.load(out / "shard-00000" / "offsets.npy")
+    offsets[2] += 1
+    np.save(out / "shard-00000" / "offsets.npy", offsets)
+    cfg = _cfg(**{"data.source": "dataset", "data.folder": str(out)})
+    src = DatasetSource(cfg.data, "train")
+    src.tokens(0)
+    for i in (1, 2):
+        with pytest.raises(ValueError, match=f"dataset {out}: shard shard-00000/tokens.npy: item {i} "
+                                             r"\(entry \d of the shard, rows \d+:\d+ per offsets.npy\)"):
+            src.tokens(i)
+    with pytest.raises(ValueError, match=r"shard-00000/tokens.npy: item [12] .*offsets.npy"):
+        sample_batch(cfg, src, seed=0, step=0, batch_size=64)  # 64 draws of 7 images
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["settings"]["clip"] = 16
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="shard shard-00000/meta.json: settings differ from "
+                                         "manifest.json's: clip 32 here, 16 there"):
         DatasetSource(cfg.data, "train")

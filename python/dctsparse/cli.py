@@ -27,6 +27,7 @@ examples:
   dctsparse convert encoded/ pngs/ --to png
   dctsparse bench                                  # .dcts vs JPEG sizes, coder MB/s
   dctsparse encode-dataset imgs/ shards/ --long-side 384 -q 75 -b 8
+  dctsparse verify-dataset shards/                 # every file and every image checked
 """
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm",
@@ -315,6 +316,21 @@ def cmd_encode_dataset(a) -> None:
                                 f"manifest.json)" if m["skipped"] else ""))
 
 
+def cmd_verify_dataset(a) -> None:
+    from .dataset import verify_dataset
+
+    r = verify_dataset(a.dir, progress=not a.quiet)
+    for p in r["problems"]:
+        print(f"dctsparse: error: {p}", file=sys.stderr)
+    n = len(r["problems"])
+    summary = (f"{a.dir}: {r['items']} images in {r['shards']} shards checked, "
+               f"{n} problem{'' if n == 1 else 's'}")
+    if r["problems"]:
+        raise CLIError(summary)
+    if not a.quiet:
+        print(summary)
+
+
 def cmd_demo(a) -> None:
     from .demo import run
 
@@ -413,6 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                    help="worker processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+
+    p = add("verify-dataset", "check an encoded dataset: every file, and that every image "
+                              "decodes (exit status 1 on any problem)", cmd_verify_dataset)
+    p.add_argument("dir", metavar="DIR", help="a folder written by encode-dataset")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar, and no summary when there is no problem")
 
     p = add("demo", "encode a bundled natural image at several settings; print a table and "
                     "write a progressive-decode strip", cmd_demo)
