@@ -20,8 +20,10 @@
 //      magnitude and a sign, in contexts of the frequency band, the
 //      non-zeros still to come, the same coefficient in A and L, and the DC
 //      steps to A and L (see Models).
-// Luma and chroma have separate models. Only the previous block row is kept
-// (as a sparse list), so memory is O(N + width), whatever B.
+// Luma and chroma have separate models. Only the previous block row's
+// non-empty blocks are kept (as a sparse list), so memory is O(N), whatever
+// B and the declared width; time is O(blocks), and a payload of S bytes can
+// only code so many blocks before it runs out (see container.hpp).
 #include "container.hpp"
 
 #include <algorithm>
@@ -264,17 +266,24 @@ int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* b
     return k;
 }
 
-// The non-zeros of one block row of a plane, kept for the next row's contexts.
+// The non-empty blocks of one block row of a plane, in column order, kept
+// for the next row's contexts. An all-zero block is not stored (its context
+// is all zeros, as for a missing one): a header may declare 2^27 blocks in a
+// row that a few payload bytes code as empty, and a row with an entry per
+// block allocated that (16 bytes each, 2 GB) before the payload ran out.
+// Memory is O(non-zeros of the row), whatever the declared width.
 struct Row {
-    std::vector<int32_t> k, v;
-    std::vector<int64_t> off;  // block i's entries are [off[i], off[i + 1])
-    std::vector<int32_t> nz, dc;
-    void reset(int64_t blocks) {
+    struct Block {
+        int64_t col;     // ascending
+        int64_t end;     // its non-zeros are k, v from the previous block's end to this
+        int32_t nz, dc;  // its coded AC count and DC
+    };
+    std::vector<Block> blocks;
+    std::vector<int32_t> k, v;  // zigzag index and value of each non-zero
+    void reset() {
+        blocks.clear();
         k.clear();
         v.clear();
-        off.assign(size_t(blocks) + 1, 0);
-        nz.assign(size_t(blocks), 0);
-        dc.assign(size_t(blocks), 0);
     }
 };
 
@@ -298,42 +307,48 @@ void code_planes(C& c, const Geometry& g, int32_t vmax, Source&& source, Sink&& 
                 const int64_t r = grp * rows + rr;
                 Row& up = prev[size_t(p)];
                 Row& row = cur[size_t(p)];
-                row.reset(pw);
+                row.reset();
                 int ext_l = 0;  // L holds the previous block of this row up to ext_l
                 std::fill(L.begin(), L.end(), 0);
+                int32_t nz_l = 0, dc_l = 0;  // the previous block's (zeros if it was empty)
+                size_t u = 0;                // up's first stored block at or right of col
+                const size_t ups = r > 0 ? up.blocks.size() : 0;
                 for (int64_t col = 0; col < pw; ++col) {
                     Neighbours n{};
                     n.has_above = r > 0;
                     n.has_left = col > 0;
                     int ext_a = 0;
-                    if (n.has_above) {
-                        for (int64_t i = up.off[size_t(col)]; i < up.off[size_t(col) + 1]; ++i) {
+                    while (u < ups && up.blocks[u].col < col) ++u;
+                    if (u > 0 && up.blocks[u - 1].col == col - 1)
+                        n.dc_above_left = up.blocks[u - 1].dc;
+                    if (u < ups && up.blocks[u].col == col) {
+                        const Row::Block& a = up.blocks[u];
+                        for (int64_t i = u > 0 ? up.blocks[u - 1].end : 0; i < a.end; ++i) {
                             A[size_t(up.k[size_t(i)])] = up.v[size_t(i)];
                             ext_a = std::max(ext_a, up.k[size_t(i)] + 1);
                         }
-                        n.nz_above = up.nz[size_t(col)];
-                        n.dc_above = up.dc[size_t(col)];
-                        if (n.has_left) n.dc_above_left = up.dc[size_t(col) - 1];
+                        n.nz_above = a.nz;
+                        n.dc_above = a.dc;
                     }
-                    if (n.has_left) {
-                        n.nz_left = row.nz[size_t(col) - 1];
-                        n.dc_left = row.dc[size_t(col) - 1];
-                    }
+                    n.nz_left = nz_l;
+                    n.dc_left = dc_l;
                     n.above = n.has_above ? A.data() : zeros.data();
                     n.left = n.has_left ? L.data() : zeros.data();
                     int32_t nz_ac = 0;
                     if constexpr (C::kEncoding) nz_ac = source(p, r, col, X.data());
                     int32_t nz = 0;
                     const int ext = code_block(c, m, t, n, X.data(), nz_ac, vmax, &nz);
-                    row.nz[size_t(col)] = nz;
-                    row.dc[size_t(col)] = X[0];
+                    nz_l = nz;
+                    dc_l = X[0];
+                    const size_t before = row.k.size();
                     for (int k = 0; k < ext; ++k) {
                         if (X[size_t(k)] == 0) continue;
                         row.k.push_back(k);
                         row.v.push_back(X[size_t(k)]);
                         sink(p, r, col, k, X[size_t(k)]);
                     }
-                    row.off[size_t(col) + 1] = int64_t(row.k.size());
+                    if (row.k.size() > before)
+                        row.blocks.push_back({col, int64_t(row.k.size()), nz, X[0]});
                     std::fill(A.begin(), A.begin() + ext_a, 0);
                     std::fill(L.begin(), L.begin() + ext_l, 0);
                     std::swap(L, X);  // this block is the next one's left neighbour

@@ -298,30 +298,78 @@ def test_pixel_limit(monkeypatch):
         SparseDCT.from_bytes(forged(height=2**31, width=3))
 
 
+# The documented bound on reading a file (cpp/container.hpp): about 1 MB of
+# coder models and ~40 bytes per coefficient decoded, nothing per block the
+# header declares; the rest of the 16 MB is room for the allocator.
+READ_BOUND_MB = 16
+needs_proc = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM")
+
+
+def read_peak_growth_mb(data: bytes) -> tuple[str, float]:
+    """(outcome, MB) of SparseDCT.from_bytes(data) in a child process: how much
+    the read raised its peak RSS (C++ heap included). The peak is VmHWM, that
+    of the child's own address space: ru_maxrss starts at the RSS of the
+    parent (exec carries it over), which would hide growth below pytest's."""
+    code = """
+import sys, dctsparse
+def peak_mb():
+    with open('/proc/self/status') as f:
+        return next(int(x.split()[1]) for x in f if x.startswith('VmHWM')) / 1024
+data = sys.stdin.buffer.read()
+before = peak_mb()
+try:
+    s = dctsparse.SparseDCT.from_bytes(data)
+    print('decoded', len(s))
+except ValueError as e:
+    print('ValueError', e)
+print(peak_mb() - before)
+"""
+    r = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    msg, grown_mb = r.stdout.decode().strip().splitlines()
+    return msg, float(grown_mb)
+
+
+@needs_proc
 def test_lying_header_does_not_allocate():
     """A 16384 x 16384 header (right at the default limit) in front of a few
-    bytes of payload: refused fast, with little memory (checked in a child
-    process, whose peak RSS includes the C++ heap)."""
-    code = f"""
-import resource, struct, zlib, dctsparse
-from dctsparse import SparseDCT
-data = bytes.fromhex({FILES[0].hex()!r})
-head = bytearray(data[:44]); head[16:24] = struct.pack('<II', 16384, 16384)
-head[28:36] = struct.pack('<Q', 10**8)
-body = bytes(head) + data[44:-4]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-try:
-    SparseDCT.from_bytes(body + struct.pack('<I', zlib.crc32(body)))
-    raise SystemExit('decoded?')
-except ValueError as e:
-    print(e)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
-"""
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    msg, grown_mb = r.stdout.strip().splitlines()
+    bytes of payload: refused fast, with little memory."""
+    head = bytearray(FILES[0][:44])
+    head[16:24] = struct.pack("<II", 16384, 16384)
+    head[28:36] = struct.pack("<Q", 10**8)
+    body = bytes(head) + FILES[0][44:-4]
+    msg, grown = read_peak_growth_mb(body + struct.pack("<I", zlib.crc32(body)))
     assert "corrupt" in msg
-    assert int(grown_mb) < 64  # a 16384^2 image would need >1 GB for its coefficients
+    assert grown < READ_BOUND_MB  # a 16384^2 image would need >1 GB for its coefficients
+
+
+@needs_proc
+def test_hostile_wide_header_reads_in_bounded_memory():
+    """Issue 19: 52 bytes declaring 1 x 2^28 greyscale pixels at B = 2 (2^27
+    blocks in one row, within MAX_IMAGE_PIXELS) in front of a 4-byte payload.
+    The coder kept 16 bytes of context per block of a row, allocated from the
+    header before the first bit was decoded: a 2 GB peak, then a ValueError."""
+    head = HEADER.pack(container.MAGIC, 1, 0, 2, 75, 0, 0, 1, 2**28, 0, 1, 4)
+    body = head + bytes(4)
+    data = body + struct.pack("<I", zlib.crc32(body))
+    assert len(data) == 52
+    msg, grown = read_peak_growth_mb(data)
+    assert msg.startswith("ValueError corrupt .dcts payload"), msg
+    assert grown < READ_BOUND_MB, f"reading 52 bytes grew the peak RSS by {grown:.0f} MB"
+
+
+@needs_proc
+def test_valid_wide_empty_image_reads_in_bounded_memory():
+    """A valid file of a 1 x 2^24 image with no coefficients (a few KB): the
+    blocks are coded (each costs a fraction of a bit), but reading them keeps
+    nothing per block (128 MB of row contexts before)."""
+    z = np.zeros(0, np.int32)
+    s = SparseDCT(z, z, z, height=1, width=2**24, block_size=2, subsampling="4:4:4", mode="L")
+    data = s.to_bytes()
+    assert len(data) < 8192
+    msg, grown = read_peak_growth_mb(data)
+    assert msg == "decoded 0"
+    assert grown < READ_BOUND_MB, f"reading grew the peak RSS by {grown:.0f} MB"
 
 
 @pytest.mark.parametrize("edit,match", [
