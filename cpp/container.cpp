@@ -370,6 +370,20 @@ std::vector<int32_t> order_sequence(const ContainerHeader& h) {
     return channel_sequence(NamedOrder(h.order_kind), h.planes, h.block);
 }
 
+// Names the second triple holding (ch, pos): the writer finds a repeat
+// block by block, and the message names triples in list order, as
+// list_to_planes does.
+[[noreturn]] void fail_repeat(const int32_t* channel, const int32_t* position, int64_t n,
+                              int32_t ch, int32_t pos) {
+    bool seen = false;
+    for (int64_t i = 0; i < n; ++i) {
+        if (channel[i] != ch || position[i] != pos) continue;
+        if (seen) TripleCheck::fail_repeated(i, ch, pos);
+        seen = true;
+    }
+    fail("internal error: a repeat the list does not hold");
+}
+
 int64_t coefficient_slots(const Geometry& g) {
     int64_t blocks = 0;
     for (int p = 0; p < g.planes; ++p) blocks += g.plane_blocks(p);
@@ -406,27 +420,10 @@ std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
     for (int p = 0; p < g.planes; ++p) base[size_t(p) + 1] = base[size_t(p)] + g.plane_blocks(p);
     std::vector<int64_t> start(size_t(base.back()) + 1, 0);
     std::vector<int64_t> block_of(static_cast<size_t>(n));
+    const TripleCheck check(g, vmax);
     for (int64_t i = 0; i < n; ++i) {
-        const int32_t ch = channel[i], pos = position[i], v = value[i];
-        // Messages are built only on failure: this loop runs once per triple.
-        auto at = [i] { return "triple " + std::to_string(i) + ": "; };
-        if (ch < 0 || ch >= nch)
-            fail(at() + "channel " + std::to_string(ch) + " is not in [0, " + std::to_string(nch) + ")");
-        if (pos < 0 || pos >= npos)
-            fail(at() + "position " + std::to_string(pos) + " is not in [0, " +
-                 std::to_string(npos) + ")");
-        if (!valid_value(v, vmax))
-            fail(at() + "value " + std::to_string(v) + " is not a non-zero integer in [-" +
-                 std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
-        const int p = ch / bb;
-        int64_t r = pos / g.wb, col = pos % g.wb;
-        if (g.subsampled(p)) {
-            if (r % 2 || col % 2)
-                fail(at() + "chroma position " + std::to_string(pos) + " is off the 4:2:0 grid");
-            r /= 2;
-            col /= 2;
-        }
-        const int64_t b = base[size_t(p)] + r * g.plane_wb(p) + col;
+        const TripleSlot t = check(i, channel[i], position[i], value[i]);
+        const int64_t b = base[size_t(t.plane)] + t.block;
         block_of[size_t(i)] = b;
         ++start[size_t(b) + 1];
     }
@@ -476,8 +473,7 @@ std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
         for (int64_t i = start[size_t(b)]; i < start[size_t(b) + 1]; ++i) {
             const int32_t k = bk[size_t(i)];
             if (blk[k] != 0)
-                fail("the list repeats (channel " + std::to_string(p * bb + k) + ", position " +
-                     std::to_string(luma_position(g, p, r, col)) + ")");
+                fail_repeat(channel, position, n, p * bb + k, int32_t(luma_position(g, p, r, col)));
             blk[k] = bv[size_t(i)];
             nz_ac += k > 0;
         }
@@ -573,12 +569,7 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
         return "bad .dcts header: image size " + std::to_string(h.height) +
                "x" + std::to_string(h.width) + " is empty";
     });
-    // Both sides are < 2^32, so the product fits in 64 unsigned bits.
-    const uint64_t pixels = uint64_t(h.height) * uint64_t(h.width);
-    if (pixel_limit >= 0 && pixels > uint64_t(pixel_limit))
-        fail("image of " + std::to_string(h.height) + "x" + std::to_string(h.width) + " = " +
-             std::to_string(pixels) + " pixels exceeds dctsparse.MAX_IMAGE_PIXELS = " +
-             std::to_string(pixel_limit));
+    check_image_size(h.height, h.width, pixel_limit);
     const Geometry g = make_geometry(h.height, h.width, h.planes, h.block, h.sub420);
     require(count <= uint64_t(coefficient_slots(g)), [&] {
         return "bad .dcts header: " + std::to_string(count) + " coefficients do not fit a " +

@@ -63,9 +63,8 @@ struct ContainerHeader {
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
 // Codes a list with header h (h.count, canonical and sizes are filled in
-// here). Validates every triple like list_to_planes: channel and position
-// in range, chroma on the 4:2:0 grid, value non-zero with |v| <= vmax, no
-// repeated (channel, position).
+// here). Validates every triple with TripleCheck (sparse.hpp), as the
+// SparseDCT constructor does, and refuses a repeated (channel, position).
 std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
                                       const int32_t* position, const int32_t* value, int64_t n);
 

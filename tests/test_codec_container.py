@@ -373,22 +373,28 @@ def test_valid_wide_empty_image_reads_in_bounded_memory():
 
 
 @pytest.mark.parametrize("edit,match", [
-    (lambda c, p, v: c.__setitem__(3, 3 * 64), r"triple 3: channel 192 is not in \[0, 192\)"),
-    (lambda c, p, v: c.__setitem__(3, -1), r"triple 3: channel -1 is not in"),
-    (lambda c, p, v: p.__setitem__(5, 10**6), r"triple 5: position 1000000 is not in"),
-    (lambda c, p, v: v.__setitem__(7, 0), r"triple 7: value 0 is not a non-zero integer"),
-    (lambda c, p, v: v.__setitem__(7, 4000), r"triple 7: value 4000 is not a non-zero integer"),
-    (lambda c, p, v: (c.__setitem__(0, 64), p.__setitem__(0, 1)), r"triple 0: chroma position 1 is off"),
-    (lambda c, p, v: (c.__setitem__(1, c[0]), p.__setitem__(1, p[0])), r"the list repeats \(channel"),
+    (lambda c, p, v: c.__setitem__(3, 3 * 64), r"^triple 3: channel 192 is out of range \[0, 192\)$"),
+    (lambda c, p, v: c.__setitem__(3, -1), r"^triple 3: channel -1 is out of range"),
+    (lambda c, p, v: p.__setitem__(5, 10**6), r"^triple 5: position 1000000 is out of range"),
+    (lambda c, p, v: v.__setitem__(7, 0), r"^triple 7: value 0 is not a non-zero integer"),
+    (lambda c, p, v: v.__setitem__(7, 4000), r"^triple 7: value 4000 is not a non-zero integer"),
+    (lambda c, p, v: (c.__setitem__(0, 64), p.__setitem__(0, 1)),
+     r"^triple 0: chroma channel 64 at position 1 .* is not on the 4:2:0 chroma grid"),
+    (lambda c, p, v: (c.__setitem__(1, c[0]), p.__setitem__(1, p[0])),
+     r"^triple 1: \(channel \d+, position \d+\) appears twice$"),
 ])
 def test_the_writer_validates_every_triple(edit, match):
     """container_encode re-checks the list it is handed rather than trusting its
-    caller (a bad position would index past its per-block tables)."""
+    caller (a bad position would index past its per-block tables), with the
+    validator SparseDCT's constructor uses: the same message for the same list."""
     s = dctsparse.encode(natural_image("chelsea")[:64, :96], quality=80)
     args = (s.height, s.width, s.planes, s.block_size, s.quality, True, 0,
             np.zeros(0, np.int32), 0)
     c, p, v = s.channel.copy(), s.position.copy(), s.value.copy()
     assert SparseDCT.from_bytes(_core.container_encode(c, p, v, *args)) == s
     edit(c, p, v)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as writer:
         _core.container_encode(c, p, v, *args)
+    with pytest.raises(ValueError) as constructor:
+        SparseDCT(c, p, v, **s.header())
+    assert str(writer.value) == str(constructor.value)

@@ -39,6 +39,22 @@ def test_views_are_accepted_and_alpha_can_be_dropped():
     assert dctsparse.encode(IMG[..., :1]) == dctsparse.encode(np.ascontiguousarray(IMG[..., 0]))
 
 
+def test_premultiplied_alpha_is_alpha():
+    """Issue 19: RGBa lost its alpha silently, La failed with Pillow's error even
+    with drop_alpha. Both are refused without drop_alpha, like RGBA/LA, and with
+    it encode as their straight-alpha images do."""
+    rgba = Image.fromarray(np.dstack([IMG, (IMG[..., 0] | 1)]), "RGBA")
+    for straight in (rgba, rgba.convert("LA")):
+        pre = straight.convert(straight.mode[:-1] + "a")
+        assert pre.mode in ("RGBa", "La")
+        with pytest.raises(ValueError, match=f"image mode {pre.mode} has an alpha channel: "
+                                             "pass drop_alpha=True"):
+            dctsparse.encode(pre)
+        got = dctsparse.encode(pre, drop_alpha=True)
+        assert got.mode == straight.mode[:-1]
+        assert got == dctsparse.encode(pre.convert(straight.mode), drop_alpha=True)
+
+
 def test_pil_images():
     assert dctsparse.encode(Image.fromarray(IMG)) == dctsparse.encode(IMG)
     assert dctsparse.encode(Image.fromarray(IMG[..., 0])).mode == "L"
@@ -83,12 +99,48 @@ def test_bad_settings_elsewhere():
 
 
 def test_pixel_limit(monkeypatch):
+    """One check (the core's check_image_size) and one message, wherever a size enters."""
     monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", 100)
-    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+    want = r"^image of 20x30 = 600 pixels exceeds dctsparse.MAX_IMAGE_PIXELS = 100$"
+    with pytest.raises(ValueError, match=want):
         dctsparse.encode(IMG)
+    with pytest.raises(ValueError, match=want):
+        dctsparse.encode(Image.fromarray(IMG).convert("RGBA"), drop_alpha=True)
+    with pytest.raises(ValueError, match="image 0: " + want[1:]):
+        dctsparse.encode_batch([IMG])
     tokens = np.array([[192, 0, 0]], np.int32)
-    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
-        SparseDCT.from_tokens(tokens, height=100_000, width=100_000)
+    with pytest.raises(ValueError, match=want):
+        SparseDCT.from_tokens(tokens, height=20, width=30)
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    data = S.to_bytes()  # 20 x 30
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ValueError, match=want):
+        SparseDCT.from_bytes(data)
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    core = r"^image of 65536x65536 = 4294967296 pixels exceeds the core's limit of 2\^31 pixels$"
+    with pytest.raises(ValueError, match=core):
+        SparseDCT.from_tokens(tokens, height=2**16, width=2**16)
+
+
+def test_sizes_are_checked_before_any_copy(monkeypatch):
+    """Issue 19: with MAX_IMAGE_PIXELS = None, a zero-stride view of 2^31 x 1
+    pixels (one byte of memory) was copied to 2 GB before the core refused it:
+    the padded image does not fit the core's positions."""
+    import tracemalloc
+
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    for shape in ((2**31, 1), (2**31 - 1, 1), (2**31 - 1, 1, 3), (2**16, 2**16)):
+        view = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape, (0,) * len(shape))
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match="must be in|too large|core's limit"):
+                dctsparse.encode(view)
+            with pytest.raises(ValueError, match="must be in|too large|core's limit"):
+                dctsparse.encode_batch([view])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 << 20, f"{shape}: {peak} bytes allocated before the size check"
 
 
 S = dctsparse.encode(IMG, block_size=8, quality=75)
@@ -101,6 +153,9 @@ def tok(rows):
 
 @pytest.mark.parametrize("tokens,exc,match", [
     (tok([[0, 0, 5]]), ValueError, "no stop token"),
+    (tok([[192, 5, 7]]), ValueError, r"token 0 = \(192, 5, 7\) has the stop channel 192 but is "
+                                     r"not the stop token \(192, 0, 0\)"),
+    (tok([[0, 0, 5], [192, 0, 1], [192, 0, 0]]), ValueError, "token 1 .* not the stop token"),
     (tok([]), ValueError, "no stop token"),
     (np.zeros((3, 2), np.int32), ValueError, r"shape \(M, 3\)"),
     (np.zeros((3,), np.int32), ValueError, r"shape \(M, 3\)"),
