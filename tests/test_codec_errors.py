@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -233,28 +233,105 @@ def test_from_dct_image_rejects_values_past_the_clip():
         SparseDCT.from_dct_image(d, **s.header())
 
 
-@given(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
-                  elements=st.integers(-(2**33), 2**33)))
-def test_random_token_arrays_never_crash(arr):
-    """Anything goes in; a SparseDCT or a ValueError/TypeError comes out."""
+# Token arrays for a 10 x 10 RGB header at B = 4 under 4:2:0: 48 channels
+# (16..47 chroma), positions 0..15 on a 4 x 4 block grid, chroma only at even
+# block rows and columns, |value| <= 512. Every example goes through
+# from_tokens; the tests count how many got past its checks into decode, so
+# that they keep testing what they are named after.
+TOKEN_HEADER = dict(height=10, width=10, block_size=4, quality=50, subsampling="4:2:0")
+CHROMA_GRID = [0, 2, 8, 10]
+# Enough examples (each takes ~1 ms) for the fractions to hold under every profile.
+MIN_EXAMPLES = max(60, settings().max_examples)
+
+
+def valid_rows():
+    """Distinct valid (channel, position, value) rows of TOKEN_HEADER."""
+    row = st.integers(0, 47).flatmap(lambda c: st.tuples(
+        st.just(c), st.sampled_from(CHROMA_GRID) if c >= 16 else st.integers(0, 15),
+        st.integers(1, 512) | st.integers(-512, -1)))
+    return st.lists(row, max_size=40, unique_by=lambda r: r[:2])
+
+
+def edited(rows, edits):
+    """rows (valid) with the edits applied: a row's field set to any int64, a row
+    repeated, rows dropped or swapped; then the stop token, and maybe junk after it."""
+    rows = [list(r) for r in rows]
+    for kind, i, j, x in edits:
+        if not rows:
+            break
+        i, j = i % len(rows), j % len(rows)
+        if kind == "set":
+            rows[i][j % 3] = x
+        elif kind == "repeat":
+            rows.append(list(rows[i]))
+        elif kind == "drop":
+            del rows[i]
+        else:
+            rows[i], rows[j] = rows[j], rows[i]
+    return np.array(rows + [[48, 0, 0], [1, 2, 3]], np.int64).reshape(-1, 3)
+
+
+edit = st.tuples(st.sampled_from(["set", "repeat", "drop", "swap", "swap"]), st.integers(0, 99),
+                 st.integers(0, 99), st.integers(-(2**33), 2**33))
+
+
+def reach_decode(arr, reached):
+    reached["examples"] += 1
     try:
-        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50)
-    except (ValueError, TypeError):
+        s = SparseDCT.from_tokens(arr, **TOKEN_HEADER)
+    except (ValueError, TypeError) as e:
+        assert str(e)
+        reached["refused"] += 1
         return
     assert dctsparse.decode(s).shape == (10, 10, 3)
+    reached["decoded"] += 1
 
 
-@given(st.lists(st.tuples(st.integers(-2, 50), st.integers(-2, 20), st.integers(-5, 5)),
-                max_size=40))
-def test_near_valid_token_arrays_never_crash(rows):
-    arr = np.array(rows + [(48, 0, 0)], np.int32).reshape(-1, 3)
-    try:
-        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50,
-                                  subsampling="4:2:0")
-    except ValueError:
-        return
-    out = dctsparse.decode(s)
-    assert out.shape == (10, 10, 3)
+def test_random_token_arrays_never_crash():
+    """Anything goes in; a SparseDCT or a ValueError/TypeError comes out. Half the
+    examples are arbitrary int64 arrays (nearly all refused), half valid lists
+    under arbitrary edits; most of the latter decode."""
+    reached: dict[str, int] = {"examples": 0, "decoded": 0, "refused": 0}
+
+    lists = st.builds(edited, valid_rows(), st.lists(edit, max_size=3))
+
+    @settings(max_examples=MIN_EXAMPLES)
+    @given(st.one_of(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
+                                elements=st.integers(-(2**33), 2**33)), lists, lists))
+    def run(arr):
+        reach_decode(arr, reached)
+
+    run()
+    assert reached["decoded"] >= 0.3 * reached["examples"], reached
+    assert reached["refused"] >= 0.15 * reached["examples"], reached
+
+
+def test_near_valid_token_arrays_never_crash():
+    """Valid lists with at most one field nudged just out of range (channel -1 or
+    48, position 16, an odd chroma block, value 0 or 513, a repeated row)."""
+    reached: dict[str, int] = {"examples": 0, "decoded": 0, "refused": 0}
+    nudge = st.one_of(st.none(), st.tuples(
+        st.sampled_from([(0, -1), (0, 48), (1, -1), (1, 16), (1, 1), (2, 0), (2, 513),
+                         (2, -513), (None, None)]), st.integers(0, 99)))
+
+    @settings(max_examples=MIN_EXAMPLES)
+    @given(valid_rows(), nudge)
+    def run(rows, nudged):
+        rows = [list(r) for r in rows]
+        if nudged is not None and rows:
+            (field, x), i = nudged
+            i %= len(rows)
+            if field is None:
+                rows.append(list(rows[i]))
+            elif field == 1 and x == 1:  # position 1: off the chroma grid for a chroma row
+                rows[i][0], rows[i][1] = 16, 1
+            else:
+                rows[i][field] = x
+        reach_decode(np.array(rows + [[48, 0, 0]], np.int32).reshape(-1, 3), reached)
+
+    run()
+    assert reached["decoded"] >= 0.3 * reached["examples"], reached
+    assert reached["refused"] >= 0.2 * reached["examples"], reached
 
 
 def test_errors_leave_no_state_behind():
