@@ -78,6 +78,14 @@ PYBIND11_MODULE(_core, m) {
         return to_numpy(std::move(s), {n});
     }, py::arg("order"), py::arg("planes"), py::arg("block"));
 
+    m.def("check_image_size", [](int64_t height, int64_t width, int64_t pixel_limit) {
+        check_image_size(height, width, pixel_limit);
+    }, py::arg("height"), py::arg("width"), py::arg("pixel_limit"));
+
+    m.def("check_geometry", [](int64_t height, int64_t width, int planes, int block, bool sub420) {
+        make_geometry(height, width, planes, block, sub420);
+    }, py::arg("height"), py::arg("width"), py::arg("planes"), py::arg("block"), py::arg("sub420"));
+
     m.def("check_permutation", [](const carray<int32_t>& seq, int64_t channels) {
         check_permutation(seq.data(), int64_t(seq.size()), channels);
     }, py::arg("seq"), py::arg("channels"));

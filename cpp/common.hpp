@@ -34,6 +34,12 @@ inline void require(bool ok, F&& msg) {
     if (!ok) fail(msg());
 }
 
+// The one check of an image's size, wherever a size enters the core or the
+// Python layer (arrays, SparseDCT headers, .dcts files): height and width
+// >= 1, then the caller's limit (dctsparse.MAX_IMAGE_PIXELS; < 0: none),
+// then the core's own, kMaxPixels. Overflow-safe for any int64 sizes.
+void check_image_size(int64_t height, int64_t width, int64_t pixel_limit);
+
 // The sizes every stage agrees on (SPEC sections 2 and 5). Luma grid is
 // (hb, wb); a plane's own grid is (plane_hb(p), plane_wb(p)), half of it for
 // chroma under 4:2:0.

@@ -20,8 +20,10 @@
 //      magnitude and a sign, in contexts of the frequency band, the
 //      non-zeros still to come, the same coefficient in A and L, and the DC
 //      steps to A and L (see Models).
-// Luma and chroma have separate models. Only the previous block row is kept
-// (as a sparse list), so memory is O(N + width), whatever B.
+// Luma and chroma have separate models. Only the previous block row's
+// non-empty blocks are kept (as a sparse list), so memory is O(N), whatever
+// B and the declared width; time is O(blocks), and a payload of S bytes can
+// only code so many blocks before it runs out (see container.hpp).
 #include "container.hpp"
 
 #include <algorithm>
@@ -264,17 +266,24 @@ int code_block(C& c, Models& m, const Tables& t, const Neighbours& n, int32_t* b
     return k;
 }
 
-// The non-zeros of one block row of a plane, kept for the next row's contexts.
+// The non-empty blocks of one block row of a plane, in column order, kept
+// for the next row's contexts. An all-zero block is not stored (its context
+// is all zeros, as for a missing one): a header may declare 2^27 blocks in a
+// row that a few payload bytes code as empty, and a row with an entry per
+// block allocated that (16 bytes each, 2 GB) before the payload ran out.
+// Memory is O(non-zeros of the row), whatever the declared width.
 struct Row {
-    std::vector<int32_t> k, v;
-    std::vector<int64_t> off;  // block i's entries are [off[i], off[i + 1])
-    std::vector<int32_t> nz, dc;
-    void reset(int64_t blocks) {
+    struct Block {
+        int64_t col;     // ascending
+        int64_t end;     // its non-zeros are k, v from the previous block's end to this
+        int32_t nz, dc;  // its coded AC count and DC
+    };
+    std::vector<Block> blocks;
+    std::vector<int32_t> k, v;  // zigzag index and value of each non-zero
+    void reset() {
+        blocks.clear();
         k.clear();
         v.clear();
-        off.assign(size_t(blocks) + 1, 0);
-        nz.assign(size_t(blocks), 0);
-        dc.assign(size_t(blocks), 0);
     }
 };
 
@@ -298,42 +307,48 @@ void code_planes(C& c, const Geometry& g, int32_t vmax, Source&& source, Sink&& 
                 const int64_t r = grp * rows + rr;
                 Row& up = prev[size_t(p)];
                 Row& row = cur[size_t(p)];
-                row.reset(pw);
+                row.reset();
                 int ext_l = 0;  // L holds the previous block of this row up to ext_l
                 std::fill(L.begin(), L.end(), 0);
+                int32_t nz_l = 0, dc_l = 0;  // the previous block's (zeros if it was empty)
+                size_t u = 0;                // up's first stored block at or right of col
+                const size_t ups = r > 0 ? up.blocks.size() : 0;
                 for (int64_t col = 0; col < pw; ++col) {
                     Neighbours n{};
                     n.has_above = r > 0;
                     n.has_left = col > 0;
                     int ext_a = 0;
-                    if (n.has_above) {
-                        for (int64_t i = up.off[size_t(col)]; i < up.off[size_t(col) + 1]; ++i) {
+                    while (u < ups && up.blocks[u].col < col) ++u;
+                    if (u > 0 && up.blocks[u - 1].col == col - 1)
+                        n.dc_above_left = up.blocks[u - 1].dc;
+                    if (u < ups && up.blocks[u].col == col) {
+                        const Row::Block& a = up.blocks[u];
+                        for (int64_t i = u > 0 ? up.blocks[u - 1].end : 0; i < a.end; ++i) {
                             A[size_t(up.k[size_t(i)])] = up.v[size_t(i)];
                             ext_a = std::max(ext_a, up.k[size_t(i)] + 1);
                         }
-                        n.nz_above = up.nz[size_t(col)];
-                        n.dc_above = up.dc[size_t(col)];
-                        if (n.has_left) n.dc_above_left = up.dc[size_t(col) - 1];
+                        n.nz_above = a.nz;
+                        n.dc_above = a.dc;
                     }
-                    if (n.has_left) {
-                        n.nz_left = row.nz[size_t(col) - 1];
-                        n.dc_left = row.dc[size_t(col) - 1];
-                    }
+                    n.nz_left = nz_l;
+                    n.dc_left = dc_l;
                     n.above = n.has_above ? A.data() : zeros.data();
                     n.left = n.has_left ? L.data() : zeros.data();
                     int32_t nz_ac = 0;
                     if constexpr (C::kEncoding) nz_ac = source(p, r, col, X.data());
                     int32_t nz = 0;
                     const int ext = code_block(c, m, t, n, X.data(), nz_ac, vmax, &nz);
-                    row.nz[size_t(col)] = nz;
-                    row.dc[size_t(col)] = X[0];
+                    nz_l = nz;
+                    dc_l = X[0];
+                    const size_t before = row.k.size();
                     for (int k = 0; k < ext; ++k) {
                         if (X[size_t(k)] == 0) continue;
                         row.k.push_back(k);
                         row.v.push_back(X[size_t(k)]);
                         sink(p, r, col, k, X[size_t(k)]);
                     }
-                    row.off[size_t(col) + 1] = int64_t(row.k.size());
+                    if (row.k.size() > before)
+                        row.blocks.push_back({col, int64_t(row.k.size()), nz, X[0]});
                     std::fill(A.begin(), A.begin() + ext_a, 0);
                     std::fill(L.begin(), L.begin() + ext_l, 0);
                     std::swap(L, X);  // this block is the next one's left neighbour
@@ -353,6 +368,20 @@ inline int64_t luma_position(const Geometry& g, int p, int64_t r, int64_t col) {
 std::vector<int32_t> order_sequence(const ContainerHeader& h) {
     if (h.order_kind == 2) return h.permutation;
     return channel_sequence(NamedOrder(h.order_kind), h.planes, h.block);
+}
+
+// Names the second triple holding (ch, pos): the writer finds a repeat
+// block by block, and the message names triples in list order, as
+// list_to_planes does.
+[[noreturn]] void fail_repeat(const int32_t* channel, const int32_t* position, int64_t n,
+                              int32_t ch, int32_t pos) {
+    bool seen = false;
+    for (int64_t i = 0; i < n; ++i) {
+        if (channel[i] != ch || position[i] != pos) continue;
+        if (seen) TripleCheck::fail_repeated(i, ch, pos);
+        seen = true;
+    }
+    fail("internal error: a repeat the list does not hold");
 }
 
 int64_t coefficient_slots(const Geometry& g) {
@@ -391,27 +420,10 @@ std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
     for (int p = 0; p < g.planes; ++p) base[size_t(p) + 1] = base[size_t(p)] + g.plane_blocks(p);
     std::vector<int64_t> start(size_t(base.back()) + 1, 0);
     std::vector<int64_t> block_of(static_cast<size_t>(n));
+    const TripleCheck check(g, vmax);
     for (int64_t i = 0; i < n; ++i) {
-        const int32_t ch = channel[i], pos = position[i], v = value[i];
-        // Messages are built only on failure: this loop runs once per triple.
-        auto at = [i] { return "triple " + std::to_string(i) + ": "; };
-        if (ch < 0 || ch >= nch)
-            fail(at() + "channel " + std::to_string(ch) + " is not in [0, " + std::to_string(nch) + ")");
-        if (pos < 0 || pos >= npos)
-            fail(at() + "position " + std::to_string(pos) + " is not in [0, " +
-                 std::to_string(npos) + ")");
-        if (!valid_value(v, vmax))
-            fail(at() + "value " + std::to_string(v) + " is not a non-zero integer in [-" +
-                 std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
-        const int p = ch / bb;
-        int64_t r = pos / g.wb, col = pos % g.wb;
-        if (g.subsampled(p)) {
-            if (r % 2 || col % 2)
-                fail(at() + "chroma position " + std::to_string(pos) + " is off the 4:2:0 grid");
-            r /= 2;
-            col /= 2;
-        }
-        const int64_t b = base[size_t(p)] + r * g.plane_wb(p) + col;
+        const TripleSlot t = check(i, channel[i], position[i], value[i]);
+        const int64_t b = base[size_t(t.plane)] + t.block;
         block_of[size_t(i)] = b;
         ++start[size_t(b) + 1];
     }
@@ -461,8 +473,7 @@ std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
         for (int64_t i = start[size_t(b)]; i < start[size_t(b) + 1]; ++i) {
             const int32_t k = bk[size_t(i)];
             if (blk[k] != 0)
-                fail("the list repeats (channel " + std::to_string(p * bb + k) + ", position " +
-                     std::to_string(luma_position(g, p, r, col)) + ")");
+                fail_repeat(channel, position, n, p * bb + k, int32_t(luma_position(g, p, r, col)));
             blk[k] = bv[size_t(i)];
             nz_ac += k > 0;
         }
@@ -558,12 +569,7 @@ ContainerHeader container_read_header(const uint8_t* data, size_t size, int64_t 
         return "bad .dcts header: image size " + std::to_string(h.height) +
                "x" + std::to_string(h.width) + " is empty";
     });
-    // Both sides are < 2^32, so the product fits in 64 unsigned bits.
-    const uint64_t pixels = uint64_t(h.height) * uint64_t(h.width);
-    if (pixel_limit >= 0 && pixels > uint64_t(pixel_limit))
-        fail("image of " + std::to_string(h.height) + "x" + std::to_string(h.width) + " = " +
-             std::to_string(pixels) + " pixels exceeds dctsparse.MAX_IMAGE_PIXELS = " +
-             std::to_string(pixel_limit));
+    check_image_size(h.height, h.width, pixel_limit);
     const Geometry g = make_geometry(h.height, h.width, h.planes, h.block, h.sub420);
     require(count <= uint64_t(coefficient_slots(g)), [&] {
         return "bad .dcts header: " + std::to_string(count) + " coefficients do not fit a " +

@@ -24,8 +24,13 @@
 // Reading checks, in this order, before allocating anything that scales with
 // the header: magic, version, declared lengths against the actual size, the
 // checksum, then every header field (including the caller's pixel limit).
-// Decoding memory is O(N + one block row); every failure is a
-// std::invalid_argument (ValueError in Python) saying what is wrong.
+// Nothing is allocated per block or pixel the header declares: decoding
+// needs ~1 MB of coder models plus ~40 bytes per coefficient decoded so far
+// (the list, grown as the payload proves it, and the previous block row's
+// non-zeros; an all-zero block costs nothing), so a hostile header in front
+// of a short payload costs ~1 MB before the payload runs out
+// (tests/test_codec_container.py holds such reads under 16 MB). Every failure
+// is a std::invalid_argument (ValueError in Python) saying what is wrong.
 #pragma once
 
 #include <cstddef>
@@ -58,9 +63,8 @@ struct ContainerHeader {
 uint32_t crc32(const uint8_t* data, size_t size, uint32_t crc = 0);
 
 // Codes a list with header h (h.count, canonical and sizes are filled in
-// here). Validates every triple like list_to_planes: channel and position
-// in range, chroma on the 4:2:0 grid, value non-zero with |v| <= vmax, no
-// repeated (channel, position).
+// here). Validates every triple with TripleCheck (sparse.hpp), as the
+// SparseDCT constructor does, and refuses a repeated (channel, position).
 std::vector<uint8_t> container_encode(ContainerHeader h, const int32_t* channel,
                                       const int32_t* position, const int32_t* value, int64_t n);
 

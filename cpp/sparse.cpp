@@ -63,23 +63,6 @@ inline int64_t block_position(const Geometry& g, int p, int64_t i) {
     return g.subsampled(p) ? (2 * r) * g.wb + 2 * c : r * g.wb + c;
 }
 
-// Exact x / d for 0 <= x < 2^31 and 1 <= d < 2^31 without a hardware
-// division (which costs more than everything else done per triple): one
-// multiply-high. With l = ceil(log2 d) and m = ceil(2^(31+l) / d) < 2^32 + 1,
-// the error e = m*d - 2^(31+l) is in [0, d), so x*e < 2^31 * d <= 2^(31+l)
-// and (x*m) >> (31+l) is floor(x/d) exactly; x*m < 2^63 fits 64 bits.
-struct FastDiv {
-    uint64_t m;
-    int shift;
-    explicit FastDiv(int64_t d) {
-        int l = 0;
-        while ((int64_t(1) << l) < d) ++l;
-        shift = 31 + l;
-        m = ((uint64_t(1) << shift) + uint64_t(d) - 1) / uint64_t(d);
-    }
-    int64_t operator()(int64_t x) const { return int64_t((uint64_t(x) * m) >> shift); }
-};
-
 // Where each channel's coefficients live: plane and natural index in a block.
 struct ChannelMap {
     std::vector<int32_t> plane, nat;
@@ -93,24 +76,6 @@ struct ChannelMap {
             }
     }
 };
-
-// Index of (channel, position) in its plane's coefficients; validates the
-// 4:2:0 grid. `t` is the triple's index, for the message.
-inline int64_t coeff_index(const Geometry& g, const ChannelMap& m, const FastDiv& div_wb,
-                           int32_t ch, int32_t pos, int64_t t) {
-    const int p = m.plane[size_t(ch)];
-    int64_t r = div_wb(pos), c = pos - r * g.wb;
-    if (g.subsampled(p)) {
-        if ((r | c) & 1)
-            fail("triple " + std::to_string(t) + ": chroma channel " + std::to_string(ch) +
-                 " at position " + std::to_string(pos) + " (block row " + std::to_string(r) +
-                 ", column " + std::to_string(c) +
-                 ") is not on the 4:2:0 chroma grid (even rows and columns)");
-        r >>= 1;
-        c >>= 1;
-    }
-    return (r * g.plane_wb(p) + c) * g.bb() + m.nat[size_t(ch)];
-}
 
 }  // namespace
 
@@ -378,37 +343,63 @@ void records_to_list(const BlockRecords& rec, const Geometry& g, const int32_t* 
 
 void list_to_planes(const int32_t* channel, const int32_t* position, const int32_t* value,
                     int64_t n, const Geometry& g, int32_t vmax, const Coeffs& out) {
-    const int64_t nch = g.channels(), npos = g.positions();
-    const ChannelMap map(g);
-    const FastDiv div_wb(g.wb);
+    const TripleCheck check(g, vmax);
+    const int64_t bb = g.bb();
     for (int64_t t = 0; t < n; ++t) {
-        const int32_t ch = channel[t], pos = position[t], v = value[t];
-        // Messages are built only on failure: this loop runs once per triple.
-        auto at = [t] { return "triple " + std::to_string(t); };
-        if (ch < 0 || ch >= nch)
-            fail(at() + ": channel " + std::to_string(ch) + " is out of range [0, " +
-                 std::to_string(nch) + ")");
-        if (pos < 0 || pos >= npos)
-            fail(at() + ": position " + std::to_string(pos) + " is out of range [0, " +
-                 std::to_string(npos) + ")");
-        if (!valid_value(v, vmax))
-            fail(at() + ": value " + std::to_string(v) + " is not a non-zero integer in [-" +
-                 std::to_string(vmax) + ", " + std::to_string(vmax) + "]");
-        int32_t& slot = out.plane[map.plane[size_t(ch)]][coeff_index(g, map, div_wb, ch, pos, t)];
-        if (slot != 0)
-            fail(at() + ": (channel " + std::to_string(ch) + ", position " + std::to_string(pos) +
-                 ") appears twice");
-        slot = v;
+        const TripleSlot s = check(t, channel[t], position[t], value[t]);
+        int32_t& slot = out.plane[s.plane][s.block * bb + s.nat];
+        if (slot != 0) TripleCheck::fail_repeated(t, channel[t], position[t]);
+        slot = value[t];
     }
 }
 
 void clear_list(const int32_t* channel, const int32_t* position, int64_t n, const Geometry& g,
                 const Coeffs& out) {
-    const ChannelMap map(g);
-    const FastDiv div_wb(g.wb);
-    for (int64_t t = 0; t < n; ++t)
-        out.plane[map.plane[size_t(channel[t])]]
-                 [coeff_index(g, map, div_wb, channel[t], position[t], t)] = 0;
+    const TripleCheck where(g, 1);
+    const int64_t bb = g.bb();
+    for (int64_t t = 0; t < n; ++t) {
+        const TripleSlot s = where.slot(channel[t], position[t]);
+        out.plane[s.plane][s.block * bb + s.nat] = 0;
+    }
+}
+
+TripleCheck::TripleCheck(const Geometry& g, int32_t vmax)
+    : nch_(g.channels()),
+      npos_(g.positions()),
+      wb_(g.wb),
+      vmax_(vmax),
+      bb_(g.bb()),
+      sub420_(g.sub420),
+      div_wb_(g.wb) {
+    for (int p = 0; p < 3; ++p) pwb_[p] = p < g.planes ? g.plane_wb(p) : 0;
+    const std::vector<int32_t> zz = zigzag(g.block);
+    for (int p = 0; p < g.planes; ++p)
+        for (int k = 0; k < bb_; ++k) {
+            plane_.push_back(int16_t(p));
+            nat_.push_back(int16_t(zz[size_t(k)]));
+        }
+}
+
+void TripleCheck::fail_at(const TripleCheck& k, int64_t t, int32_t ch, int32_t pos, int32_t v) {
+    const std::string at = "triple " + std::to_string(t) + ": ";
+    if (ch < 0 || ch >= k.nch_)
+        fail(at + "channel " + std::to_string(ch) + " is out of range [0, " +
+             std::to_string(k.nch_) + ")");
+    if (pos < 0 || pos >= k.npos_)
+        fail(at + "position " + std::to_string(pos) + " is out of range [0, " +
+             std::to_string(k.npos_) + ")");
+    if (!valid_value(v, k.vmax_))
+        fail(at + "value " + std::to_string(v) + " is not a non-zero integer in [-" +
+             std::to_string(k.vmax_) + ", " + std::to_string(k.vmax_) + "]");
+    const int64_t r = pos / k.wb_, c = pos % k.wb_;
+    fail(at + "chroma channel " + std::to_string(ch) + " at position " + std::to_string(pos) +
+         " (block row " + std::to_string(r) + ", column " + std::to_string(c) +
+         ") is not on the 4:2:0 chroma grid (even rows and columns)");
+}
+
+void TripleCheck::fail_repeated(int64_t t, int32_t ch, int32_t pos) {
+    fail("triple " + std::to_string(t) + ": (channel " + std::to_string(ch) + ", position " +
+         std::to_string(pos) + ") appears twice");
 }
 
 void planes_to_dense(const Coeffs& coeffs, const Geometry& g, int32_t* dense) {

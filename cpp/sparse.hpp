@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "common.hpp"
@@ -17,6 +18,76 @@ enum class NamedOrder : int { Frequency = 0, LumaFirst = 1 };
 std::vector<int32_t> channel_sequence(NamedOrder order, int planes, int block);
 // Throws unless seq is a permutation of 0 .. channels-1.
 void check_permutation(const int32_t* seq, int64_t n, int64_t channels);
+
+// Exact x / d for 0 <= x < 2^31 and 1 <= d < 2^31 without a hardware
+// division (which costs more than everything else done per triple): one
+// multiply-high. With l = ceil(log2 d) and m = ceil(2^(31+l) / d) < 2^32 + 1,
+// the error e = m*d - 2^(31+l) is in [0, d), so x*e < 2^31 * d <= 2^(31+l)
+// and (x*m) >> (31+l) is floor(x/d) exactly; x*m < 2^63 fits 64 bits.
+struct FastDiv {
+    uint64_t m;
+    int shift;
+    explicit FastDiv(int64_t d) {
+        int l = 0;
+        while ((int64_t(1) << l) < d) ++l;
+        shift = 31 + l;
+        m = ((uint64_t(1) << shift) + uint64_t(d) - 1) / uint64_t(d);
+    }
+    int64_t operator()(int64_t x) const { return int64_t((uint64_t(x) * m) >> shift); }
+};
+
+// Where a valid triple's coefficient lives: its plane, its block in that
+// plane's own grid, and its natural (row-major) index in the block.
+struct TripleSlot {
+    int plane;
+    int32_t nat;
+    int64_t block;
+};
+
+// The one validator of a list's triples (SPEC section 6), wherever a list
+// enters the core (SparseDCT's constructor, the .dcts writer), so every entry
+// point checks the same things and names them alike: channel in [0, P*B*B),
+// position in [0, Hb*Wb), value non-zero with |value| <= vmax, a chroma
+// position on the 4:2:0 grid. A repeated pair needs the coefficients to see;
+// the caller that has them reports it with fail_repeated.
+class TripleCheck {
+public:
+    TripleCheck(const Geometry& g, int32_t vmax);
+    // Throws std::invalid_argument naming triple t unless it is valid.
+    TripleSlot operator()(int64_t t, int32_t ch, int32_t pos, int32_t v) const {
+        if (ch < 0 || ch >= nch_ || pos < 0 || pos >= npos_ || !valid_value(v, vmax_))
+            fail_at(*this, t, ch, pos, v);
+        const TripleSlot s = slot(ch, pos);
+        if (s.plane > 0 && sub420_ && s.block < 0) fail_at(*this, t, ch, pos, v);
+        return s;
+    }
+    // The slot of a triple already validated; block < 0 for a chroma position
+    // off the 4:2:0 grid.
+    TripleSlot slot(int32_t ch, int32_t pos) const {
+        const int p = plane_[size_t(ch)];
+        int64_t r = div_wb_(pos), c = pos - r * wb_;
+        if (p > 0 && sub420_) {
+            if ((r | c) & 1) return {p, 0, -1};
+            r >>= 1;
+            c >>= 1;
+        }
+        return {p, nat_[size_t(ch)], r * pwb_[p] + c};
+    }
+    [[noreturn]] static void fail_repeated(int64_t t, int32_t ch, int32_t pos);
+
+private:
+    // Messages are built only on failure: operator() runs once per triple.
+    [[noreturn]] static void fail_at(const TripleCheck& c, int64_t t, int32_t ch, int32_t pos,
+                                     int32_t v);
+    int64_t nch_, npos_, wb_, pwb_[3];
+    int32_t vmax_;
+    int bb_;
+    bool sub420_;
+    FastDiv div_wb_;
+    // Per channel: its plane and natural index (int16: the int32 stores of
+    // the loops that call this cannot alias them, so they stay in registers).
+    std::vector<int16_t> plane_, nat_;
+};
 
 // Per-plane coefficients -> coordinate list: counting sort by channel in the
 // sequence's order; positions ascend within a channel because blocks are

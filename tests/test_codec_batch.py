@@ -85,6 +85,23 @@ def test_empty_batches():
     assert dctsparse.decode_batch([]) == []
 
 
+def test_one_image_alone_is_refused():
+    """Issue 19: encode_batch(img) iterated over the rows of an (H, W, 3) array and
+    returned H greyscale images of W x 3 pixels."""
+    from PIL import Image
+
+    img = natural_image("chelsea")[:40, :50]
+    for one in (img, img[..., 0], np.dstack([img, img[..., :1]]), Image.fromarray(img)):
+        with pytest.raises(TypeError, match=r"list of images.*pass \[image\]"):
+            dctsparse.encode_batch(one)
+    # a list, and stacks of RGB and of greyscale images, are batches
+    want = [dctsparse.encode(img), dctsparse.encode(img[::-1])]
+    assert dctsparse.encode_batch([img, img[::-1]]) == want
+    assert dctsparse.encode_batch(np.stack([img, img[::-1]])) == want
+    grey = np.stack([img[..., 0], img[::-1, :, 0]])
+    assert dctsparse.encode_batch(grey) == [dctsparse.encode(g) for g in grey]
+
+
 def test_encode_error_names_the_first_bad_image():
     imgs = mixed_images()
     imgs[3] = np.zeros((4, 4, 3), np.float32)

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
@@ -37,6 +37,22 @@ def test_views_are_accepted_and_alpha_can_be_dropped():
     rgba = np.dstack([IMG, np.full(IMG.shape[:2], 255, np.uint8)])
     assert dctsparse.encode(rgba, drop_alpha=True) == dctsparse.encode(IMG)
     assert dctsparse.encode(IMG[..., :1]) == dctsparse.encode(np.ascontiguousarray(IMG[..., 0]))
+
+
+def test_premultiplied_alpha_is_alpha():
+    """Issue 19: RGBa lost its alpha silently, La failed with Pillow's error even
+    with drop_alpha. Both are refused without drop_alpha, like RGBA/LA, and with
+    it encode as their straight-alpha images do."""
+    rgba = Image.fromarray(np.dstack([IMG, (IMG[..., 0] | 1)]), "RGBA")
+    for straight in (rgba, rgba.convert("LA")):
+        pre = straight.convert(straight.mode[:-1] + "a")
+        assert pre.mode in ("RGBa", "La")
+        with pytest.raises(ValueError, match=f"image mode {pre.mode} has an alpha channel: "
+                                             "pass drop_alpha=True"):
+            dctsparse.encode(pre)
+        got = dctsparse.encode(pre, drop_alpha=True)
+        assert got.mode == straight.mode[:-1]
+        assert got == dctsparse.encode(pre.convert(straight.mode), drop_alpha=True)
 
 
 def test_pil_images():
@@ -83,12 +99,48 @@ def test_bad_settings_elsewhere():
 
 
 def test_pixel_limit(monkeypatch):
+    """One check (the core's check_image_size) and one message, wherever a size enters."""
     monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", 100)
-    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
+    want = r"^image of 20x30 = 600 pixels exceeds dctsparse.MAX_IMAGE_PIXELS = 100$"
+    with pytest.raises(ValueError, match=want):
         dctsparse.encode(IMG)
+    with pytest.raises(ValueError, match=want):
+        dctsparse.encode(Image.fromarray(IMG).convert("RGBA"), drop_alpha=True)
+    with pytest.raises(ValueError, match="image 0: " + want[1:]):
+        dctsparse.encode_batch([IMG])
     tokens = np.array([[192, 0, 0]], np.int32)
-    with pytest.raises(ValueError, match="MAX_IMAGE_PIXELS"):
-        SparseDCT.from_tokens(tokens, height=100_000, width=100_000)
+    with pytest.raises(ValueError, match=want):
+        SparseDCT.from_tokens(tokens, height=20, width=30)
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    data = S.to_bytes()  # 20 x 30
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ValueError, match=want):
+        SparseDCT.from_bytes(data)
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    core = r"^image of 65536x65536 = 4294967296 pixels exceeds the core's limit of 2\^31 pixels$"
+    with pytest.raises(ValueError, match=core):
+        SparseDCT.from_tokens(tokens, height=2**16, width=2**16)
+
+
+def test_sizes_are_checked_before_any_copy(monkeypatch):
+    """Issue 19: with MAX_IMAGE_PIXELS = None, a zero-stride view of 2^31 x 1
+    pixels (one byte of memory) was copied to 2 GB before the core refused it:
+    the padded image does not fit the core's positions."""
+    import tracemalloc
+
+    monkeypatch.setattr(dctsparse, "MAX_IMAGE_PIXELS", None)
+    for shape in ((2**31, 1), (2**31 - 1, 1), (2**31 - 1, 1, 3), (2**16, 2**16)):
+        view = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), shape, (0,) * len(shape))
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match="must be in|too large|core's limit"):
+                dctsparse.encode(view)
+            with pytest.raises(ValueError, match="must be in|too large|core's limit"):
+                dctsparse.encode_batch([view])
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 1 << 20, f"{shape}: {peak} bytes allocated before the size check"
 
 
 S = dctsparse.encode(IMG, block_size=8, quality=75)
@@ -101,6 +153,9 @@ def tok(rows):
 
 @pytest.mark.parametrize("tokens,exc,match", [
     (tok([[0, 0, 5]]), ValueError, "no stop token"),
+    (tok([[192, 5, 7]]), ValueError, r"token 0 = \(192, 5, 7\) has the stop channel 192 but is "
+                                     r"not the stop token \(192, 0, 0\)"),
+    (tok([[0, 0, 5], [192, 0, 1], [192, 0, 0]]), ValueError, "token 1 .* not the stop token"),
     (tok([]), ValueError, "no stop token"),
     (np.zeros((3, 2), np.int32), ValueError, r"shape \(M, 3\)"),
     (np.zeros((3,), np.int32), ValueError, r"shape \(M, 3\)"),
@@ -178,28 +233,105 @@ def test_from_dct_image_rejects_values_past_the_clip():
         SparseDCT.from_dct_image(d, **s.header())
 
 
-@given(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
-                  elements=st.integers(-(2**33), 2**33)))
-def test_random_token_arrays_never_crash(arr):
-    """Anything goes in; a SparseDCT or a ValueError/TypeError comes out."""
+# Token arrays for a 10 x 10 RGB header at B = 4 under 4:2:0: 48 channels
+# (16..47 chroma), positions 0..15 on a 4 x 4 block grid, chroma only at even
+# block rows and columns, |value| <= 512. Every example goes through
+# from_tokens; the tests count how many got past its checks into decode, so
+# that they keep testing what they are named after.
+TOKEN_HEADER = dict(height=10, width=10, block_size=4, quality=50, subsampling="4:2:0")
+CHROMA_GRID = [0, 2, 8, 10]
+# Enough examples (each takes ~1 ms) for the fractions to hold under every profile.
+MIN_EXAMPLES = max(60, settings().max_examples)
+
+
+def valid_rows():
+    """Distinct valid (channel, position, value) rows of TOKEN_HEADER."""
+    row = st.integers(0, 47).flatmap(lambda c: st.tuples(
+        st.just(c), st.sampled_from(CHROMA_GRID) if c >= 16 else st.integers(0, 15),
+        st.integers(1, 512) | st.integers(-512, -1)))
+    return st.lists(row, max_size=40, unique_by=lambda r: r[:2])
+
+
+def edited(rows, edits):
+    """rows (valid) with the edits applied: a row's field set to any int64, a row
+    repeated, rows dropped or swapped; then the stop token, and maybe junk after it."""
+    rows = [list(r) for r in rows]
+    for kind, i, j, x in edits:
+        if not rows:
+            break
+        i, j = i % len(rows), j % len(rows)
+        if kind == "set":
+            rows[i][j % 3] = x
+        elif kind == "repeat":
+            rows.append(list(rows[i]))
+        elif kind == "drop":
+            del rows[i]
+        else:
+            rows[i], rows[j] = rows[j], rows[i]
+    return np.array(rows + [[48, 0, 0], [1, 2, 3]], np.int64).reshape(-1, 3)
+
+
+edit = st.tuples(st.sampled_from(["set", "repeat", "drop", "swap", "swap"]), st.integers(0, 99),
+                 st.integers(0, 99), st.integers(-(2**33), 2**33))
+
+
+def reach_decode(arr, reached):
+    reached["examples"] += 1
     try:
-        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50)
-    except (ValueError, TypeError):
+        s = SparseDCT.from_tokens(arr, **TOKEN_HEADER)
+    except (ValueError, TypeError) as e:
+        assert str(e)
+        reached["refused"] += 1
         return
     assert dctsparse.decode(s).shape == (10, 10, 3)
+    reached["decoded"] += 1
 
 
-@given(st.lists(st.tuples(st.integers(-2, 50), st.integers(-2, 20), st.integers(-5, 5)),
-                max_size=40))
-def test_near_valid_token_arrays_never_crash(rows):
-    arr = np.array(rows + [(48, 0, 0)], np.int32).reshape(-1, 3)
-    try:
-        s = SparseDCT.from_tokens(arr, height=10, width=10, block_size=4, quality=50,
-                                  subsampling="4:2:0")
-    except ValueError:
-        return
-    out = dctsparse.decode(s)
-    assert out.shape == (10, 10, 3)
+def test_random_token_arrays_never_crash():
+    """Anything goes in; a SparseDCT or a ValueError/TypeError comes out. Half the
+    examples are arbitrary int64 arrays (nearly all refused), half valid lists
+    under arbitrary edits; most of the latter decode."""
+    reached: dict[str, int] = {"examples": 0, "decoded": 0, "refused": 0}
+
+    lists = st.builds(edited, valid_rows(), st.lists(edit, max_size=3))
+
+    @settings(max_examples=MIN_EXAMPLES)
+    @given(st.one_of(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
+                                elements=st.integers(-(2**33), 2**33)), lists, lists))
+    def run(arr):
+        reach_decode(arr, reached)
+
+    run()
+    assert reached["decoded"] >= 0.3 * reached["examples"], reached
+    assert reached["refused"] >= 0.15 * reached["examples"], reached
+
+
+def test_near_valid_token_arrays_never_crash():
+    """Valid lists with at most one field nudged just out of range (channel -1 or
+    48, position 16, an odd chroma block, value 0 or 513, a repeated row)."""
+    reached: dict[str, int] = {"examples": 0, "decoded": 0, "refused": 0}
+    nudge = st.one_of(st.none(), st.tuples(
+        st.sampled_from([(0, -1), (0, 48), (1, -1), (1, 16), (1, 1), (2, 0), (2, 513),
+                         (2, -513), (None, None)]), st.integers(0, 99)))
+
+    @settings(max_examples=MIN_EXAMPLES)
+    @given(valid_rows(), nudge)
+    def run(rows, nudged):
+        rows = [list(r) for r in rows]
+        if nudged is not None and rows:
+            (field, x), i = nudged
+            i %= len(rows)
+            if field is None:
+                rows.append(list(rows[i]))
+            elif field == 1 and x == 1:  # position 1: off the chroma grid for a chroma row
+                rows[i][0], rows[i][1] = 16, 1
+            else:
+                rows[i][field] = x
+        reach_decode(np.array(rows + [[48, 0, 0]], np.int32).reshape(-1, 3), reached)
+
+    run()
+    assert reached["decoded"] >= 0.3 * reached["examples"], reached
+    assert reached["refused"] >= 0.2 * reached["examples"], reached
 
 
 def test_errors_leave_no_state_behind():

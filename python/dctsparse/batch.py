@@ -53,6 +53,23 @@ def _chunks(pixels: Sequence[int]) -> Iterator[tuple[int, int]]:
         start = stop
 
 
+def _image_list(images: Iterable) -> list:
+    """The images of a batch as a list. One image passed alone is refused: a list of
+    its rows would encode as that many greyscale images."""
+    from PIL import Image
+
+    if isinstance(images, Image.Image):
+        raise TypeError("encode_batch takes a list of images, got one PIL image: pass [image]")
+    if isinstance(images, np.ndarray) and (
+            images.ndim < 3 or (images.ndim == 3 and images.shape[2] in (3, 4))):
+        raise TypeError(
+            f"encode_batch takes a list of images or an (N, H, W) / (N, H, W, 3) stack, got one "
+            f"array of shape {images.shape}, which reads as a single image: pass [image] (a "
+            f"stack of greyscale images 3 or 4 pixels wide must be passed as a list)"
+        )
+    return list(images)
+
+
 def encode_batch(images: Iterable, *, threads: int | None = None, **settings: Any) -> list[SparseDCT]:
     """``[encode(im, **settings) for im in images]``, in parallel over ``threads``
     native threads (default: all cores; ``threads=1`` runs on the calling thread).
@@ -60,7 +77,7 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
     The results equal those of :func:`encode`. An error names the first
     failing image in list order (``"image 3: ..."``), as the loop would.
     """
-    images = list(images)
+    images = _image_list(images)
     t = _threads(threads, len(images))
     drop_alpha = settings.pop("drop_alpha", False)
     prepared = []
@@ -72,7 +89,7 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
                 s = like[img.ndim]._resized(img.shape[0], img.shape[1])
             else:
                 s = like[img.ndim] = _header(img, **settings)
-            prepared.append((img, s))
+            prepared.append((np.ascontiguousarray(img), s))  # after the size checks
         except (TypeError, ValueError) as e:
             raise _item_error(i, e) from e
     out = []

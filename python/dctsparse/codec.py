@@ -27,6 +27,7 @@ def encode(image, block_size: int = 8, quality: int = 75, subsampling: str = "4:
     """
     img = inputs.image(image, drop_alpha=drop_alpha)
     s = _header(img, block_size, quality, subsampling, order, clip)
+    img = np.ascontiguousarray(img)  # only now: the header checked the size
     c, p, v = _core.encode(img, s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0,
                            s._seq)
     return SparseDCT._trusted(c, p, v, s)
@@ -35,7 +36,8 @@ def encode(image, block_size: int = 8, quality: int = 75, subsampling: str = "4:
 def _header(img: np.ndarray, block_size=8, quality=75, subsampling="4:2:0", order="frequency",
             clip=None) -> SparseDCT:
     """The validated header of `img`'s encoding (a uint8 array from
-    inputs.image; the other arguments and defaults are :func:`encode`'s)."""
+    inputs.image; the other arguments and defaults are :func:`encode`'s),
+    including the core's geometry (the padded size it can address)."""
     return SparseDCT._header_only(height=img.shape[0], width=img.shape[1], block_size=block_size,
                                   quality=quality, subsampling=subsampling, order=order, clip=clip,
                                   mode="RGB" if img.ndim == 3 else "L")

@@ -9,8 +9,10 @@ The layout (magic, version, header, coded payload, CRC-32) is documented in
 ``cpp/container.hpp``; the coefficient coder in ``cpp/container.cpp``.
 Every malformed file (wrong magic, other version, truncation, bit flips,
 lying headers, a size over :data:`dctsparse.MAX_IMAGE_PIXELS`) raises
-``ValueError`` naming the problem, before anything that scales with the
-header is allocated.
+``ValueError`` naming the problem. Reading allocates nothing that scales
+with the header's image size: ~1 MB of coder state plus ~40 bytes per
+coefficient decoded so far (see ``cpp/container.hpp``); only
+:func:`dctsparse.decode` of the list allocates the image.
 """
 
 from __future__ import annotations

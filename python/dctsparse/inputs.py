@@ -67,14 +67,9 @@ def dimensions(height: Any, width: Any) -> tuple[int, int]:
 
 
 def check_pixel_limit(height: int, width: int) -> None:
-    import dctsparse  # the limit is a package attribute users may change
-
-    limit = dctsparse.MAX_IMAGE_PIXELS
-    if limit is not None and height * width > limit:
-        raise ValueError(
-            f"image of {height}x{width} = {height * width} pixels exceeds "
-            f"dctsparse.MAX_IMAGE_PIXELS = {limit}"
-        )
+    """Refuses an image over :data:`dctsparse.MAX_IMAGE_PIXELS` or the core's own
+    limit: the core's check (cpp/common.hpp), the one every entry point uses."""
+    _core.check_image_size(height, width, pixel_limit())
 
 
 def pixel_limit() -> int:
@@ -125,7 +120,10 @@ def order(value: Any, planes: int, block: int) -> tuple[str | tuple[int, ...], n
 
 
 def image(value: Any, drop_alpha: bool = False) -> np.ndarray:
-    """A Pillow image or array -> C-contiguous uint8 (H, W) or (H, W, 3)."""
+    """A Pillow image or array -> uint8 (H, W) or (H, W, 3), not copied: a view of
+    the caller's array where it is one. The caller makes it contiguous once the
+    header's checks have passed (a copy before them could be the 2 GB that a
+    zero-stride view of a too-large image expands to)."""
     from PIL import Image
 
     if isinstance(value, Image.Image):
@@ -146,13 +144,14 @@ def image(value: Any, drop_alpha: bool = False) -> np.ndarray:
     if value.shape[0] == 0 or value.shape[1] == 0:
         raise ValueError(f"image is empty: shape {value.shape}")
     check_pixel_limit(value.shape[0], value.shape[1])
-    return np.ascontiguousarray(value)
+    return value
 
 
 def pil_to_array(img, drop_alpha: bool) -> np.ndarray:
+    check_pixel_limit(img.height, img.width)  # before any conversion copies it
     if img.mode in ("RGB", "L"):
         return np.asarray(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA") or (
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         img.mode == "P" and "transparency" in img.info
     )
     if has_alpha and not drop_alpha:
@@ -171,6 +170,10 @@ def pil_to_array(img, drop_alpha: bool) -> np.ndarray:
                 f"{arr.min()}..{arr.max()}): the codec takes 8-bit images; scale to uint8 first"
             )
         return arr.astype(np.uint8)
+    if img.mode in ("RGBa", "La"):
+        # Premultiplied alpha: back to straight alpha, then as RGBA/LA (Pillow
+        # cannot convert La to L directly).
+        img = img.convert(img.mode.upper())
     if img.mode in ("LA", "1"):
         return np.asarray(img.convert("L"))
     return np.asarray(img.convert("RGB"))

@@ -65,6 +65,13 @@ class SparseDCT:
         self.clip = inputs.clip(clip)
         self.mode = inputs.mode(mode)
         self.order, self._seq = inputs.order(order, self.planes, self.block_size)
+        self._check_geometry()
+
+    def _check_geometry(self) -> None:
+        """The core's own limits for this header (the padded image it must address),
+        checked before anything the size of the image is copied or allocated."""
+        _core.check_geometry(self.height, self.width, self.planes, self.block_size,
+                             self.subsampling == "4:2:0")
 
     def _set_arrays(self, c: np.ndarray, p: np.ndarray, v: np.ndarray) -> None:
         for a in (c, p, v):
@@ -86,6 +93,7 @@ class SparseDCT:
         for name in _HEADER_FIELDS[2:]:
             setattr(s, name, getattr(self, name))
         s.height, s.width = inputs.dimensions(height, width)
+        s._check_geometry()
         return s
 
     @classmethod
@@ -99,9 +107,10 @@ class SparseDCT:
                     quality: int = 75, subsampling: str = "4:2:0", order: Any = "frequency",
                     mode: str = "RGB", clip: int | None = None) -> SparseDCT:
         """Inverse of :meth:`tokens`: reads an ``(M, 3)`` integer array up to its first
-        stop token (channel ``P*B*B``); rows after it are ignored.
+        stop token ``(P*B*B, 0, 0)``; rows after it are ignored.
 
-        Raises ValueError if there is no stop token or any triple before it is
+        Raises ValueError if there is no stop token, if the first row with channel
+        ``P*B*B`` is not exactly the stop token, or if any triple before it is
         invalid for the header (see the constructor).
         """
         header = cls._header_only(height=height, width=width, block_size=block_size,
@@ -116,7 +125,13 @@ class SparseDCT:
         hits = np.flatnonzero(arr[:, 0] == stop)
         if hits.size == 0:
             raise ValueError(f"tokens have no stop token (a row with channel {stop})")
-        body = arr[: hits[0]]
+        end = int(hits[0])
+        if arr[end, 1] != 0 or arr[end, 2] != 0:
+            raise ValueError(
+                f"token {end} = {tuple(int(x) for x in arr[end])} has the stop channel {stop} "
+                f"but is not the stop token ({stop}, 0, 0)"
+            )
+        body = arr[:end]
         return cls(body[:, 0], body[:, 1], body[:, 2], height=height, width=width,
                    block_size=block_size, quality=quality, subsampling=subsampling,
                    order=header.order, clip=clip, mode=mode)
