@@ -82,6 +82,7 @@ class ModelConfig:
     overlap: int = 16               # tokens before the chunk that are fed to the decoders, O
     structure_masks: bool = True    # mask impossible tokens' logits (see masks.py)
     value_position: bool = False    # add the next position's embedding to the value decoder's input
+    position_pointer: bool = False  # position logits also score every block by its encoder cell (model.py)
 
     @property
     def heads_dim(self) -> int:
