@@ -296,7 +296,7 @@ def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
     cfg = _cfg(**{"model.encoder_spec": (), "model.downsample_kernel": stride, "model.downsample_stride": stride,
                   "model.position_pointer": True})
     model = DCTransformer(cfg, rngs=nnx.Rngs(2))
-    g, go = cfg.data.grid, model.grid_out
+    g = cfg.data.grid
     hw = jnp.array([[g, g]])
     base = jnp.zeros((1, g, g, cfg.data.num_channels), jnp.int32)
     k0 = model.pointer_keys(model.encode(base), hw)
