@@ -287,3 +287,28 @@ def test_dense_matches_nnx_linear_values_and_gradients():
     np.testing.assert_allclose(np.asarray(gxd), np.asarray(gxr), rtol=1e-5, atol=1e-6)
     for a, b in zip(jax.tree.leaves(nnx.state(gd)), jax.tree.leaves(nnx.state(gr)), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
+    """model.position_pointer: a block's key reads the encoder cell of that block (and only it), so
+    what is drawn at block (r, c) moves the position logits of the blocks in its cell."""
+    cfg = _cfg(**{"model.encoder_spec": (), "model.downsample_kernel": stride, "model.downsample_stride": stride,
+                  "model.position_pointer": True})
+    model = DCTransformer(cfg, rngs=nnx.Rngs(2))
+    g = cfg.data.grid
+    hw = jnp.array([[g, g]])
+    base = jnp.zeros((1, g, g, cfg.data.num_channels), jnp.int32)
+    k0 = model.pointer_keys(model.encode(base), hw)
+    assert k0.shape == (1, g * g, cfg.model.d_model)
+    r, c = 2, 1
+    k1 = model.pointer_keys(model.encode(base.at[0, r, c, 0].set(7)), hw)
+    changed = np.nonzero(np.abs(np.asarray(k1 - k0)).sum(-1)[0] > 1e-6)[0].tolist()
+    same_cell = [p for p in range(g * g) if (p // g) // stride == r // stride and (p % g) // stride == c // stride]
+    assert changed == same_cell
+    # The logits add the pointer's scores to the head's: with a zero query the head's alone remain.
+    n = jax.random.normal(jax.random.key(0), (1, 3, cfg.model.d_model))
+    with_keys = model.position_logits(n, k1)
+    np.testing.assert_allclose(np.asarray(model.position_logits(n, None)), np.asarray(model.head_position(n)))
+    assert not np.allclose(np.asarray(with_keys), np.asarray(model.head_position(n)))
+    assert DCTransformer(_cfg(), rngs=nnx.Rngs(0)).pointer_keys(model.encode(base), hw) is None

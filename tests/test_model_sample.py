@@ -54,7 +54,8 @@ def _random_window(cfg, B, seed):
 def test_incremental_decoding_matches_full_forward(Dec):
     # Downsampling (gather geometry), class conditioning and 2-layer decoders all on.
     cfg = override(get_config("micro"), **{"model.downsample_kernel": 2, "model.downsample_stride": 2,
-                                           "model.num_classes": 3, "model.value_spec": ((1, 1), (1, 1))})
+                                           "model.num_classes": 3, "model.value_spec": ((1, 1), (1, 1)),
+                                           "model.position_pointer": True})
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))
     # ReZero starts every branch at 0, which would hide a wrong cache: make them non-zero.
     for path, var in nnx.iter_graph(model):

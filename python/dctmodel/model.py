@@ -260,6 +260,10 @@ class DCTransformer(nnx.Module):
         self.head_channel = Dense(d, cfg.channel_vocab, rngs=rngs)
         self.head_position = Dense(d, cfg.position_vocab, rngs=rngs)
         self.head_value = Dense(d, cfg.value_vocab, rngs=rngs)
+        # Pointer term of the position logits (model.position_pointer): query from H_position,
+        # one key per block from the encoder's cell there plus the block's position embedding.
+        self.pointer_query = Dense(d, d, rngs=rngs) if m.position_pointer else None
+        self.pointer_key = Dense(d, d, rngs=rngs) if m.position_pointer else None
 
     # -- pieces -------------------------------------------------------------
 
@@ -313,6 +317,30 @@ class DCTransformer(nnx.Module):
             x = x + self.embed_position(p, hw)
         return x
 
+    def pointer_keys(self, e_input, hw):
+        """Keys of every position class for the pointer term, float32 ``(B, G*G, D)``, or None
+        without ``model.position_pointer``.  Computed once per chunk (they depend on the
+        encoded prefix only)."""
+        if self.pointer_key is None:
+            return None
+        p = jnp.broadcast_to(jnp.arange(self.grid * self.grid), (e_input.shape[0], self.grid * self.grid))
+        x = self.gather_input(e_input, p, hw) + self.embed_position(p, hw)
+        return self.pointer_key(x.astype(jnp.float32))
+
+    def position_logits(self, n, keys):
+        """Position logits, float32 ``(B, ..., G*G)``, from the position decoder's normalised
+        output ``n`` ``(B, ..., D)`` and :meth:`pointer_keys`.
+
+        Why the pointer: a class-per-block head has to learn, from scratch and for every block
+        separately, where the blocks worth a token lie (e.g. chroma only where the luma already
+        drawn shows an object).  The dot product of a query with each block's encoder cell reads
+        that from what is already drawn, the same way for every block."""
+        logits = self.head_position(n)
+        if keys is None:
+            return logits
+        q = cast(nnx.Linear, self.pointer_query)(n)
+        return logits + jnp.einsum("b...d,bpd->b...p", q, keys) / math.sqrt(q.shape[-1])
+
     def gather_input(self, e_input, p, hw):
         """``E_input`` at the (downsampled) cell of positions ``p`` ``(B, S)`` -> ``(B, S, D)``."""
         wb = hw[:, 1:2]
@@ -363,7 +391,7 @@ class DCTransformer(nnx.Module):
         if upto > 1:
             # Teacher forcing: the position decoder knows the next channel (eq. 6)...
             h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)
-            out.append(self.head_position(n.astype(jnp.float32)))
+            out.append(self.position_logits(n.astype(jnp.float32), self.pointer_keys(e_input, hw)))
         if upto > 2:
             # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
             _, n = self.value_decoder(self.value_input(h_position, e_input, tgt[..., 1], hw), e_input, **kw)

@@ -42,6 +42,7 @@ class CachedState(NamedTuple):
     caches: Any   # per decoder: the self-attention (k, v) caches, (B, O + C, heads, head_dim) each
     h_c: Any      # (B, 1, D) the channel decoder's residual stream at this step
     h_p: Any      # (B, 1, D) the position decoder's
+    keys: Any     # (B, G*G, D) the position pointer's keys, or None (model.pointer_keys)
 
 
 class CachedDecoder:
@@ -67,7 +68,8 @@ class CachedDecoder:
             _, _, caches[2] = self.stacks[2].cached(x, 0, caches[2], cross[2])
         d = m.cfg.model.d_model
         zero = jnp.zeros((B, 1, d), e_input.dtype)
-        return CachedState(e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero)
+        return CachedState(e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero,
+                           keys=m.pointer_keys(e_input, self.hw))
 
     def _step(self, st: CachedState, i: int, x, j):
         h, n, cache = self.stacks[i].cached(x, j, st.caches[i], st.cross[i])
@@ -82,7 +84,7 @@ class CachedDecoder:
 
     def position(self, st: CachedState, j, c):
         h, n, st = self._step(st, 1, st.h_c + self.m.emb_channel(c[:, None]), j)
-        return self.m.head_position(n), st._replace(h_p=h)
+        return self.m.position_logits(n, st.keys), st._replace(h_p=h)
 
     def value(self, st: CachedState, j, p):
         x = self.m.value_input(st.h_p, st.e_input, p[:, None], self.hw)
