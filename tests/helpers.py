@@ -1,5 +1,6 @@
-"""Helpers the codec tests share: natural images, the reference's planes and
-tie distances, JPEG's zigzag, random images for hypothesis, a SIMD-level switch.
+"""Helpers the tests share: natural images, the reference's planes and tie
+distances, JPEG's zigzag, random images for hypothesis, a SIMD-level switch,
+and the ways an orbax checkpoint is found damaged.
 
 Tests import them with ``from helpers import ...`` (pytest puts ``tests/`` on
 ``sys.path``, as for ``conftest``); fixtures stay in ``conftest.py``.
@@ -8,6 +9,10 @@ Tests import them with ``from helpers import ...`` (pytest puts ``tests/`` on
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
+import os
+import shutil
 
 import numpy as np
 from hypothesis import strategies as st
@@ -94,3 +99,66 @@ def simd_level(level: str):
         yield
     finally:
         _core.set_simd_level(before)
+
+
+# Damaged orbax checkpoints, as found after crashes and full disks.  Each takes one step folder
+# (checkpoints/N) and asserts it found what it damages, so a change of orbax's layout fails instead
+# of testing nothing.
+
+def _array_files(step_dir):
+    found = sorted(glob.glob(os.path.join(step_dir, "default", "ocdbt.process_*", "d", "*")))
+    assert found, f"no array files in {step_dir}"
+    return found
+
+
+def damage_arrays_deleted(step_dir):
+    for p in _array_files(step_dir):
+        os.remove(p)
+
+
+def damage_arrays_truncated(step_dir):
+    for p in _array_files(step_dir):
+        os.truncate(p, os.path.getsize(p) // 2)
+
+
+def damage_default_deleted(step_dir):
+    shutil.rmtree(os.path.join(step_dir, "default"))
+
+
+def damage_metadata_garbled(step_dir):
+    with open(os.path.join(step_dir, "default", "_METADATA"), "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\xff garbled {{{")
+
+
+def damage_manifest_deleted(step_dir):
+    os.remove(os.path.join(step_dir, "default", "manifest.ocdbt"))
+
+
+def damage_emptied(step_dir):
+    shutil.rmtree(step_dir)
+    os.mkdir(step_dir)
+
+
+# name -> (damage, what the one-line report of the damaged step says about it)
+CHECKPOINT_DAMAGE = {
+    "array files deleted": (damage_arrays_deleted, "Error reading"),
+    "array files truncated": (damage_arrays_truncated, "Error reading"),
+    "default/ deleted": (damage_default_deleted, "default/ is missing"),
+    "_METADATA garbled": (damage_metadata_garbled, "default/_METADATA is not readable JSON"),
+    "OCDBT manifest deleted": (damage_manifest_deleted, "default/manifest.ocdbt (the OCDBT index) is missing"),
+    "empty step folder": (damage_emptied, "the folder is empty"),
+}
+
+
+def snapshot(folder):
+    """``{relative path: sha256}`` of every file (and empty folder) under ``folder``."""
+    out = {}
+    for root, dirs, files in os.walk(folder):
+        rel = os.path.relpath(root, folder)
+        if not dirs and not files:
+            out[rel + "/"] = ""
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                out[os.path.join(rel, name)] = hashlib.sha256(f.read()).hexdigest()
+    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -25,6 +26,7 @@ from dctmodel.hrvqvae import config as C
 from dctmodel.hrvqvae import data as D
 from dctmodel.hrvqvae import prior as P
 from dctmodel.hrvqvae import train as T
+from helpers import damage_metadata_garbled, snapshot
 
 
 def _books(rng, n, m, d):
@@ -290,6 +292,26 @@ def test_ctrl_c_stops_with_a_checkpoint_and_a_second_aborts(trained, scenes16, t
         T.train(cfg, work, **kw)
     assert T.saved_steps(work) == []
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_resume_skips_a_damaged_newest_checkpoint(trained, scenes16, tmp_path, capsys):
+    # As the DCTransformer's (test_model_checkpoint.py): the same restore, here through train().
+    cfg, done, model, _, _ = trained
+    work, ckpts = str(tmp_path / "run"), str(tmp_path / "run" / "checkpoints")
+    shutil.copytree(done, work)
+    assert T.saved_steps(work) == [30, 60]
+    damage_metadata_garbled(os.path.join(ckpts, "60"))
+    damaged = snapshot(os.path.join(ckpts, "60"))
+    capsys.readouterr()
+    resumed, res = T.train(cfg, work, verbose=False, train_images=scenes16[0], test_images=scenes16[1])
+    assert res["step"] == 60
+    _same_state(resumed, model)  # steps 31-60 redone from step 30
+    (line,) = [s for s in capsys.readouterr().err.splitlines() if "step 60 " in s]
+    assert line.startswith(f"resume: checkpoint step 60 in {ckpts} is unreadable (default/_METADATA is not "
+                           f"readable JSON") and line.endswith("; trying step 30")
+    (aside,) = [d for d in os.listdir(ckpts) if d.startswith("60.unreadable-")]
+    assert snapshot(os.path.join(ckpts, aside)) == damaged  # kept, and out of the way of the new step 60
+    assert T.saved_steps(work) == [30, 60]
 
 
 def test_bad_settings_are_refused_naming_them(tmp_path, capsys):

@@ -249,7 +249,7 @@ def main(argv: list | None = None) -> None:
         for name in ("num", "num_real", "batch_size", "bpd_images", "fit_images"):
             if getattr(args, name) < (2 if name in ("num", "num_real") else 1):
                 raise ValueError(f"--{name.replace('_', '-')} is too small: {getattr(args, name)}")
-        cfg, params, step = load_params(args.workdir or args.checkpoint)
+        cfg, params, step = load_params(args.workdir or args.checkpoint, who="evaluate")
         workdir = resolve(args.workdir or args.checkpoint)[0]
     except (ValueError, OSError, ImportError) as e:
         ap.exit(2, f"{ap.prog}: error: {e}\n")

@@ -86,6 +86,8 @@ def main(argv=None, prog: str = "python -m dctmodel.hrvqvae") -> int:
           flush=True)
     try:
         _, res = train(cfg, a.workdir)
+    except ckpt.UnreadableCheckpoint as e:  # every saved step damaged: nothing to resume from
+        p.exit(2, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:
         print(f"interrupted: the checkpoints in {a.workdir} are written; the same command continues",
               file=sys.stderr)

@@ -85,15 +85,20 @@ def _save(mngr, step: int, *objs) -> None:
     ckpt.save(mngr, step, nnx.to_pure_dict(nnx.state(objs)))
 
 
-def _restore(mngr, *objs) -> int | None:
-    """Restores the nnx objects in place from the latest checkpoint; returns its step (None: none)."""
-    steps = ckpt.saved_steps(mngr)
-    if not steps:
-        return None
+def _restore(mngr, *objs, resuming: bool = True) -> int | None:
+    """Restores the nnx objects in place from the newest readable checkpoint; returns its step (None: none).
+
+    Unreadable newer steps are reported in one line each; ``resuming`` (the
+    run goes on to save those step numbers again) also moves them aside
+    (``dctmodel.checkpoint.restore_newest``)."""
     state = nnx.state(objs)
-    nnx.replace_by_pure_dict(state, ckpt.restore(mngr, like=nnx.to_pure_dict(state), step=steps[-1]))
+    found = ckpt.restore_newest(mngr, like=nnx.to_pure_dict(state), who="resume" if resuming else "checkpoint",
+                                set_aside=resuming)
+    if found is None:
+        return None
+    nnx.replace_by_pure_dict(state, found[0])
     nnx.update(objs, state)
-    return steps[-1]
+    return found[1]
 
 
 def saved_steps(workdir: str) -> list[int]:
@@ -117,12 +122,12 @@ def save_checkpoint(workdir: str, step: int, *objs, keep: int = 2) -> None:
 
 
 def load_checkpoint(workdir: str, *objs) -> int | None:
-    """Restores the nnx objects in place from ``workdir``'s latest checkpoint; its step, or None."""
+    """Restores the nnx objects in place from ``workdir``'s newest readable checkpoint; its step, or None."""
     if not saved_steps(workdir):
         return None
     mngr = ckpt.open_manager(workdir, keep=1)
     try:
-        return _restore(mngr, *objs)
+        return _restore(mngr, *objs, resuming=False)
     finally:
         mngr.close()
 

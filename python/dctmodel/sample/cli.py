@@ -76,7 +76,7 @@ def _run(args):
 
     # Everything the user named is checked before the checkpoint loads and the sampler compiles.
     cond_image = _read_image(args.upsample or args.colorize) if args.upsample or args.colorize else None
-    cfg, params, step = load_params(args.workdir or args.checkpoint)
+    cfg, params, step = load_params(args.workdir or args.checkpoint, who="sample")
     d = cfg.data
     one = lambda v: v[0] if len(v) == 1 else tuple(v)  # noqa: E731
     kw = dict(temperature=one(args.temperature), top_k=one(args.top_k), top_p=one(args.top_p),

@@ -10,6 +10,7 @@ import sys
 
 import jax
 
+from ..checkpoint import UnreadableCheckpoint
 from ..config import check_config, get_config, override
 from ..data import check_labels, make_source
 from .loop import check_resume, train
@@ -60,8 +61,11 @@ def main(argv=None):
         ap.error(str(e))
     print(f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
           f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})", file=sys.stderr)
-    _, records = train(cfg, args.workdir, resume=args.resume, stop_after=args.stop_after,
-                       source=source, eval_source=eval_source, do_eval=not args.no_eval)
+    try:
+        _, records = train(cfg, args.workdir, resume=args.resume, stop_after=args.stop_after,
+                           source=source, eval_source=eval_source, do_eval=not args.no_eval)
+    except UnreadableCheckpoint as e:  # every saved step damaged: nothing to resume from
+        ap.exit(2, f"{ap.prog}: error: {e}\n")
     evals = [r for r in records if "eval" in r]
     if evals:
         last = evals[-1]["eval"]

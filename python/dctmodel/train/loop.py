@@ -64,9 +64,10 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: int | 
     mngr = ckpt.open_manager(workdir, cfg.train.keep_checkpoints)
     start = 0
     if resume:
-        restored = ckpt.restore(mngr, state)
+        # Unreadable newer steps are moved aside: this run saves those step numbers again.
+        restored = ckpt.restore_newest(mngr, state, who="resume", set_aside=True)
         if restored is not None:
-            state = restored
+            state = restored[0]
             start = int(jax.device_get(state["step"]))
         else:
             print(f"resume: no checkpoint in {os.path.join(workdir, 'checkpoints')}; starting at step 0",
