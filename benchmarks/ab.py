@@ -85,9 +85,21 @@ def cmake_build(tree: Path, build: Path) -> str:
     """Release build of the source tree `tree` in `build`; returns its _core."""
     import pybind11
 
-    subprocess.check_call(["cmake", "-S", str(tree), "-B", str(build), "-G", "Ninja",
-                           "-DCMAKE_BUILD_TYPE=Release", f"-DPython_EXECUTABLE={sys.executable}",
-                           f"-Dpybind11_DIR={pybind11.get_cmake_dir()}"], stdout=subprocess.DEVNULL)
+    subprocess.check_call(
+        [
+            "cmake",
+            "-S",
+            str(tree),
+            "-B",
+            str(build),
+            "-G",
+            "Ninja",
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython_EXECUTABLE={sys.executable}",
+            f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
     subprocess.check_call(["cmake", "--build", str(build)], stdout=subprocess.DEVNULL)
     (so,) = build.glob("_core*.so")
     return str(so)
@@ -97,15 +109,17 @@ def installed_core() -> str:
     """The _core that a plain `import dctsparse` would load (in a child, so
     this process stays free to load others)."""
     return subprocess.check_output(
-        [sys.executable, "-c", "import dctsparse._core as c; print(c.__file__)"], text=True).strip()
+        [sys.executable, "-c", "import dctsparse._core as c; print(c.__file__)"], text=True
+    ).strip()
 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("builds", nargs="*", help="paths of _core shared objects (A first)")
     ap.add_argument("--build-rev", help="build this git revision as A; B is the installed build")
-    ap.add_argument("--build-tree", action="store_true",
-                    help="with --build-rev: B is the working tree, built the same way")
+    ap.add_argument(
+        "--build-tree", action="store_true", help="with --build-rev: B is the working tree, built the same way"
+    )
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=7, help="repetitions per figure within a child")
     ap.add_argument("--blocks", default="8,16,32")
@@ -130,9 +144,25 @@ def main(argv=None) -> dict:
     for r in range(args.rounds):
         for so in builds:
             out = subprocess.check_output(
-                [sys.executable, "-m", "benchmarks.ab", "--child", so, "--blocks", args.blocks,
-                 "--quality", str(args.quality), "--reps", str(args.reps), "--size", str(args.size)],
-                cwd=ROOT, env=env, text=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.ab",
+                    "--child",
+                    so,
+                    "--blocks",
+                    args.blocks,
+                    "--quality",
+                    str(args.quality),
+                    "--reps",
+                    str(args.reps),
+                    "--size",
+                    str(args.size),
+                ],
+                cwd=ROOT,
+                env=env,
+                text=True,
+            )
             runs[so].append(json.loads(out))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
     med = {so: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for so, rs in runs.items()}

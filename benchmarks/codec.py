@@ -72,7 +72,8 @@ def peers(img: np.ndarray, q: int) -> dict:
 
         out["libjpeg-turbo (simplejpeg)"] = (
             lambda: simplejpeg.encode_jpeg(img, quality=q, colorspace="RGB", colorsubsampling="420"),
-            lambda: simplejpeg.decode_jpeg(jpg))
+            lambda: simplejpeg.decode_jpeg(jpg),
+        )
     except ImportError:
         pass
     dst = np.empty_like(img)
@@ -108,7 +109,8 @@ def bench_image(name, img, blocks, qualities, reps, with_reference) -> list[dict
                 # is a bug waiting for the call to move
                 row["numpy reference encode"] = mp / timeit(lambda b=b, q=q: reference_codec(img, b, q), 1)
                 row["numpy reference decode"] = mp / timeit(
-                    lambda b=b, q=q, d=d: R.decode_dct_image(d, img.shape[0], img.shape[1], b, q), 1)
+                    lambda b=b, q=q, d=d: R.decode_dct_image(d, img.shape[0], img.shape[1], b, q), 1
+                )
             rows.append(row)
     return rows
 
@@ -117,8 +119,10 @@ def stage_breakdown(img, b, q, reps) -> dict:
     s = dctsparse.encode(img, block_size=b, quality=q)
     seq = s.channel_sequence
     enc = [dict(_core.profile_encode(img, b, q, True, 0, seq)) for _ in range(reps)]
-    dec = [dict(_core.profile_decode(s.channel, s.position, s.value, s.height, s.width, 3, b, q,
-                                     True, 0)) for _ in range(reps)]
+    dec = [
+        dict(_core.profile_decode(s.channel, s.position, s.value, s.height, s.width, 3, b, q, True, 0))
+        for _ in range(reps)
+    ]
     mp = img.shape[0] * img.shape[1] / 1e6
     med = lambda runs: {k: mp / statistics.median(r[k] for r in runs) for k in runs[0]}  # noqa: E731
     return {"encode": med(enc), "decode": med(dec)}
@@ -126,14 +130,20 @@ def stage_breakdown(img, b, q, reps) -> dict:
 
 def batch_speedup(images, reps) -> dict:
     items = dctsparse.encode_batch(images)
-    t = interleaved({
-        "e1": lambda: dctsparse.encode_batch(images, threads=1),
-        "e2": lambda: dctsparse.encode_batch(images, threads=2),
-        "d1": lambda: dctsparse.decode_batch(items, threads=1),
-        "d2": lambda: dctsparse.decode_batch(items, threads=2),
-    }, reps)
-    return {"encode 2 threads / 1 thread": t["e1"] / t["e2"],
-            "decode 2 threads / 1 thread": t["d1"] / t["d2"], "images": len(images)}
+    t = interleaved(
+        {
+            "e1": lambda: dctsparse.encode_batch(images, threads=1),
+            "e2": lambda: dctsparse.encode_batch(images, threads=2),
+            "d1": lambda: dctsparse.decode_batch(items, threads=1),
+            "d2": lambda: dctsparse.decode_batch(items, threads=2),
+        },
+        reps,
+    )
+    return {
+        "encode 2 threads / 1 thread": t["e1"] / t["e2"],
+        "decode 2 threads / 1 thread": t["d1"] / t["d2"],
+        "images": len(images),
+    }
 
 
 def fmt_table(rows: list[dict], cols: list[str]) -> str:
@@ -150,11 +160,15 @@ def targets(rows, breakdown_b8, batch) -> list[tuple[str, float, float]]:
     big = {r["block_size"]: r for r in rows if r["image"] == "tiled2048" and r["quality"] == 75}
     b8 = big[8]
     turbo = "libjpeg-turbo (simplejpeg)" if "libjpeg-turbo (simplejpeg) encode" in b8 else "libjpeg-turbo (Pillow)"
-    out = [("encode / libjpeg-turbo JPEG encode", b8["dctsparse encode"] / b8[f"{turbo} encode"], 2.0),
-           ("decode / libjpeg-turbo JPEG decode", b8["dctsparse decode"] / b8[f"{turbo} decode"], 1.5)]
+    out = [
+        ("encode / libjpeg-turbo JPEG encode", b8["dctsparse encode"] / b8[f"{turbo} encode"], 2.0),
+        ("decode / libjpeg-turbo JPEG decode", b8["dctsparse decode"] / b8[f"{turbo} decode"], 1.5),
+    ]
     if "numpy reference encode" in b8:
-        out += [("encode / NumPy reference", b8["dctsparse encode"] / b8["numpy reference encode"], 20.0),
-                ("decode / NumPy reference", b8["dctsparse decode"] / b8["numpy reference decode"], 20.0)]
+        out += [
+            ("encode / NumPy reference", b8["dctsparse encode"] / b8["numpy reference encode"], 20.0),
+            ("decode / NumPy reference", b8["dctsparse decode"] / b8["numpy reference decode"], 20.0),
+        ]
     for b in (16, 32):
         if b in big:
             out.append((f"B={b} encode / B=8 encode", big[b]["dctsparse encode"] / b8["dctsparse encode"], 0.6))
@@ -176,17 +190,24 @@ def main(argv=None) -> dict:
     qualities = (75,) if quick else (50, 75, 90)
 
     info = dctsparse.simd_info()
-    print(f"dctsparse {dctsparse.__version__}, SIMD level {info['level']} "
-          f"(available: {', '.join(info['available'])}), {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores; single-threaded, median of {reps}; MP/s (megapixels per second)")
+    print(
+        f"dctsparse {dctsparse.__version__}, SIMD level {info['level']} "
+        f"(available: {', '.join(info['available'])}), {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores; single-threaded, median of {reps}; MP/s (megapixels per second)"
+    )
     rows = []
     big = tiled(2048)
     rows += bench_image("tiled2048", big, blocks, qualities, reps, with_reference=True)
-    for name in (NATURAL[:1] if quick else NATURAL):
+    for name in NATURAL[:1] if quick else NATURAL:
         rows += bench_image(name, natural(name), blocks, qualities, reps, with_reference=False)
 
-    cols = ["dctsparse encode", "libjpeg-turbo (simplejpeg) encode", "libjpeg-turbo (Pillow) encode",
-            "numpy reference encode", "memcpy (image bytes) encode"]
+    cols = [
+        "dctsparse encode",
+        "libjpeg-turbo (simplejpeg) encode",
+        "libjpeg-turbo (Pillow) encode",
+        "numpy reference encode",
+        "memcpy (image bytes) encode",
+    ]
     print("\nencode, image -> coordinate list (JPEG peers: image -> JPEG bytes), MP/s")
     print(fmt_table(rows, cols))
     print("\ndecode, coordinate list -> RGB (JPEG peers: bytes -> RGB), MP/s")
@@ -201,17 +222,25 @@ def main(argv=None) -> dict:
 
     batch_imgs = [natural(n) for n in NATURAL] * (2 if quick else 4)
     batch = batch_speedup(batch_imgs, max(3 * reps, 21))  # ~20 ms a call: cheap to repeat
-    print(f"\nbatch of {batch['images']} natural images: encode x{batch['encode 2 threads / 1 thread']:.2f}, "
-          f"decode x{batch['decode 2 threads / 1 thread']:.2f} with 2 threads vs 1")
+    print(
+        f"\nbatch of {batch['images']} natural images: encode x{batch['encode 2 threads / 1 thread']:.2f}, "
+        f"decode x{batch['decode 2 threads / 1 thread']:.2f} with 2 threads vs 1"
+    )
 
     print("\ntargets (tiled2048, B=8 unless stated, q=75, 4:2:0):")
     tg = targets(rows, breakdown[8], batch)
     for what, got, want in tg:
         print(f"  {what:<40} {got:7.2f}x   target >= {want}x   {'met' if got >= want else 'NOT met'}")
 
-    result = dict(simd=info, reps=reps, quick=quick, rows=rows,
-                  breakdown={str(k): v for k, v in breakdown.items()}, batch=batch,
-                  targets=[dict(what=w, ratio=g, target=t) for w, g, t in tg])
+    result = dict(
+        simd=info,
+        reps=reps,
+        quick=quick,
+        rows=rows,
+        breakdown={str(k): v for k, v in breakdown.items()},
+        batch=batch,
+        targets=[dict(what=w, ratio=g, target=t) for w, g, t in tg],
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -22,8 +22,7 @@ import numpy as np
 import dctsparse
 from dctsparse.bench import bench_rows, format_bench
 
-IMAGES = ["astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry",
-          "hubble_deep_field"]
+IMAGES = ["astronaut", "chelsea", "coffee", "rocket", "camera", "immunohistochemistry", "hubble_deep_field"]
 
 
 def natural_images(names):
@@ -44,8 +43,10 @@ def main() -> None:
     ap.add_argument("--json", help="also write the rows here")
     a = ap.parse_args()
     rows = bench_rows(natural_images(IMAGES), (50, 75, 90), 8, a.repeat)
-    print(f"dctsparse {dctsparse.__version__}, {platform.processor() or platform.machine()}, "
-          f"Python {platform.python_version()}")
+    print(
+        f"dctsparse {dctsparse.__version__}, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
     print(format_bench(rows))
     if a.json:
         with open(a.json, "w") as f:

@@ -49,8 +49,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     qualities = list(range(5, 101, 5))
-    sets = {"natural (skimage.data)": [natural(n) for n in NATURAL],
-            "generated scenes (CLEVR-like)": scenes(8 if args.quick else 32)}
+    sets = {
+        "natural (skimage.data)": [natural(n) for n in NATURAL],
+        "generated scenes (CLEVR-like)": scenes(8 if args.quick else 32),
+    }
     result = {name: curve(ims, qualities) for name, ims in sets.items()}
     for name, c in result.items():
         print(f"{name}: q, dense bps, sparse bps")

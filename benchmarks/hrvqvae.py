@@ -41,7 +41,7 @@ OUT = os.path.join(os.path.dirname(__file__), "results")
 
 
 def _time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))            # compile
+    jax.block_until_ready(fn(*args))  # compile
     ts = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -58,17 +58,25 @@ def search_cost(shapes, n_vectors: int, dim: int, repeats: int) -> list[dict]:
     flat_mm = jax.jit(H.flat_quantize)
     rows = []
     for n, m in shapes:
-        books = [jnp.asarray(rng.normal(size=(m ** level, m, dim)), jnp.float32) for level in range(n)]
+        books = [jnp.asarray(rng.normal(size=(m**level, m, dim)), jnp.float32) for level in range(n)]
         flat = H.combined_codebook(books)
-        row = dict(n=n, m=m, leaves=m ** n, visited_tree=n * m, visited_flat=m ** n,
-                   tree_ms=1e3 * _time(tree, z, books, repeats=repeats),
-                   flat_matmul_ms=1e3 * _time(flat_mm, z, flat, repeats=repeats),
-                   flat_gather_ms=1e3 * _time(flat_gather, z, flat[None], repeats=repeats))
+        row = dict(
+            n=n,
+            m=m,
+            leaves=m**n,
+            visited_tree=n * m,
+            visited_flat=m**n,
+            tree_ms=1e3 * _time(tree, z, books, repeats=repeats),
+            flat_matmul_ms=1e3 * _time(flat_mm, z, flat, repeats=repeats),
+            flat_gather_ms=1e3 * _time(flat_gather, z, flat[None], repeats=repeats),
+        )
         rows.append(row)
-        print(f"  n={n} m={m:3d} leaves={m ** n:6d}  visited {n * m:3d} vs {m ** n:6d}"
-              f"   tree {row['tree_ms']:8.2f} ms   flat matmul {row['flat_matmul_ms']:8.2f} ms"
-              f"   flat (same code as tree) {row['flat_gather_ms']:8.2f} ms",
-              flush=True)
+        print(
+            f"  n={n} m={m:3d} leaves={m**n:6d}  visited {n * m:3d} vs {m**n:6d}"
+            f"   tree {row['tree_ms']:8.2f} ms   flat matmul {row['flat_matmul_ms']:8.2f} ms"
+            f"   flat (same code as tree) {row['flat_gather_ms']:8.2f} ms",
+            flush=True,
+        )
     return rows
 
 
@@ -94,15 +102,29 @@ def train_point(name: str, vq: H.VQConfig, base: H.Config, train_x, test_x) -> d
     t = time.perf_counter()
     _, res = train(cfg, None, verbose=False, train_images=train_x, test_images=test_x)
     size = base.data.image_size
-    row = dict(method=name, layers=vq.layers, m=vq.m, leaves=vq.flat_size, update=vq.update,
-               bits_per_image=vq.bits_per_image(size, size), mse=res["mse"], psnr=res["psnr"],
-               used=[u["used"] for u in res["usage"]], words=[u["words"] for u in res["usage"]],
-               dead=[u["dead"] for u in res["usage"]], perplexity=[u["perplexity"] for u in res["usage"]],
-               train_s=time.perf_counter() - t, steps=cfg.train.steps)
-    print(f"  {name:8s} n={vq.layers} m={vq.m:4d} leaves={vq.flat_size:5d} bits/img={row['bits_per_image']:6.0f}"
-          f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB  used/words per layer="
-          f"{'/'.join(f'{a}/{b}' for a, b in zip(row['used'], row['words'], strict=True))}"
-          f"  perplexity={'/'.join(f'{p:.1f}' for p in row['perplexity'])}  ({row['train_s']:.0f} s)", flush=True)
+    row = dict(
+        method=name,
+        layers=vq.layers,
+        m=vq.m,
+        leaves=vq.flat_size,
+        update=vq.update,
+        bits_per_image=vq.bits_per_image(size, size),
+        mse=res["mse"],
+        psnr=res["psnr"],
+        used=[u["used"] for u in res["usage"]],
+        words=[u["words"] for u in res["usage"]],
+        dead=[u["dead"] for u in res["usage"]],
+        perplexity=[u["perplexity"] for u in res["usage"]],
+        train_s=time.perf_counter() - t,
+        steps=cfg.train.steps,
+    )
+    print(
+        f"  {name:8s} n={vq.layers} m={vq.m:4d} leaves={vq.flat_size:5d} bits/img={row['bits_per_image']:6.0f}"
+        f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB  used/words per layer="
+        f"{'/'.join(f'{a}/{b}' for a, b in zip(row['used'], row['words'], strict=True))}"
+        f"  perplexity={'/'.join(f'{p:.1f}' for p in row['perplexity'])}  ({row['train_s']:.0f} s)",
+        flush=True,
+    )
     return row
 
 
@@ -117,8 +139,12 @@ def plot(res: dict, path: str) -> None:
         pts = sorted((r for r in res["rate_distortion"] if r["method"] == method), key=lambda r: r["bits_per_image"])
         if pts:
             ax[0].plot([p["bits_per_image"] for p in pts], [p["psnr"] for p in pts], marker, label=method)
-    ax[0].set(xlabel="bits per image", ylabel="PSNR (dB)", xscale="log",
-              title=f"rate-distortion, {res['settings']['image_size']}px scenes")
+    ax[0].set(
+        xlabel="bits per image",
+        ylabel="PSNR (dB)",
+        xscale="log",
+        title=f"rate-distortion, {res['settings']['image_size']}px scenes",
+    )
     ax[0].legend()
     s = res["search"]
     labels = [f"n={r['n']} m={r['m']}" for r in s]
@@ -136,8 +162,13 @@ def plot(res: dict, path: str) -> None:
     ax2 = ax[2].twinx()
     for method, marker in (("hrvqvae", "s--"), ("vqvae", "^--")):
         pts = sorted((r for r in res["collapse"] if r["method"] == method), key=lambda r: r["leaves"])
-        ax2.plot([p["leaves"] for p in pts], [p["used"][-1] / p["words"][-1] for p in pts], marker, alpha=0.5,
-                 label=f"{method} leaves used")
+        ax2.plot(
+            [p["leaves"] for p in pts],
+            [p["used"][-1] / p["words"][-1] for p in pts],
+            marker,
+            alpha=0.5,
+            label=f"{method} leaves used",
+        )
     ax2.set(ylabel="fraction of leaves used", ylim=(0, 1.05))
     ax[2].legend(loc="upper left", fontsize=8)
     ax2.legend(loc="upper right", fontsize=8)
@@ -153,15 +184,25 @@ def main(argv=None) -> int:
     quick = a.quick
     size = 32
     steps = 150 if quick else 600
-    base = H.Config(data=H.DataConfig(image_size=size, num_train=512 if quick else 2048,
-                                      num_eval=64 if quick else 256),
-                    train=H.TrainConfig(batch_size=32, steps=steps, log_every=10 ** 9, eval_every=0,
-                                        checkpoint_every=0))
+    base = H.Config(
+        data=H.DataConfig(image_size=size, num_train=512 if quick else 2048, num_eval=64 if quick else 256),
+        train=H.TrainConfig(batch_size=32, steps=steps, log_every=10**9, eval_every=0, checkpoint_every=0),
+    )
     shapes = [(2, 8), (3, 8), (4, 8), (2, 16), (3, 16)] + ([] if quick else [(2, 64), (3, 32)])
-    settings = dict(quick=quick, image_size=size, steps=steps, train_images=base.data.num_train,
-                    test_images=base.data.num_eval, batch_size=base.train.batch_size, search_vectors=4096,
-                    dim=base.model.dim, channels=base.model.channels, device=str(jax.devices()[0]),
-                    machine=platform.machine(), cpus=os.cpu_count())
+    settings = dict(
+        quick=quick,
+        image_size=size,
+        steps=steps,
+        train_images=base.data.num_train,
+        test_images=base.data.num_eval,
+        batch_size=base.train.batch_size,
+        search_vectors=4096,
+        dim=base.model.dim,
+        channels=base.model.channels,
+        device=str(jax.devices()[0]),
+        machine=platform.machine(),
+        cpus=os.cpu_count(),
+    )
     print(f"settings: {settings}")
     res = dict(settings=settings)
 
@@ -171,18 +212,24 @@ def main(argv=None) -> int:
     train_x, test_x = H.load_images(base.data, "train"), H.load_images(base.data, "eval")
     print(f"2. rate-distortion on {len(test_x)} test scenes at {size}px ({steps} training steps, latent 8x8)")
     rd = []
-    rd_models = [("hrvqvae", H.VQConfig(model="hrvqvae", layers=2, m=8)),
-                 ("vqvae", H.VQConfig(model="vqvae", layers=2, m=8)),
-                 ("hrvqvae", H.VQConfig(model="hrvqvae", layers=3, m=8))]
+    rd_models = [
+        ("hrvqvae", H.VQConfig(model="hrvqvae", layers=2, m=8)),
+        ("vqvae", H.VQConfig(model="vqvae", layers=2, m=8)),
+        ("hrvqvae", H.VQConfig(model="hrvqvae", layers=3, m=8)),
+    ]
     if not quick:
-        rd_models += [("vqvae", H.VQConfig(model="vqvae", layers=3, m=8)),
-                      ("hrvqvae", H.VQConfig(model="hrvqvae", layers=4, m=8))]
+        rd_models += [
+            ("vqvae", H.VQConfig(model="vqvae", layers=3, m=8)),
+            ("hrvqvae", H.VQConfig(model="hrvqvae", layers=4, m=8)),
+        ]
     for name, vq in rd_models:
         rd.append(train_point(name, vq, base, train_x, test_x))
     for row in dct_points(test_x, [5, 10, 25, 50, 75, 90]):
         rd.append(row)
-        print(f"  dctsparse q={row['quality']:3d} bits/img={row['bits_per_image']:8.0f}  mse={row['mse']:.5f}"
-              f" psnr={row['psnr']:6.2f} dB")
+        print(
+            f"  dctsparse q={row['quality']:3d} bits/img={row['bits_per_image']:8.0f}  mse={row['mse']:.5f}"
+            f" psnr={row['psnr']:6.2f} dB"
+        )
     res["rate_distortion"] = rd
 
     ms = [4, 8, 16] if quick else [4, 8, 16, 32, 64]

@@ -23,7 +23,7 @@ def tiled(size: int = 2048) -> np.ndarray:
         im = natural(name)
         h, w = im.shape[:2]
         t = min(h, w, 512)
-        crops.append(im[(h - t) // 2:(h - t) // 2 + t, (w - t) // 2:(w - t) // 2 + t])
+        crops.append(im[(h - t) // 2 : (h - t) // 2 + t, (w - t) // 2 : (w - t) // 2 + t])
     t = min(c.shape[0] for c in crops)
     n = -(-size // t)
     # crop (i + j) % 4 at row i, column j: no two neighbours, across or down, are the same crop

@@ -56,8 +56,16 @@ def measure(cfg, params, method: str, batch: int, reps: int) -> dict:
         sample_tokens(cfg, params, **dict(kw, seed=r + 1))
         times.append(time.perf_counter() - t0)
     t = float(np.median(times))
-    return {"method": method, "C": C, "S": C + cfg.model.overlap, "batch": batch, "seconds": t,
-            "first_call_seconds": first, "tokens_per_s": batch * C / t, "ms_per_step": 1e3 * t / C}
+    return {
+        "method": method,
+        "C": C,
+        "S": C + cfg.model.overlap,
+        "batch": batch,
+        "seconds": t,
+        "first_call_seconds": first,
+        "tokens_per_s": batch * C / t,
+        "ms_per_step": 1e3 * t / C,
+    }
 
 
 def report(out: dict, T: int, overlap: int) -> None:
@@ -73,17 +81,26 @@ def report(out: dict, T: int, overlap: int) -> None:
     S_t = T + overlap
     S = np.array([r["S"] for r in rec], float)
     t = np.array([1.0 / r["tokens_per_s"] for r in rec])  # seconds per token
-    lower = t[-1] + (t[-1] - t[-2]) / (S[-1] - S[-2]) * (S_t - S[-1])   # secant: convex t
-    coef, *_ = np.linalg.lstsq(np.stack([np.ones_like(S), S, S ** 2], 1), t, rcond=None)
-    fit = float(coef @ np.array([1.0, S_t, S_t ** 2]))
+    lower = t[-1] + (t[-1] - t[-2]) / (S[-1] - S[-2]) * (S_t - S[-1])  # secant: convex t
+    coef, *_ = np.linalg.lstsq(np.stack([np.ones_like(S), S, S**2], 1), t, rcond=None)
+    fit = float(coef @ np.array([1.0, S_t, S_t**2]))
     c_rate = cached[T]["tokens_per_s"]
-    out["extrapolated"] = {"C": T, "S": S_t, "from_C": [r["C"] for r in rec],
-                           "recompute_tokens_per_s_upper_bound": 1 / lower, "recompute_tokens_per_s_fit": 1 / fit,
-                           "fit_c_a_b": coef.tolist(), "cached_tokens_per_s_measured": c_rate,
-                           "speedup_lower_bound": c_rate * lower, "speedup_fit": c_rate * fit}
-    print(f"C={T}: cached {c_rate:.1f} tokens/s MEASURED; recompute EXTRAPOLATED from C={[r['C'] for r in rec]}: "
-          f"<= {1 / lower:.2f} tokens/s (secant bound), ~{1 / fit:.2f} tokens/s (c+a*S+b*S^2 fit) "
-          f"-> speed-up >= {c_rate * lower:.0f}x (bound), ~{c_rate * fit:.0f}x (fit)")
+    out["extrapolated"] = {
+        "C": T,
+        "S": S_t,
+        "from_C": [r["C"] for r in rec],
+        "recompute_tokens_per_s_upper_bound": 1 / lower,
+        "recompute_tokens_per_s_fit": 1 / fit,
+        "fit_c_a_b": coef.tolist(),
+        "cached_tokens_per_s_measured": c_rate,
+        "speedup_lower_bound": c_rate * lower,
+        "speedup_fit": c_rate * fit,
+    }
+    print(
+        f"C={T}: cached {c_rate:.1f} tokens/s MEASURED; recompute EXTRAPOLATED from C={[r['C'] for r in rec]}: "
+        f"<= {1 / lower:.2f} tokens/s (secant bound), ~{1 / fit:.2f} tokens/s (c+a*S+b*S^2 fit) "
+        f"-> speed-up >= {c_rate * lower:.0f}x (bound), ~{c_rate * fit:.0f}x (fit)"
+    )
 
 
 def main(argv=None):
@@ -105,8 +122,10 @@ def main(argv=None):
             json.dump(out, f, indent=1)
         return
     dev = jax.devices()[0]
-    device = f"{dev.platform}: {getattr(dev, 'device_kind', '')} ({platform.processor() or platform.machine()}, " \
-             f"{os.cpu_count()} cores)"
+    device = (
+        f"{dev.platform}: {getattr(dev, 'device_kind', '')} ({platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores)"
+    )
     print(f"device {device}; jax {jax.__version__}; config {args.config}; batch {args.batch}")
     rows = []
     for method, cs in (("cached", args.cached), ("recompute", args.recompute)):
@@ -115,8 +134,11 @@ def main(argv=None):
             params = functions(cfg).init(0)["params"]
             r = measure(cfg, params, method, args.batch, args.reps)
             rows.append(r)
-            print(f"{method:9s} C={C:4d} S={r['S']:4d}: {r['tokens_per_s']:9.1f} tokens/s "
-                  f"({r['ms_per_step']:8.2f} ms/step, first call {r['first_call_seconds']:.1f} s)", flush=True)
+            print(
+                f"{method:9s} C={C:4d} S={r['S']:4d}: {r['tokens_per_s']:9.1f} tokens/s "
+                f"({r['ms_per_step']:8.2f} ms/step, first call {r['first_call_seconds']:.1f} s)",
+                flush=True,
+            )
     out = {"device": device, "config": args.config, "batch": args.batch, "rows": rows}
     report(out, args.target_c, get_config(args.config).model.overlap)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -67,8 +67,7 @@ def keep_heap() -> bool:
     except (OSError, AttributeError):
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
-    return all(libc.mallopt(p, v) == 1 for p, v in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0),
-                                                     (M_TRIM_THRESHOLD, 2 ** 31 - 1)))
+    return all(libc.mallopt(p, v) == 1 for p, v in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
 
 
 def preset(name: str, sets: list[str]):
@@ -128,15 +127,21 @@ def compiled_fns(cfg) -> tuple[dict, dict]:
     facts = {"compile_s": time.perf_counter() - t0}
     # FLOPs of the whole batch in one pass: XLA counts a scanned loop body once, so the
     # micro-batched step would report a fraction of its work.
-    whole = functions(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, micro_batch=0))) \
-        if hasattr(cfg.train, "micro_batch") else fns
+    whole = (
+        functions(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, micro_batch=0)))
+        if hasattr(cfg.train, "micro_batch")
+        else fns
+    )
     cost = jax.jit(whole._train_step).lower(state, batch).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     facts["flops_per_step"] = float(cost.get("flops", float("nan"))) if cost else float("nan")
     mem = train.memory_analysis()
     facts["step_temp_mb"] = mem.temp_size_in_bytes / 1e6 if mem is not None else float("nan")
-    calls = {"forward": lambda: fwd(params, batch, step), "fwd+bwd": lambda: vg(params, batch, step),
-             "step": lambda: train(state, batch)}
+    calls = {
+        "forward": lambda: fwd(params, batch, step),
+        "fwd+bwd": lambda: vg(params, batch, step),
+        "step": lambda: train(state, batch),
+    }
     return calls, facts
 
 
@@ -170,8 +175,13 @@ def measure(args) -> list[dict]:
         cfg = preset(name, args.set)
         from dctmodel.model import count_params
 
-        row = {"config": name, "params": count_params(cfg), "batch": cfg.train.batch_size,
-               "chunk": cfg.model.chunk_size, "overlap": cfg.model.overlap}
+        row = {
+            "config": name,
+            "params": count_params(cfg),
+            "batch": cfg.train.batch_size,
+            "chunk": cfg.model.chunk_size,
+            "overlap": cfg.model.overlap,
+        }
         calls, facts = compiled_fns(cfg)
         row.update(facts)
         row["times"], row["page_faults_per_call"] = time_round_robin(calls, args.rounds, args.reps)
@@ -184,22 +194,48 @@ def measure(args) -> list[dict]:
 def summarise(row: dict) -> dict:
     m = {k: statistics.median(row["times"][k]) for k in METRICS}
     tok = row["batch"] * row["chunk"]
-    return {"forward_ms": m["forward"] * 1e3, "fwd_bwd_ms": m["fwd+bwd"] * 1e3, "step_ms": m["step"] * 1e3,
-            "fwd_bwd_over_forward": m["fwd+bwd"] / m["forward"], "step_over_forward": m["step"] / m["forward"],
-            "tokens_per_s": tok / m["step"], "calls": len(row["times"]["step"])}
+    return {
+        "forward_ms": m["forward"] * 1e3,
+        "fwd_bwd_ms": m["fwd+bwd"] * 1e3,
+        "step_ms": m["step"] * 1e3,
+        "fwd_bwd_over_forward": m["fwd+bwd"] / m["forward"],
+        "step_over_forward": m["step"] / m["forward"],
+        "tokens_per_s": tok / m["step"],
+        "calls": len(row["times"]["step"]),
+    }
 
 
 def print_table(rows: list[dict], label: str = "") -> None:
-    hdr = ("config", "params", "B x C", "forward ms", "fwd+bwd ms", "step ms", "fwd+bwd/fwd", "step/fwd",
-           "tok/s", "GFLOP/step", "faults/step")
+    hdr = (
+        "config",
+        "params",
+        "B x C",
+        "forward ms",
+        "fwd+bwd ms",
+        "step ms",
+        "fwd+bwd/fwd",
+        "step/fwd",
+        "tok/s",
+        "GFLOP/step",
+        "faults/step",
+    )
     print(" | ".join(("side",) + hdr if label else hdr))
     print(" | ".join("---" for _ in range(len(hdr) + bool(label))))
     for r in rows:
         s = r["summary"]
-        cells = [r["config"], f"{r['params'] / 1e6:.2f}M", f"{r['batch']} x {r['chunk']}",
-                 f"{s['forward_ms']:.1f}", f"{s['fwd_bwd_ms']:.1f}", f"{s['step_ms']:.1f}",
-                 f"{s['fwd_bwd_over_forward']:.2f}", f"{s['step_over_forward']:.2f}", f"{s['tokens_per_s']:.0f}",
-                 f"{r['flops_per_step'] / 1e9:.2f}", f"{r['page_faults_per_call']['step']:.0f}"]
+        cells = [
+            r["config"],
+            f"{r['params'] / 1e6:.2f}M",
+            f"{r['batch']} x {r['chunk']}",
+            f"{s['forward_ms']:.1f}",
+            f"{s['fwd_bwd_ms']:.1f}",
+            f"{s['step_ms']:.1f}",
+            f"{s['fwd_bwd_over_forward']:.2f}",
+            f"{s['step_over_forward']:.2f}",
+            f"{s['tokens_per_s']:.0f}",
+            f"{r['flops_per_step'] / 1e9:.2f}",
+            f"{r['page_faults_per_call']['step']:.0f}",
+        ]
         print(" | ".join(([r["side"]] if label else []) + cells))
 
 
@@ -209,16 +245,29 @@ def extract_rev(rev: str) -> Path:
     dest = ROOT / "build" / "ab-model" / sha
     if not (dest / "python" / "dctmodel").exists():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", sha, "python/dctmodel"], cwd=ROOT, check=True,
-                                 capture_output=True).stdout
+        archive = subprocess.run(
+            ["git", "archive", sha, "python/dctmodel"], cwd=ROOT, check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     return dest / "python"
 
 
 def child_argv(args, heap: str) -> list[str]:
-    argv = [sys.executable, str(Path(__file__).resolve()), "--child", "--heap", heap,
-            "--rounds", str(args.rounds), "--reps", str(args.reps), "--input-batches", "0",
-            "--configs", *args.configs]
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        "--heap",
+        heap,
+        "--rounds",
+        str(args.rounds),
+        "--reps",
+        str(args.reps),
+        "--input-batches",
+        "0",
+        "--configs",
+        *args.configs,
+    ]
     if args.set:
         argv += ["--set", *args.set]
     if args.one_thread:
@@ -257,8 +306,12 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE")
     ap.add_argument("--one-thread", action="store_true", help=f"XLA_FLAGS+='{ONE_THREAD}'")
     ap.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
-    ap.add_argument("--heap", choices=("default", "keep"), default="default",
-                    help="keep: glibc keeps freed memory (keep_heap); B side with --ab")
+    ap.add_argument(
+        "--heap",
+        choices=("default", "keep"),
+        default="default",
+        help="keep: glibc keeps freed memory (keep_heap); B side with --ab",
+    )
     ap.add_argument("--ab", metavar="REV", default=None, help="compare REV's dctmodel (A) with the working tree (B)")
     ap.add_argument("--heap-a", choices=("default", "keep"), default="default", help="--heap of the A side")
     ap.add_argument("--ab-rounds", type=int, default=3)
@@ -280,26 +333,37 @@ def main(argv=None):
     import jax
 
     dev = jax.devices()[0]
-    meta = {"device": f"{len(jax.devices())} x {dev.device_kind} ({dev.platform})", "cpus": os.cpu_count(),
-            "cpu_model": _cpu_model(), "jax": jax.__version__, "xla_flags": os.environ.get("XLA_FLAGS", ""),
-            "heap_kept": heap_kept,
-            "command": " ".join(["python", "benchmarks/model_train.py"] + (argv if argv is not None else sys.argv[1:]))}
+    meta = {
+        "device": f"{len(jax.devices())} x {dev.device_kind} ({dev.platform})",
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "heap_kept": heap_kept,
+        "command": " ".join(["python", "benchmarks/model_train.py"] + (argv if argv is not None else sys.argv[1:])),
+    }
     rows = run_ab(args) if args.ab else measure(args)
     for r in rows:
         r["summary"] = summarise(r)
-    print(f"\n{meta['device']} ({meta['cpu_model']}), {meta['cpus']} CPUs, jax {meta['jax']}, "
-          f"XLA_FLAGS='{meta['xla_flags']}'")
+    print(
+        f"\n{meta['device']} ({meta['cpu_model']}), {meta['cpus']} CPUs, jax {meta['jax']}, "
+        f"XLA_FLAGS='{meta['xla_flags']}'"
+    )
     print_table(rows, label="side" if args.ab else "")
     if args.ab:
         for c in args.configs:
             a, b = (next(r for r in rows if r["config"] == c and r["side"] == s)["summary"] for s in "AB")
-            print(f"{c}: B/A step time {b['step_ms'] / a['step_ms']:.3f}, "
-                  f"throughput x{b['tokens_per_s'] / a['tokens_per_s']:.2f}"
-                  f" (A = {args.ab} heap={args.heap_a}, B = working tree heap={args.heap})")
+            print(
+                f"{c}: B/A step time {b['step_ms'] / a['step_ms']:.3f}, "
+                f"throughput x{b['tokens_per_s'] / a['tokens_per_s']:.2f}"
+                f" (A = {args.ab} heap={args.heap_a}, B = working tree heap={args.heap})"
+            )
     elif args.input_batches:
         for r in rows:
-            print(f"{r['config']}: input pipeline {r['input_tokens_per_s_cold']:.0f} tok/s cold, "
-                  f"{r['input_tokens_per_s_warm']:.0f} warm")
+            print(
+                f"{r['config']}: input pipeline {r['input_tokens_per_s_cold']:.0f} tok/s cold, "
+                f"{r['input_tokens_per_s_warm']:.0f} warm"
+            )
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"meta": meta, "rows": rows}, f, indent=1)

@@ -12,12 +12,9 @@ from helpers import NATURAL_GREY, NATURAL_RGB, natural_image
 
 # "ci" keeps the property tests to a few minutes on 2 cores; "asan" is for the
 # sanitizer pass, where every call is ~10x slower; "dev" digs deeper.
-settings.register_profile("ci", max_examples=60, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("asan", max_examples=15, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("dev", max_examples=500, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("asan", max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
@@ -44,10 +41,17 @@ def micro_run(tmp_path_factory):
     from dctmodel.train import train
 
     steps = 250
-    cfg = override(get_config("micro"), **{
-        "train.chunk_policy": "uniform", "train.total_tokens": 8 * 32 * steps, "train.learning_rate": 3e-3,
-        "train.warmup_steps": 20, "train.log_every": 10, "train.checkpoint_every": 0,
-    })
+    cfg = override(
+        get_config("micro"),
+        **{
+            "train.chunk_policy": "uniform",
+            "train.total_tokens": 8 * 32 * steps,
+            "train.learning_rate": 3e-3,
+            "train.warmup_steps": 20,
+            "train.log_every": 10,
+            "train.checkpoint_every": 0,
+        },
+    )
     src = ArraySource(cfg.data, [render_scene(11, i, 16, max_objects=2) for i in range(4)])
     wd = str(tmp_path_factory.mktemp("micro"))
     state, records = train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False)

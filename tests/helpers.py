@@ -52,16 +52,76 @@ def tie_distance(img, b, q, sub):
         qm = R.quant_matrix(q, b, "luma" if i == 0 else "chroma")
         r = R.plane_dct_image(R.block_dct(p - 128.0, b) / qm)
         step = 2 if (i > 0 and sub == "4:2:0") else 1
-        out[::step, ::step, i * b * b:(i + 1) * b * b] = np.abs(np.abs(r) % 1 - 0.5)
+        out[::step, ::step, i * b * b : (i + 1) * b * b] = np.abs(np.abs(r) % 1 - 0.5)
     return out
 
 
 # ITU T.81 figure A.6: the JPEG zigzag sequence, as row-major indices.
 JPEG_ZIGZAG = [
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
-    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+    0,
+    1,
+    8,
+    16,
+    9,
+    2,
+    3,
+    10,
+    17,
+    24,
+    32,
+    25,
+    18,
+    11,
+    4,
+    5,
+    12,
+    19,
+    26,
+    33,
+    40,
+    48,
+    41,
+    34,
+    27,
+    20,
+    13,
+    6,
+    7,
+    14,
+    21,
+    28,
+    35,
+    42,
+    49,
+    56,
+    57,
+    50,
+    43,
+    36,
+    29,
+    22,
+    15,
+    23,
+    30,
+    37,
+    44,
+    51,
+    58,
+    59,
+    52,
+    45,
+    38,
+    31,
+    39,
+    46,
+    53,
+    60,
+    61,
+    54,
+    47,
+    55,
+    62,
+    63,
 ]
 
 
@@ -81,8 +141,7 @@ def images(draw, max_side=70, scale=16.0):
         return np.full(shape, draw(st.integers(0, 255)), dtype=np.uint8)
     # smooth: a random low-frequency field, like natural image content
     y, x = np.mgrid[0:h, 0:w] / scale
-    f = sum(rng.normal() * np.cos(rng.uniform(0, 3) * y + rng.uniform(0, 3) * x + rng.uniform(0, 6))
-            for _ in range(4))
+    f = sum(rng.normal() * np.cos(rng.uniform(0, 3) * y + rng.uniform(0, 3) * x + rng.uniform(0, 6)) for _ in range(4))
     f = (f - f.min()) / (np.ptp(f) + 1e-9) * 255
     if not grey:
         f = np.stack([f, np.roll(f, 3, 0), 255 - f], -1)
@@ -93,6 +152,7 @@ def images(draw, max_side=70, scale=16.0):
 def simd_level(level: str):
     """Runs the block at one SIMD level of the core, then restores the one before."""
     from dctsparse import _core
+
     before = _core.simd_level()
     _core.set_simd_level(level)
     try:
@@ -104,6 +164,7 @@ def simd_level(level: str):
 # Damaged orbax checkpoints, as found after crashes and full disks.  Each takes one step folder
 # (checkpoints/N) and asserts it found what it damages, so a change of orbax's layout fails instead
 # of testing nothing.
+
 
 def _array_files(step_dir):
     found = sorted(glob.glob(os.path.join(step_dir, "default", "ocdbt.process_*", "d", "*")))

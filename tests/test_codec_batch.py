@@ -15,14 +15,18 @@ from helpers import natural_image
 
 def mixed_images():
     """RGB and greyscale, odd sizes, more images than threads."""
-    rgb = [natural_image(n)[:60 + 13 * i, :50 + 11 * i] for i, n in
-           enumerate(["astronaut", "chelsea", "coffee", "rocket"])]
+    rgb = [
+        natural_image(n)[: 60 + 13 * i, : 50 + 11 * i]
+        for i, n in enumerate(["astronaut", "chelsea", "coffee", "rocket"])
+    ]
     grey = [natural_image("camera")[:77, :91], natural_image("moon")[:33, :200]]
     return [rgb[0], grey[0], rgb[1], rgb[2], grey[1], rgb[3], rgb[0][:17, :5]]
 
 
-@pytest.mark.parametrize("settings", [dict(), dict(block_size=16, subsampling="4:4:4"),
-                                      dict(block_size=5, quality=30, order="luma_first", clip=9)])
+@pytest.mark.parametrize(
+    "settings",
+    [dict(), dict(block_size=16, subsampling="4:4:4"), dict(block_size=5, quality=30, order="luma_first", clip=9)],
+)
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_batch_equals_one_image_at_a_time(settings, threads):
     imgs = mixed_images()
@@ -46,8 +50,7 @@ def test_decoded_images_are_independent_arrays():
     for k, (a, b) in enumerate(zip(out, before, strict=True)):
         if k != 1:
             np.testing.assert_array_equal(a, b)
-    assert not any(np.shares_memory(out[i], out[j])
-                   for i in range(len(out)) for j in range(i + 1, len(out)))
+    assert not any(np.shares_memory(out[i], out[j]) for i in range(len(out)) for j in range(i + 1, len(out)))
 
 
 def test_encoded_lists_do_not_overlap():
@@ -55,8 +58,9 @@ def test_encoded_lists_do_not_overlap():
     items = dctsparse.encode_batch(mixed_images(), threads=2)
     arrays = [a for s in items for a in (s.channel, s.position, s.value)]
     assert all(a.flags.c_contiguous and a.dtype == np.int32 for a in arrays)
-    assert not any(np.shares_memory(arrays[i], arrays[j])
-                   for i in range(len(arrays)) for j in range(i + 1, len(arrays)))
+    assert not any(
+        np.shares_memory(arrays[i], arrays[j]) for i in range(len(arrays)) for j in range(i + 1, len(arrays))
+    )
 
 
 def test_single_encode_lists_share_one_buffer_safely():

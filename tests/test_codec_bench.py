@@ -29,11 +29,29 @@ def test_ab_child_loads_a_core_by_path_and_reports_ratios():
     import dctsparse._core as core
 
     out = subprocess.check_output(
-        [sys.executable, "-m", "benchmarks.ab", "--child", core.__file__, "--blocks", "8,16",
-         "--reps", "1", "--size", "128"], text=True)
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.ab",
+            "--child",
+            core.__file__,
+            "--blocks",
+            "8,16",
+            "--reps",
+            "1",
+            "--size",
+            "128",
+        ],
+        text=True,
+    )
     ratios = json.loads(out)
-    assert set(ratios) == {"B8 encode / turbo", "B8 decode / turbo", "B16 encode / turbo",
-                           "B16 decode / turbo", "B8 encode MP/s"}
+    assert set(ratios) == {
+        "B8 encode / turbo",
+        "B8 decode / turbo",
+        "B16 encode / turbo",
+        "B16 decode / turbo",
+        "B8 encode MP/s",
+    }
     assert all(v > 0 for v in ratios.values())
 
 
@@ -46,8 +64,12 @@ def test_container_size_benchmark_runs_and_matches_the_files(tmp_path):
     import dctsparse
 
     out = tmp_path / "rows.json"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.container_size", "--repeat", "1",
-                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "benchmarks.container_size", "--repeat", "1", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "all q=75" in r.stdout
     rows = json.loads(out.read_text())

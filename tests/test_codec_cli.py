@@ -22,8 +22,9 @@ IMG = np.ascontiguousarray(natural_image("chelsea")[:70, :90])
 
 
 def run_cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "dctsparse", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "dctsparse", *map(str, args)], capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 @pytest.fixture
@@ -34,6 +35,7 @@ def png(tmp_path) -> Path:
 
 
 # ------------------------------------------------------------------ Pillow plugin
+
 
 def test_pillow_open_and_save(tmp_path):
     s = dctsparse.encode(IMG, block_size=16, quality=60, subsampling="4:4:4")
@@ -73,21 +75,40 @@ def test_pillow_errors(tmp_path):
 
 # ------------------------------------------------------------------ in-process
 
+
 def test_encode_decode_info(png, tmp_path, capsys):
     out = tmp_path / "c.dcts"
-    assert cli.main(["encode", str(png), "-o", str(out), "-q", "60", "-b", "4",
-                     "--subsampling", "4:4:4", "--order", "luma_first", "--clip", "50"]) == 0
-    expect = dctsparse.encode(IMG, block_size=4, quality=60, subsampling="4:4:4",
-                              order="luma_first", clip=50)
+    assert (
+        cli.main(
+            [
+                "encode",
+                str(png),
+                "-o",
+                str(out),
+                "-q",
+                "60",
+                "-b",
+                "4",
+                "--subsampling",
+                "4:4:4",
+                "--order",
+                "luma_first",
+                "--clip",
+                "50",
+            ]
+        )
+        == 0
+    )
+    expect = dctsparse.encode(IMG, block_size=4, quality=60, subsampling="4:4:4", order="luma_first", clip=50)
     assert dctsparse.load(out) == expect
     assert "90x70 RGB" in capsys.readouterr().out
 
     assert cli.main(["decode", str(out), "-o", str(tmp_path / "d.png"), "--prefix", "500"]) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")),
-                                  dctsparse.decode(expect[:500]))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "d.png")), dctsparse.decode(expect[:500]))
     assert cli.main(["decode", str(out), "--fraction", "1/4", "--quiet"]) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "c.png")),
-                                  dctsparse.decode(expect[: round(len(expect) / 4)]))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "c.png")), dctsparse.decode(expect[: round(len(expect) / 4)])
+    )
 
     capsys.readouterr()
     assert cli.main(["info", str(out), "--json"]) == 0
@@ -95,9 +116,11 @@ def test_encode_decode_info(png, tmp_path, capsys):
     size = out.stat().st_size
     assert info["count"] == len(expect) == sum(info["coefficients_per_plane"].values())
     planes = np.asarray(expect.channel) // 16
-    assert info["coefficients_per_plane"] == {"Y": int((planes == 0).sum()),
-                                              "Cb": int((planes == 1).sum()),
-                                              "Cr": int((planes == 2).sum())}
+    assert info["coefficients_per_plane"] == {
+        "Y": int((planes == 0).sum()),
+        "Cb": int((planes == 1).sum()),
+        "Cr": int((planes == 2).sum()),
+    }
     assert info["bits_per_subpixel"] == pytest.approx(8 * size / (70 * 90 * 3))
     assert info["file_bytes"] == size and info["clip"] == 50 and info["order"] == "luma_first"
     assert cli.main(["info", str(out)]) == 0
@@ -116,8 +139,23 @@ def test_encode_many_and_default_names(tmp_path, png):
 def test_preview(tmp_path, png, capsys):
     dctsparse.save(dctsparse.encode(IMG, block_size=8), tmp_path / "p.dcts")
     strip, heat = tmp_path / "s.png", tmp_path / "h.png"
-    assert cli.main(["preview", str(tmp_path / "p.dcts"), "-o", str(strip), "--heatmap", str(heat),
-                     "--fractions", "0", "1/2", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "preview",
+                str(tmp_path / "p.dcts"),
+                "-o",
+                str(strip),
+                "--heatmap",
+                str(heat),
+                "--fractions",
+                "0",
+                "1/2",
+                "1",
+            ]
+        )
+        == 0
+    )
     a = np.asarray(Image.open(strip))
     assert a.shape == (70, 3 * 90 + 2 * 4, 3)
     s = dctsparse.encode(IMG)
@@ -151,8 +189,9 @@ def test_convert_folder_both_ways(tmp_path, capsys):
     assert "skipped 3" in capsys.readouterr().out
     back = tmp_path / "back"
     assert cli.main(["convert", str(dst), str(back), "--to", "png", "--quiet"]) == 0
-    np.testing.assert_array_equal(np.asarray(Image.open(back / "one.png")),
-                                  dctsparse.decode(dctsparse.encode(IMG, quality=50)))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(back / "one.png")), dctsparse.decode(dctsparse.encode(IMG, quality=50))
+    )
 
 
 def test_convert_reports_bad_files(tmp_path, capsys):
@@ -205,18 +244,21 @@ def test_bench(tmp_path, png, capsys):
     assert "ratio" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["decode", "missing.dcts"], "No such file"),
-    (["info", "CORRUPT"], "checksum"),
-    (["info", "PNG"], "not a .dcts file"),
-    (["encode", "PNG", "-q", "0"], "quality"),
-    (["encode", "PNG", "-b", "99"], "block_size"),
-    (["encode", "PNG", "PNG", "-o", "x.dcts"], "single input"),
-    (["decode", "GOOD", "--prefix", "3", "--fraction", "0.5"], "not both"),
-    (["convert", "missing_dir", "out"], "does not exist"),
-    (["bench", "no_such_sample"], "neither a file"),
-    (["encode-dataset", "missing_dir", "out"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "argv,match",
+    [
+        (["decode", "missing.dcts"], "No such file"),
+        (["info", "CORRUPT"], "checksum"),
+        (["info", "PNG"], "not a .dcts file"),
+        (["encode", "PNG", "-q", "0"], "quality"),
+        (["encode", "PNG", "-b", "99"], "block_size"),
+        (["encode", "PNG", "PNG", "-o", "x.dcts"], "single input"),
+        (["decode", "GOOD", "--prefix", "3", "--fraction", "0.5"], "not both"),
+        (["convert", "missing_dir", "out"], "does not exist"),
+        (["bench", "no_such_sample"], "neither a file"),
+        (["encode-dataset", "missing_dir", "out"], "does not exist"),
+    ],
+)
 def test_errors_are_one_line(argv, match, tmp_path, png, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     good = tmp_path / "good.dcts"
@@ -234,15 +276,13 @@ def test_errors_are_one_line(argv, match, tmp_path, png, capsys, monkeypatch):
 def test_real_process(tmp_path, png):
     r = run_cli("--help")
     assert r.returncode == 0
-    for cmd in ("encode", "decode", "info", "preview", "convert", "bench", "encode-dataset",
-                "verify-dataset", "demo"):
+    for cmd in ("encode", "decode", "info", "preview", "convert", "bench", "encode-dataset", "verify-dataset", "demo"):
         assert cmd in r.stdout
     r = run_cli("encode", png, "-o", tmp_path / "x.dcts")
     assert r.returncode == 0, r.stderr
     r = run_cli("decode", tmp_path / "x.dcts", "-o", tmp_path / "x.png")
     assert r.returncode == 0, r.stderr
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")),
-                                  dctsparse.decode(dctsparse.encode(IMG)))
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "x.png")), dctsparse.decode(dctsparse.encode(IMG)))
     r = run_cli("info", tmp_path / "missing.dcts")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0
@@ -256,6 +296,5 @@ def test_console_script(tmp_path, png):
     exe = shutil.which("dctsparse", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("the dctsparse console script is not installed in this environment")
-    r = subprocess.run([exe, "info", "--json", str(tmp_path / "nope.dcts")], capture_output=True,
-                       text=True, timeout=60)
+    r = subprocess.run([exe, "info", "--json", str(tmp_path / "nope.dcts")], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and r.stderr.startswith("dctsparse: error:")

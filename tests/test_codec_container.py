@@ -35,9 +35,14 @@ def sparse_lists(draw):
     order = draw(st.sampled_from(["frequency", "luma_first", "perm"]))
     if order == "perm":
         order = list(np.random.default_rng(draw(st.integers(0, 2**16))).permutation(planes * b * b))
-    s = dctsparse.encode(img, block_size=b, quality=draw(st.integers(1, 100)),
-                         subsampling=draw(st.sampled_from(["4:2:0", "4:4:4"])), order=order,
-                         clip=draw(st.sampled_from([None, 1, 3, 200])))
+    s = dctsparse.encode(
+        img,
+        block_size=b,
+        quality=draw(st.integers(1, 100)),
+        subsampling=draw(st.sampled_from(["4:2:0", "4:4:4"])),
+        order=order,
+        clip=draw(st.sampled_from([None, 1, 3, 200])),
+    )
     cut = draw(st.sampled_from(["all", "prefix", "shuffle"]))
     if cut == "prefix":
         s = s[: draw(st.integers(0, len(s)))]
@@ -98,11 +103,9 @@ def test_save_and_load_paths_and_files(tmp_path):
 
 def test_layout_matches_the_documentation():
     img = natural_image("coffee")[:100, :130]
-    s = dctsparse.encode(img, block_size=4, quality=33, subsampling="4:4:4",
-                         order=list(range(47, -1, -1)), clip=17)
+    s = dctsparse.encode(img, block_size=4, quality=33, subsampling="4:4:4", order=list(range(47, -1, -1)), clip=17)
     data = s.to_bytes()
-    (magic, version, flags, b, q, order, reserved, h, w, clip, n,
-     payload) = HEADER.unpack_from(data)
+    (magic, version, flags, b, q, order, reserved, h, w, clip, n, payload) = HEADER.unpack_from(data)
     assert magic == b"\x89DCTS\r\n\x1a" == container.MAGIC
     assert (version, flags, b, q, order, reserved) == (1, 0b001, 4, 33, 2, 0)
     assert (h, w, clip, n) == (100, 130, 17, len(s))
@@ -133,6 +136,7 @@ def test_entropy_coding_beats_generic_compressors_and_jpeg():
 
 
 # ---------------------------------------------------------------- hostile files
+
 
 def valid_files() -> list[bytes]:
     rng = np.random.default_rng(7)
@@ -205,8 +209,7 @@ mutation = st.one_of(
     st.tuples(st.just("insert"), st.integers(0, 10**6), st.binary(min_size=1, max_size=8)),
     st.tuples(st.just("delete"), st.integers(0, 10**6), st.integers(1, 8)),
     st.tuples(st.just("truncate"), st.integers(0, 10**6), st.just(0)),
-    st.tuples(st.just("field"), st.sampled_from([10, 11, 12, 13, 14, 16, 20, 24, 28, 36]),
-              st.integers(0, 2**64 - 1)),
+    st.tuples(st.just("field"), st.sampled_from([10, 11, 12, 13, 14, 16, 20, 24, 28, 36]), st.integers(0, 2**64 - 1)),
 )
 
 
@@ -223,13 +226,13 @@ def mutate(data: bytes, muts) -> bytes:
         elif kind == "insert":
             b[i:i] = arg
         elif kind == "delete":
-            del b[i:i + arg]
+            del b[i : i + arg]
         elif kind == "truncate":
             del b[i:]
         else:  # a header field with a lying value: 1, 2, 4 or 8 bytes wide
             width = {10: 1, 11: 1, 12: 1, 13: 1, 14: 2, 16: 4, 20: 4, 24: 4, 28: 8, 36: 8}[pos]
             if pos + width <= len(b):
-                b[pos:pos + width] = (arg % 2 ** (8 * width)).to_bytes(width, "little")
+                b[pos : pos + width] = (arg % 2 ** (8 * width)).to_bytes(width, "little")
     return bytes(b)
 
 
@@ -243,16 +246,22 @@ def test_mutated_files_raise_value_error(which, muts):
             SparseDCT.from_bytes(bad)
 
 
-payload_edit = st.tuples(st.sampled_from(["flip", "set", "insert", "delete"]),
-                         st.integers(0, 10**6), st.integers(0, 255))
+payload_edit = st.tuples(
+    st.sampled_from(["flip", "set", "insert", "delete"]), st.integers(0, 10**6), st.integers(0, 255)
+)
 
 
 def in_payload(data: bytes, edits) -> bytes:
     """`data` with the edits (payload_edit) made inside its payload."""
     start, end = payload_start(data), len(data) - 4
-    muts = [(kind, start + pos % max(1, end - start),
-             {"flip": arg % 8, "set": arg, "insert": bytes([arg]), "delete": 1 + arg % 8}[kind])
-            for kind, pos, arg in edits]
+    muts = [
+        (
+            kind,
+            start + pos % max(1, end - start),
+            {"flip": arg % 8, "set": arg, "insert": bytes([arg]), "delete": 1 + arg % 8}[kind],
+        )
+        for kind, pos, arg in edits
+    ]
     return mutate(data, muts)
 
 
@@ -264,8 +273,11 @@ def test_mutated_files_with_valid_checksum_never_crash():
     reached = {"decoded": 0, "decoder": 0, "header": 0}
 
     @settings(max_examples=N_MUT)
-    @given(st.sampled_from(range(len(FILES))), st.lists(payload_edit, min_size=1, max_size=4),
-           st.lists(mutation, max_size=1))
+    @given(
+        st.sampled_from(range(len(FILES))),
+        st.lists(payload_edit, min_size=1, max_size=4),
+        st.lists(mutation, max_size=1),
+    )
     def run(which, edits, muts):
         data = mutate(in_payload(FILES[which], edits), muts)
         reached[check_hostile(fix_lengths(data))] += 1
@@ -278,45 +290,60 @@ def test_mutated_files_with_valid_checksum_never_crash():
 @settings(max_examples=N_MUT)
 @given(st.binary(max_size=200))
 def test_random_payloads_behind_a_valid_header(payload):
-    head = bytearray(FILES[0][:HEADER.size])
+    head = bytearray(FILES[0][: HEADER.size])
     head[36:44] = struct.pack("<Q", len(payload))
     check_hostile(fix_crc(bytes(head) + payload + b"\0\0\0\0"))
 
 
 def forged(**fields) -> bytes:
     """FILES[0] with header fields replaced and the checksum made valid again."""
-    names = ["magic", "version", "flags", "block", "quality", "order", "reserved", "height",
-             "width", "clip", "count", "payload"]
+    names = [
+        "magic",
+        "version",
+        "flags",
+        "block",
+        "quality",
+        "order",
+        "reserved",
+        "height",
+        "width",
+        "clip",
+        "count",
+        "payload",
+    ]
     vals = dict(zip(names, HEADER.unpack_from(FILES[0]), strict=True))
     vals.update(fields)
-    return fix_crc(HEADER.pack(*[vals[k] for k in names]) + FILES[0][HEADER.size:])
+    return fix_crc(HEADER.pack(*[vals[k] for k in names]) + FILES[0][HEADER.size :])
 
 
-@pytest.mark.parametrize("data,match", [
-    (b"", "not a .dcts file"),
-    (b"\x89PNG\r\n\x1a\n" + bytes(60), "not a .dcts file"),
-    (b"\x89DCTS", "truncated"),
-    (FILES[0][:-1], "truncated"),
-    (FILES[0] + b"\0", "after the end"),
-    (FILES[0][:-1] + bytes([FILES[0][-1] ^ 1]), "checksum"),
-    (forged(version=2), "version 2"),
-    (forged(block=1), "block size 1"),
-    (forged(block=65), "block size 65"),
-    (forged(order=3), "order field 3"),
-    (forged(flags=0x81), "unknown flags"),
-    (forged(reserved=1), "reserved"),
-    (forged(quality=0), "quality 0"),
-    (forged(quality=101), "quality 101"),
-    (forged(height=0), "empty"),
-    (forged(clip=2**31), "clip"),
-    (forged(height=2**32 - 1, width=2**32 - 1), "MAX_IMAGE_PIXELS"),
-    (forged(count=10**12), "do not fit"),
-    (forged(count=HEADER.unpack_from(FILES[0])[10] + 1), "declares"),
-    (forged(count=HEADER.unpack_from(FILES[0])[10] - 1), "more than"),
-    (forged(payload=2**64 - 1), "truncated"),
-    (forged(payload=HEADER.unpack_from(FILES[0])[11] - 1), "after the end"),
-    (forged(width=64), "corrupt"),  # more blocks than were coded: the bits run out or disagree
-])
+@pytest.mark.parametrize(
+    "data,match",
+    [
+        (b"", "not a .dcts file"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(60), "not a .dcts file"),
+        (b"\x89DCTS", "truncated"),
+        (FILES[0][:-1], "truncated"),
+        (FILES[0] + b"\0", "after the end"),
+        (FILES[0][:-1] + bytes([FILES[0][-1] ^ 1]), "checksum"),
+        (forged(version=2), "version 2"),
+        (forged(block=1), "block size 1"),
+        (forged(block=65), "block size 65"),
+        (forged(order=3), "order field 3"),
+        (forged(flags=0x81), "unknown flags"),
+        (forged(reserved=1), "reserved"),
+        (forged(quality=0), "quality 0"),
+        (forged(quality=101), "quality 101"),
+        (forged(height=0), "empty"),
+        (forged(clip=2**31), "clip"),
+        (forged(height=2**32 - 1, width=2**32 - 1), "MAX_IMAGE_PIXELS"),
+        (forged(count=10**12), "do not fit"),
+        (forged(count=HEADER.unpack_from(FILES[0])[10] + 1), "declares"),
+        (forged(count=HEADER.unpack_from(FILES[0])[10] - 1), "more than"),
+        (forged(payload=2**64 - 1), "truncated"),
+        (forged(payload=HEADER.unpack_from(FILES[0])[11] - 1), "after the end"),
+        (forged(width=64), "corrupt"),  # more blocks than were coded: the bits run out or disagree
+    ],
+)
 def test_named_failures(data, match):
     with pytest.raises(ValueError, match=match):
         SparseDCT.from_bytes(data)
@@ -418,24 +445,30 @@ def test_valid_wide_empty_image_reads_in_bounded_memory():
     assert grown < READ_BOUND_MB, f"reading grew the peak RSS by {grown:.0f} MB"
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda c, p, v: c.__setitem__(3, 3 * 64), r"^triple 3: channel 192 is out of range \[0, 192\)$"),
-    (lambda c, p, v: c.__setitem__(3, -1), r"^triple 3: channel -1 is out of range"),
-    (lambda c, p, v: p.__setitem__(5, 10**6), r"^triple 5: position 1000000 is out of range"),
-    (lambda c, p, v: v.__setitem__(7, 0), r"^triple 7: value 0 is not a non-zero integer"),
-    (lambda c, p, v: v.__setitem__(7, 4000), r"^triple 7: value 4000 is not a non-zero integer"),
-    (lambda c, p, v: (c.__setitem__(0, 64), p.__setitem__(0, 1)),
-     r"^triple 0: chroma channel 64 at position 1 .* is not on the 4:2:0 chroma grid"),
-    (lambda c, p, v: (c.__setitem__(1, c[0]), p.__setitem__(1, p[0])),
-     r"^triple 1: \(channel \d+, position \d+\) appears twice$"),
-])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda c, p, v: c.__setitem__(3, 3 * 64), r"^triple 3: channel 192 is out of range \[0, 192\)$"),
+        (lambda c, p, v: c.__setitem__(3, -1), r"^triple 3: channel -1 is out of range"),
+        (lambda c, p, v: p.__setitem__(5, 10**6), r"^triple 5: position 1000000 is out of range"),
+        (lambda c, p, v: v.__setitem__(7, 0), r"^triple 7: value 0 is not a non-zero integer"),
+        (lambda c, p, v: v.__setitem__(7, 4000), r"^triple 7: value 4000 is not a non-zero integer"),
+        (
+            lambda c, p, v: (c.__setitem__(0, 64), p.__setitem__(0, 1)),
+            r"^triple 0: chroma channel 64 at position 1 .* is not on the 4:2:0 chroma grid",
+        ),
+        (
+            lambda c, p, v: (c.__setitem__(1, c[0]), p.__setitem__(1, p[0])),
+            r"^triple 1: \(channel \d+, position \d+\) appears twice$",
+        ),
+    ],
+)
 def test_the_writer_validates_every_triple(edit, match):
     """container_encode re-checks the list it is handed rather than trusting its
     caller (a bad position would index past its per-block tables), with the
     validator SparseDCT's constructor uses: the same message for the same list."""
     s = dctsparse.encode(natural_image("chelsea")[:64, :96], quality=80)
-    args = (s.height, s.width, s.planes, s.block_size, s.quality, True, 0,
-            np.zeros(0, np.int32), 0)
+    args = (s.height, s.width, s.planes, s.block_size, s.quality, True, 0, np.zeros(0, np.int32), 0)
     c, p, v = s.channel.copy(), s.position.copy(), s.value.copy()
     assert SparseDCT.from_bytes(_core.container_encode(c, p, v, *args)) == s
     edit(c, p, v)

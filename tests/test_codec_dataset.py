@@ -59,10 +59,10 @@ def expected(path: Path, settings: Settings = SETTINGS) -> SparseDCT:
     w, h = im.size
     if max(w, h) != settings.long_side:
         k = settings.long_side / max(w, h)
-        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS,
-                       reducing_gap=None)
-    return dctsparse.encode(np.asarray(im), block_size=settings.block_size,
-                            quality=settings.quality, subsampling=settings.subsampling)
+        im = im.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS, reducing_gap=None)
+    return dctsparse.encode(
+        np.asarray(im), block_size=settings.block_size, quality=settings.quality, subsampling=settings.subsampling
+    )
 
 
 def test_contents(src, reference):
@@ -74,8 +74,9 @@ def test_contents(src, reference):
     m = json.loads((reference / "manifest.json").read_text())
     assert m["complete"] and m["images"] == 10 and m["num_shards"] == 4
     assert [s["images"] for s in m["shards"]] == [3, 2, 3, 2]  # broken.jpg is file 4: shard 1
-    assert m["skipped"] == [{"path": "nested/broken.jpg",
-                             "error": "UnidentifiedImageError: cannot identify image file"}]
+    assert m["skipped"] == [
+        {"path": "nested/broken.jpg", "error": "UnidentifiedImageError: cannot identify image file"}
+    ]
     assert m["tokens"] == sum(len(ds.tokens(i)) for i in range(len(ds)))
     for i, name in enumerate(good):
         s = ds[i]
@@ -101,7 +102,7 @@ def test_shards_are_memory_mapped(reference):
     offsets = np.load(reference / "shard-00001" / "offsets.npy", mmap_mode="r")
     tokens = np.load(reference / "shard-00001" / "tokens.npy", mmap_mode="r")
     assert offsets.dtype == np.int64 and offsets[0] == 0 and offsets[-1] == len(tokens)
-    np.testing.assert_array_equal(tokens[offsets[1]:offsets[2]], ds.tokens(4))
+    np.testing.assert_array_equal(tokens[offsets[1] : offsets[2]], ds.tokens(4))
 
 
 def test_resize_rules():
@@ -152,8 +153,7 @@ def test_encode_image_is_pure(src):
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("abort_after,half_written", [(4, False), (6, True)])
@@ -162,8 +162,22 @@ def test_kill_and_resume(src, reference, tmp_path, abort_after, half_written):
     visible; the resumed run keeps them and ends byte-identical to an uninterrupted one."""
     out = tmp_path / "ds"
     env = dict(os.environ, **{dataset._ABORT_ENV: str(abort_after)})
-    cmd = [sys.executable, "-m", "dctsparse", "encode-dataset", str(src), str(out),
-           "-q", "70", "--long-side", "48", "--shard-size", str(SHARD), "-j", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dctsparse",
+        "encode-dataset",
+        str(src),
+        str(out),
+        "-q",
+        "70",
+        "--long-side",
+        "48",
+        "--shard-size",
+        str(SHARD),
+        "-j",
+        "2",
+    ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stderr
     visible = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
@@ -207,8 +221,7 @@ def test_resume_refuses_other_settings(src, reference, tmp_path):
     out = tmp_path / "ds"
     encode_dataset(src, out, SETTINGS, shard_size=SHARD, jobs=1, progress=False)
     with pytest.raises(ValueError, match="other settings"):
-        encode_dataset(src, out, Settings(quality=71, long_side=48), shard_size=SHARD, jobs=1,
-                       progress=False)
+        encode_dataset(src, out, Settings(quality=71, long_side=48), shard_size=SHARD, jobs=1, progress=False)
     with pytest.raises(ValueError, match="other settings"):
         encode_dataset(src, out, SETTINGS, shard_size=4, jobs=1, progress=False)
 
@@ -219,8 +232,7 @@ def test_write_shard_directly_and_read_back(tmp_path):
     toks = [dctsparse.encode(img).tokens(), dctsparse.encode(img[:, :30]).tokens()]
     st = Settings(long_side=None)
     entry = dataset.write_shard(tmp_path, 0, toks, [(40, 60), (40, 30)], ["a", "b"], settings=st)
-    assert entry == {"name": "shard-00000", "images": 2, "tokens": len(toks[0]) + len(toks[1]),
-                     "skipped": 0}
+    assert entry == {"name": "shard-00000", "images": 2, "tokens": len(toks[0]) + len(toks[1]), "skipped": 0}
     t = np.load(tmp_path / "shard-00000" / "tokens.npy")
     np.testing.assert_array_equal(t, np.concatenate(toks))
     meta = json.loads((tmp_path / "shard-00000" / "meta.json").read_text())
@@ -243,6 +255,7 @@ def test_dataset_errors(tmp_path):
 # holds items 3 and 4 and lists nested/broken.jpg as skipped) the way a bug, a bad copy or
 # a hand edit would. Before issue 19 every case but the empty tokens.npy opened, and most
 # read wrong images or tokens without an error.
+
 
 def _edit_npy(path: Path, fn) -> None:
     np.save(path, fn(np.load(path)))
@@ -275,72 +288,84 @@ S1 = "shard shard-00001"
 LIES_ON_OPEN = {
     "offsets shifted by one": (
         lambda d: _edit_npy(d / "shard-00001/offsets.npy", lambda o: o + 1),
-        f"{S1}/offsets.npy: the first offset is 1, not 0"),
+        f"{S1}/offsets.npy: the first offset is 1, not 0",
+    ),
     "offsets out of order": (
         lambda d: _edit_npy(d / "shard-00001/offsets.npy", lambda o: o[[0, 2, 1]]),
-        f"{S1}/offsets.npy: offsets are not increasing at item 4 \\(entry 1 of the shard: "),
+        f"{S1}/offsets.npy: offsets are not increasing at item 4 \\(entry 1 of the shard: ",
+    ),
     "offsets entry added": (
         lambda d: _edit_npy(d / "shard-00001/offsets.npy", lambda o: np.insert(o, 1, o[1] // 2)),
-        f"{S1}/offsets.npy: items: 3, but sizes.npy, meta.json, manifest.json say 2"),
+        f"{S1}/offsets.npy: items: 3, but sizes.npy, meta.json, manifest.json say 2",
+    ),
     "offsets entry dropped": (
         lambda d: _edit_npy(d / "shard-00001/offsets.npy", lambda o: np.delete(o, 1)),
-        f"{S1}/offsets.npy: items: 1, but sizes.npy, meta.json, manifest.json say 2"),
+        f"{S1}/offsets.npy: items: 1, but sizes.npy, meta.json, manifest.json say 2",
+    ),
     "sizes entry added": (
         lambda d: _edit_npy(d / "shard-00001/sizes.npy", lambda s: np.concatenate([s, s[:1]])),
-        f"{S1}/sizes.npy: items: 3, but offsets.npy, meta.json, manifest.json say 2"),
+        f"{S1}/sizes.npy: items: 3, but offsets.npy, meta.json, manifest.json say 2",
+    ),
     "sizes entry dropped": (
         lambda d: _edit_npy(d / "shard-00001/sizes.npy", lambda s: s[1:]),
-        f"{S1}/sizes.npy: items: 1, but"),
+        f"{S1}/sizes.npy: items: 1, but",
+    ),
     "sizes doubled": (
         lambda d: _edit_npy(d / "shard-00001/sizes.npy", lambda s: s * 2),
-        f"{S1}/sizes.npy: item 3 \\(entry 0 of the shard\\) is 96x96, but the settings "
-        "resize the long side to 48"),
+        f"{S1}/sizes.npy: item 3 \\(entry 0 of the shard\\) is 96x96, but the settings resize the long side to 48",
+    ),
     "shard listed twice": (
         lambda d: _edit_json(d / "manifest.json", _listed_twice),
-        "manifest.json: shard shard-00000 is listed twice \\(entries 0 and 4\\)"),
+        "manifest.json: shard shard-00000 is listed twice \\(entries 0 and 4\\)",
+    ),
     "settings edited in manifest.json": (
         lambda d: _edit_json(d / "manifest.json", lambda m: m["settings"].update(quality=90)),
-        "shard shard-00000/meta.json: settings differ from manifest.json's: quality 70 here, "
-        "90 there"),
-    "shard outside the folder": (
-        _outside, "manifest.json: shard entry 1 is named '../other/shard-00001'"),
+        "shard shard-00000/meta.json: settings differ from manifest.json's: quality 70 here, 90 there",
+    ),
+    "shard outside the folder": (_outside, "manifest.json: shard entry 1 is named '../other/shard-00001'"),
     "meta.json missing a name": (
         lambda d: _edit_json(d / "shard-00001/meta.json", lambda m: m["names"].pop(1)),
-        f"{S1}/meta.json: items: 1, but offsets.npy, sizes.npy, manifest.json say 2"),
+        f"{S1}/meta.json: items: 1, but offsets.npy, sizes.npy, manifest.json say 2",
+    ),
     "meta.json with another name": (
-        lambda d: _edit_json(d / "shard-00001/meta.json",
-                             lambda m: m["names"].__setitem__(1, "nested/other.png")),
-        "manifest.json: the image names in the shards' meta.json files are not the source "
-        "listing"),
+        lambda d: _edit_json(d / "shard-00001/meta.json", lambda m: m["names"].__setitem__(1, "nested/other.png")),
+        "manifest.json: the image names in the shards' meta.json files are not the source listing",
+    ),
     "name in none of the classes": (
         lambda d: _edit_json(d / "manifest.json", lambda m: m.update(classes=["nested"])),
         "shard shard-00000/meta.json: item 0 \\(entry 0 of the shard\\) is 'astro.webp', which "
-        "is in none of the manifest's classes"),
+        "is in none of the manifest's classes",
+    ),
     "empty tokens.npy": (
         lambda d: (d / "shard-00001/tokens.npy").write_bytes(b""),
-        f"{S1}/tokens.npy: cannot be read as a .npy array \\(EOFError"),
+        f"{S1}/tokens.npy: cannot be read as a .npy array \\(EOFError",
+    ),
     "offsets of another dtype": (
         lambda d: _edit_npy(d / "shard-00001/offsets.npy", lambda o: o.astype(np.int32)),
-        f"{S1}/offsets.npy: has dtype int32, expected int64 \\(n,\\)"),
+        f"{S1}/offsets.npy: has dtype int32, expected int64 \\(n,\\)",
+    ),
     "tokens of another shape": (
         lambda d: _edit_npy(d / "shard-00001/tokens.npy", lambda t: t[:, :2]),
-        f"{S1}/tokens.npy: has shape \\(\\d+, 2\\), expected \\(n, 3\\)"),
+        f"{S1}/tokens.npy: has shape \\(\\d+, 2\\), expected \\(n, 3\\)",
+    ),
     "rows appended to tokens.npy": (
         lambda d: _edit_npy(d / "shard-00001/tokens.npy", lambda t: np.concatenate([t, t[:1]])),
-        f"{S1}/tokens.npy: token rows: \\d+, but offsets.npy, manifest.json say"),
-    "sizes.npy missing": (
-        lambda d: (d / "shard-00001/sizes.npy").unlink(), f"{S1}/sizes.npy: is missing"),
+        f"{S1}/tokens.npy: token rows: \\d+, but offsets.npy, manifest.json say",
+    ),
+    "sizes.npy missing": (lambda d: (d / "shard-00001/sizes.npy").unlink(), f"{S1}/sizes.npy: is missing"),
 }
 
 
 @pytest.fixture
 def lying(reference, tmp_path):
     """lying(edit) -> a copy of the reference dataset with edit(path) applied."""
+
     def make(edit):
         d = tmp_path / "ds"
         shutil.copytree(reference, d)
         edit(d)
         return d
+
     return make
 
 
@@ -358,8 +383,10 @@ def test_offset_moved_inside_a_shard_is_refused_per_item(lying, reference):
     rows); both items at the moved boundary can, through ds[i] and ds.tokens(i)."""
     d = lying(lambda d: _edit_npy(d / "shard-00001/offsets.npy", _shift_inside))
     ds, ref = dctsparse.Dataset(d), dctsparse.Dataset(reference)
-    ends = f"dataset {d}: {S1}/tokens.npy: item 3 \\(entry 0 of the shard, rows 0:\\d+ per " \
-           "offsets.npy\\) does not end with the stop token \\(192, 0, 0\\)"
+    ends = (
+        f"dataset {d}: {S1}/tokens.npy: item 3 \\(entry 0 of the shard, rows 0:\\d+ per "
+        "offsets.npy\\) does not end with the stop token \\(192, 0, 0\\)"
+    )
     follows = f"{S1}/tokens.npy: item 4 .* does not follow a stop token"
     for read in (ds.__getitem__, ds.tokens):
         with pytest.raises(ValueError, match=ends):
@@ -384,8 +411,10 @@ def test_invalid_triple_is_refused_per_item(lying):
     validator, named by the dataset's file and item, through ds[i] and ds.tokens(i)."""
     d = lying(lambda d: _set_token(d, "shard-00001", 1, 2, 1, 10_000))
     ds = dctsparse.Dataset(d)
-    match = (f"{S1}/tokens.npy: item 4 \\(entry 1 of the shard, rows \\d+:\\d+ per offsets.npy, "
-             "27x48 per sizes.npy\\): triple 2: position 10000 is out of range")
+    match = (
+        f"{S1}/tokens.npy: item 4 \\(entry 1 of the shard, rows \\d+:\\d+ per offsets.npy, "
+        "27x48 per sizes.npy\\): triple 2: position 10000 is out of range"
+    )
     for read in (ds.__getitem__, ds.tokens):
         with pytest.raises(ValueError, match=match):
             read(4)
@@ -403,10 +432,12 @@ def test_good_dataset_records_its_settings_in_every_shard(reference):
 def test_version_1_dataset_still_opens(reference, lying):
     """Datasets written before issue 19 have no settings in meta.json: they open and read
     the same (every other check still applies)."""
+
     def to_v1(d):
         _edit_json(d / "manifest.json", lambda m: m.update(version=1))
         for meta in d.glob("shard-*/meta.json"):
             _edit_json(meta, lambda m: m.pop("settings"))
+
     ds, ref = dctsparse.Dataset(lying(to_v1)), dctsparse.Dataset(reference)
     assert len(ds) == len(ref) and ds.names == ref.names
     assert list(ds) == list(ref)
@@ -423,16 +454,17 @@ def test_verify_dataset_good(reference, capsys):
 def test_verify_dataset_damaged(lying, capsys):
     """Every problem is one line; a shard that does not open is one problem and its images
     go unchecked; the summary counts what was checked; exit status 1, no traceback."""
+
     def edit(d):
         _edit_npy(d / "shard-00001/offsets.npy", _shift_inside)
         _edit_json(d / "shard-00003/meta.json", lambda m: m["settings"].update(quality=71))
+
     d = lying(edit)
     assert cli.main(["verify-dataset", str(d), "--quiet"]) == 1
     out, err = capsys.readouterr()
     lines = err.splitlines()
     assert out == "" and "Traceback" not in err and len(lines) == 4
-    assert lines[0].startswith(f"dctsparse: error: dataset {d}: shard shard-00003/meta.json: "
-                               "settings differ")
+    assert lines[0].startswith(f"dctsparse: error: dataset {d}: shard shard-00003/meta.json: settings differ")
     assert f"{S1}/tokens.npy: item 3 " in lines[1] and f"{S1}/tokens.npy: item 4 " in lines[2]
     assert lines[3] == f"dctsparse: error: {d}: 8 images in 4 shards checked, 3 problems"
     r = dataset.verify_dataset(d, progress=False)

@@ -11,8 +11,9 @@ from dctsparse import demo
 
 def test_demo_cli_writes_table_and_strip(tmp_path):
     out = tmp_path / "strip.png"
-    r = subprocess.run([sys.executable, "-m", "dctsparse", "demo", "--out", str(out)],
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "dctsparse", "demo", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
     assert "sparse bps" in r.stdout and "PSNR" in r.stdout
     rows = [line.split() for line in r.stdout.splitlines() if line.strip()[:1].isdigit()]
@@ -37,7 +38,8 @@ def test_progressive_strip_ends_with_full_decode():
 
 
 def test_bad_command_exits_nonzero():
-    r = subprocess.run([sys.executable, "-m", "dctsparse", "demo", "--image", "nope"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "dctsparse", "demo", "--image", "nope"], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode != 0 and "error" in r.stderr
     assert "Traceback" not in r.stderr

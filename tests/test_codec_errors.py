@@ -13,18 +13,21 @@ from dctsparse import SparseDCT
 IMG = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("image,exc,match", [
-    (IMG.astype(np.float32), TypeError, "dtype uint8"),
-    (IMG.astype(np.int32), TypeError, "dtype uint8"),
-    (np.zeros((4, 4, 4), np.uint8), ValueError, "drop_alpha"),
-    (np.zeros((4, 4, 2), np.uint8), ValueError, "1 or 3 channels"),
-    (np.zeros((4,), np.uint8), ValueError, "shape"),
-    (np.zeros((2, 4, 4, 3), np.uint8), ValueError, "shape"),
-    (np.zeros((0, 5, 3), np.uint8), ValueError, "empty"),
-    (np.zeros((5, 0), np.uint8), ValueError, "empty"),
-    ([[1, 2], [3, 4]], TypeError, "numpy array"),
-    (np.full((4, 4), np.nan), TypeError, "dtype uint8"),
-])
+@pytest.mark.parametrize(
+    "image,exc,match",
+    [
+        (IMG.astype(np.float32), TypeError, "dtype uint8"),
+        (IMG.astype(np.int32), TypeError, "dtype uint8"),
+        (np.zeros((4, 4, 4), np.uint8), ValueError, "drop_alpha"),
+        (np.zeros((4, 4, 2), np.uint8), ValueError, "1 or 3 channels"),
+        (np.zeros((4,), np.uint8), ValueError, "shape"),
+        (np.zeros((2, 4, 4, 3), np.uint8), ValueError, "shape"),
+        (np.zeros((0, 5, 3), np.uint8), ValueError, "empty"),
+        (np.zeros((5, 0), np.uint8), ValueError, "empty"),
+        ([[1, 2], [3, 4]], TypeError, "numpy array"),
+        (np.full((4, 4), np.nan), TypeError, "dtype uint8"),
+    ],
+)
 def test_bad_images(image, exc, match):
     with pytest.raises(exc, match=match):
         dctsparse.encode(image)
@@ -47,8 +50,7 @@ def test_premultiplied_alpha_is_alpha():
     for straight in (rgba, rgba.convert("LA")):
         pre = straight.convert(straight.mode[:-1] + "a")
         assert pre.mode in ("RGBa", "La")
-        with pytest.raises(ValueError, match=f"image mode {pre.mode} has an alpha channel: "
-                                             "pass drop_alpha=True"):
+        with pytest.raises(ValueError, match=f"image mode {pre.mode} has an alpha channel: pass drop_alpha=True"):
             dctsparse.encode(pre)
         got = dctsparse.encode(pre, drop_alpha=True)
         assert got.mode == straight.mode[:-1]
@@ -65,23 +67,26 @@ def test_pil_images():
     assert dctsparse.encode(Image.fromarray(IMG).convert("RGBA"), drop_alpha=True).mode == "RGB"
 
 
-@pytest.mark.parametrize("kw,exc,match", [
-    (dict(block_size=1), ValueError, "block_size"),
-    (dict(block_size=65), ValueError, "block_size"),
-    (dict(block_size=8.0), TypeError, "block_size"),
-    (dict(block_size=True), TypeError, "block_size"),
-    (dict(quality=0), ValueError, "quality"),
-    (dict(quality=101), ValueError, "quality"),
-    (dict(quality="75"), TypeError, "quality"),
-    (dict(subsampling="4:2:2"), ValueError, "subsampling"),
-    (dict(order="zigzag"), ValueError, "unknown order"),
-    (dict(order=[0, 1, 2]), ValueError, "all 192 channels"),
-    (dict(order=list(range(191)) + [0]), ValueError, "permutation"),
-    (dict(order=list(range(1, 193))), ValueError, "channel ids"),
-    (dict(order=np.arange(192.0)), TypeError, "order"),
-    (dict(clip=0), ValueError, "clip"),
-    (dict(clip=-3), ValueError, "clip"),
-])
+@pytest.mark.parametrize(
+    "kw,exc,match",
+    [
+        (dict(block_size=1), ValueError, "block_size"),
+        (dict(block_size=65), ValueError, "block_size"),
+        (dict(block_size=8.0), TypeError, "block_size"),
+        (dict(block_size=True), TypeError, "block_size"),
+        (dict(quality=0), ValueError, "quality"),
+        (dict(quality=101), ValueError, "quality"),
+        (dict(quality="75"), TypeError, "quality"),
+        (dict(subsampling="4:2:2"), ValueError, "subsampling"),
+        (dict(order="zigzag"), ValueError, "unknown order"),
+        (dict(order=[0, 1, 2]), ValueError, "all 192 channels"),
+        (dict(order=list(range(191)) + [0]), ValueError, "permutation"),
+        (dict(order=list(range(1, 193))), ValueError, "channel ids"),
+        (dict(order=np.arange(192.0)), TypeError, "order"),
+        (dict(clip=0), ValueError, "clip"),
+        (dict(clip=-3), ValueError, "clip"),
+    ],
+)
 def test_bad_settings(kw, exc, match):
     with pytest.raises(exc, match=match):
         dctsparse.encode(IMG, **kw)
@@ -151,25 +156,32 @@ def tok(rows):
     return np.array(rows, dtype=np.int64).reshape(-1, 3)
 
 
-@pytest.mark.parametrize("tokens,exc,match", [
-    (tok([[0, 0, 5]]), ValueError, "no stop token"),
-    (tok([[192, 5, 7]]), ValueError, r"token 0 = \(192, 5, 7\) has the stop channel 192 but is "
-                                     r"not the stop token \(192, 0, 0\)"),
-    (tok([[0, 0, 5], [192, 0, 1], [192, 0, 0]]), ValueError, "token 1 .* not the stop token"),
-    (tok([]), ValueError, "no stop token"),
-    (np.zeros((3, 2), np.int32), ValueError, r"shape \(M, 3\)"),
-    (np.zeros((3,), np.int32), ValueError, r"shape \(M, 3\)"),
-    (np.zeros((2, 3), np.float64), TypeError, "integers"),
-    (tok([[-1, 0, 5], [192, 0, 0]]), ValueError, "channel -1 is out of range"),
-    (tok([[193, 0, 5], [192, 0, 0]]), ValueError, "no stop token|out of range"),
-    (tok([[0, 16, 5], [192, 0, 0]]), ValueError, "position 16 is out of range"),
-    (tok([[0, -1, 5], [192, 0, 0]]), ValueError, "position -1"),
-    (tok([[0, 0, 0], [192, 0, 0]]), ValueError, "value 0"),
-    (tok([[0, 0, 1025], [192, 0, 0]]), ValueError, "value 1025"),
-    (tok([[0, 0, 2**40], [192, 0, 0]]), ValueError, "int32"),
-    (tok([[0, 3, 5], [0, 3, 6], [192, 0, 0]]), ValueError, "appears twice"),
-    (tok([[64, 1, 5], [192, 0, 0]]), ValueError, "4:2:0 chroma grid"),
-])
+@pytest.mark.parametrize(
+    "tokens,exc,match",
+    [
+        (tok([[0, 0, 5]]), ValueError, "no stop token"),
+        (
+            tok([[192, 5, 7]]),
+            ValueError,
+            r"token 0 = \(192, 5, 7\) has the stop channel 192 but is "
+            r"not the stop token \(192, 0, 0\)",
+        ),
+        (tok([[0, 0, 5], [192, 0, 1], [192, 0, 0]]), ValueError, "token 1 .* not the stop token"),
+        (tok([]), ValueError, "no stop token"),
+        (np.zeros((3, 2), np.int32), ValueError, r"shape \(M, 3\)"),
+        (np.zeros((3,), np.int32), ValueError, r"shape \(M, 3\)"),
+        (np.zeros((2, 3), np.float64), TypeError, "integers"),
+        (tok([[-1, 0, 5], [192, 0, 0]]), ValueError, "channel -1 is out of range"),
+        (tok([[193, 0, 5], [192, 0, 0]]), ValueError, "no stop token|out of range"),
+        (tok([[0, 16, 5], [192, 0, 0]]), ValueError, "position 16 is out of range"),
+        (tok([[0, -1, 5], [192, 0, 0]]), ValueError, "position -1"),
+        (tok([[0, 0, 0], [192, 0, 0]]), ValueError, "value 0"),
+        (tok([[0, 0, 1025], [192, 0, 0]]), ValueError, "value 1025"),
+        (tok([[0, 0, 2**40], [192, 0, 0]]), ValueError, "int32"),
+        (tok([[0, 3, 5], [0, 3, 6], [192, 0, 0]]), ValueError, "appears twice"),
+        (tok([[64, 1, 5], [192, 0, 0]]), ValueError, "4:2:0 chroma grid"),
+    ],
+)
 def test_malformed_tokens(tokens, exc, match):
     with pytest.raises(exc, match=match):
         SparseDCT.from_tokens(tokens, **H)
@@ -246,9 +258,13 @@ MIN_EXAMPLES = max(60, settings().max_examples)
 
 def valid_rows():
     """Distinct valid (channel, position, value) rows of TOKEN_HEADER."""
-    row = st.integers(0, 47).flatmap(lambda c: st.tuples(
-        st.just(c), st.sampled_from(CHROMA_GRID) if c >= 16 else st.integers(0, 15),
-        st.integers(1, 512) | st.integers(-512, -1)))
+    row = st.integers(0, 47).flatmap(
+        lambda c: st.tuples(
+            st.just(c),
+            st.sampled_from(CHROMA_GRID) if c >= 16 else st.integers(0, 15),
+            st.integers(1, 512) | st.integers(-512, -1),
+        )
+    )
     return st.lists(row, max_size=40, unique_by=lambda r: r[:2])
 
 
@@ -271,8 +287,12 @@ def edited(rows, edits):
     return np.array(rows + [[48, 0, 0], [1, 2, 3]], np.int64).reshape(-1, 3)
 
 
-edit = st.tuples(st.sampled_from(["set", "repeat", "drop", "swap", "swap"]), st.integers(0, 99),
-                 st.integers(0, 99), st.integers(-(2**33), 2**33))
+edit = st.tuples(
+    st.sampled_from(["set", "repeat", "drop", "swap", "swap"]),
+    st.integers(0, 99),
+    st.integers(0, 99),
+    st.integers(-(2**33), 2**33),
+)
 
 
 def reach_decode(arr, reached):
@@ -296,8 +316,13 @@ def test_random_token_arrays_never_crash():
     lists = st.builds(edited, valid_rows(), st.lists(edit, max_size=3))
 
     @settings(max_examples=MIN_EXAMPLES)
-    @given(st.one_of(hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)),
-                                elements=st.integers(-(2**33), 2**33)), lists, lists))
+    @given(
+        st.one_of(
+            hnp.arrays(np.int64, st.tuples(st.integers(0, 12), st.just(3)), elements=st.integers(-(2**33), 2**33)),
+            lists,
+            lists,
+        )
+    )
     def run(arr):
         reach_decode(arr, reached)
 
@@ -310,9 +335,13 @@ def test_near_valid_token_arrays_never_crash():
     """Valid lists with at most one field nudged just out of range (channel -1 or
     48, position 16, an odd chroma block, value 0 or 513, a repeated row)."""
     reached: dict[str, int] = {"examples": 0, "decoded": 0, "refused": 0}
-    nudge = st.one_of(st.none(), st.tuples(
-        st.sampled_from([(0, -1), (0, 48), (1, -1), (1, 16), (1, 1), (2, 0), (2, 513),
-                         (2, -513), (None, None)]), st.integers(0, 99)))
+    nudge = st.one_of(
+        st.none(),
+        st.tuples(
+            st.sampled_from([(0, -1), (0, 48), (1, -1), (1, 16), (1, 1), (2, 0), (2, 513), (2, -513), (None, None)]),
+            st.integers(0, 99),
+        ),
+    )
 
     @settings(max_examples=MIN_EXAMPLES)
     @given(valid_rows(), nudge)
@@ -353,8 +382,7 @@ def test_high_bit_depth_pillow_images_are_exact_or_refused():
     would come out white): such images encode only when their values are 8-bit
     integers already, and are refused, naming the range, otherwise."""
     grey = IMG[..., 0]
-    for mode, arr in (("I;16", grey.astype(np.uint16)), ("I", grey.astype(np.int32)),
-                      ("F", grey.astype(np.float32))):
+    for mode, arr in (("I;16", grey.astype(np.uint16)), ("I", grey.astype(np.int32)), ("F", grey.astype(np.float32))):
         img = Image.fromarray(arr)
         assert img.mode == mode
         assert dctsparse.encode(img) == dctsparse.encode(grey)

@@ -16,10 +16,10 @@ def test_quant_matrix_equals_libjpeg_tables_for_every_quality():
         buf = io.BytesIO()
         img.save(buf, "JPEG", quality=q)
         tables = Image.open(io.BytesIO(buf.getvalue())).quantization  # natural order
-        np.testing.assert_array_equal(dctsparse.quant_matrix(q, 8, "luma").ravel(), tables[0],
-                                      err_msg=f"luma q={q}")
-        np.testing.assert_array_equal(dctsparse.quant_matrix(q, 8, "chroma").ravel(), tables[1],
-                                      err_msg=f"chroma q={q}")
+        np.testing.assert_array_equal(dctsparse.quant_matrix(q, 8, "luma").ravel(), tables[0], err_msg=f"luma q={q}")
+        np.testing.assert_array_equal(
+            dctsparse.quant_matrix(q, 8, "chroma").ravel(), tables[1], err_msg=f"chroma q={q}"
+        )
 
 
 def test_zigzag_8_is_jpeg_order():

@@ -69,7 +69,7 @@ def test_list_structure(data):
     np.testing.assert_array_equal(d.reshape(hb * wb, -1)[s.position, s.channel], s.value)
     # 4:2:0: odd rows/columns of the chroma channels are zero
     if s.subsampling == "4:2:0" and s.planes == 3:
-        bb = s.block_size ** 2
+        bb = s.block_size**2
         chroma = d[..., bb:]
         assert not chroma[1::2].any() and not chroma[:, 1::2].any()
     if s.clip is not None:
@@ -133,7 +133,7 @@ def error_bound(img, b, q, sub):
 def test_reconstruction_error_bounded_by_quality(data):
     img, kw = draw_case(data)
     kw["subsampling"] = "4:4:4"  # 4:2:0 loses chroma detail q cannot bound
-    kw["clip"] = None            # clipping values loses what q cannot bound
+    kw["clip"] = None  # clipping values loses what q cannot bound
     out = dctsparse.decode(dctsparse.encode(img, **kw))
     rmse = np.sqrt(np.mean((out.astype(float) - img) ** 2))
     assert rmse <= error_bound(img, kw["block_size"], kw["quality"], "4:4:4")

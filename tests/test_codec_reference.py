@@ -61,8 +61,8 @@ def test_quant_matrix_resize_rule_by_hand():
 
 
 def test_quant_matrix_scaling_edges():
-    assert R.quant_matrix(100, 8).max() == 1           # scale 0 -> clamped to 1
-    assert R.quant_matrix(1, 8).max() == 255           # scale 5000 -> clamped to 255
+    assert R.quant_matrix(100, 8).max() == 1  # scale 0 -> clamped to 1
+    assert R.quant_matrix(1, 8).max() == 255  # scale 5000 -> clamped to 255
     # q = 25: scale = 200, Q = (200 T + 50) div 100 = 2T for T in the table
     np.testing.assert_array_equal(R.quant_matrix(25, 8), np.minimum(2 * R.T_LUMA, 255))
 
@@ -92,9 +92,12 @@ def test_spec_page_tables_are_the_codes_tables():
     import dctsparse
 
     text = (Path(__file__).parent.parent / "docs" / "spec.md").read_text()
-    section = text[text.index("## 4. Quantisation"):text.index("## 5.")]
-    rows = [line.split() for line in section.splitlines()
-            if len(line.split()) == 16 and all(w.isdigit() for w in line.split())]
+    section = text[text.index("## 4. Quantisation") : text.index("## 5.")]
+    rows = [
+        line.split()
+        for line in section.splitlines()
+        if len(line.split()) == 16 and all(w.isdigit() for w in line.split())
+    ]
     table = np.array(rows, dtype=np.int64)
     assert table.shape == (8, 16)
     np.testing.assert_array_equal(table[:, :8], R.T_LUMA)

@@ -48,8 +48,7 @@ def rearrangements(s, rng):
     """The list s in other orders: ways to get many runs, split runs and none."""
     n = len(s)
     c, p, v = lists(s)
-    out = {"shuffled": rng.permutation(n), "reversed": np.arange(n)[::-1],
-           "by position": np.lexsort((c, p))}
+    out = {"shuffled": rng.permutation(n), "reversed": np.arange(n)[::-1], "by position": np.lexsort((c, p))}
     swaps = np.arange(n)
     for _ in range(min(5, n // 2)):
         i, j = rng.integers(0, n, 2)
@@ -60,14 +59,18 @@ def rearrangements(s, rng):
         # (two runs of that channel: the scatter must check their slots)
         ch = c[n // 2]
         idx = np.flatnonzero(c == ch)
-        cut = idx[len(idx) // 2:]
+        cut = idx[len(idx) // 2 :]
         rest = np.setdiff1d(np.arange(n), cut)
         out["split run"] = np.concatenate([rest, cut])
     return out
 
 
-SETTINGS = [dict(block_size=8), dict(block_size=5, subsampling="4:4:4"),
-            dict(block_size=2), dict(block_size=4, order="luma_first", clip=7)]
+SETTINGS = [
+    dict(block_size=8),
+    dict(block_size=5, subsampling="4:4:4"),
+    dict(block_size=2),
+    dict(block_size=4, order="luma_first", clip=7),
+]
 
 
 @pytest.mark.parametrize("kw", SETTINGS)
@@ -90,7 +93,7 @@ def test_any_order_decodes_identically(kw, shape):
 
 def mid_run_index(s, plane):
     """Index of a triple in the middle of a long run of a channel of `plane`."""
-    bb = s.block_size ** 2
+    bb = s.block_size**2
     c = s.channel
     best = None
     for ch in range(plane * bb, (plane + 1) * bb):
@@ -126,7 +129,7 @@ def test_errors_in_the_middle_of_a_run():
     s = S
     wb = (s.width + 7) // 8 * 2  # luma block columns (padding to 2B = 8 under 4:2:0)
     n_pos = ((s.height + 7) // 8 * 2) * wb
-    bb = s.block_size ** 2
+    bb = s.block_size**2
     k = mid_run_index(s, 0)
     c, p, v = lists(s)
     v[k] = 0
@@ -171,7 +174,7 @@ def test_repeats_across_runs_of_one_channel():
     ch = c[k]
     idx = np.flatnonzero(c == ch)
     # the run's second half again, appended: positions repeat in a second run
-    c2, p2, v2 = (np.concatenate([a, a[idx[len(idx) // 2:]]]) for a in (c, p, v))
+    c2, p2, v2 = (np.concatenate([a, a[idx[len(idx) // 2 :]]]) for a in (c, p, v))
     first = len(c)
     check_same_error(s, c2, p2, v2, first, "appears twice")
     # a clean split into two runs is fine
@@ -180,14 +183,23 @@ def test_repeats_across_runs_of_one_channel():
 
 
 SMALL = dctsparse.encode(smooth_rgb(40, 56, 1), block_size=4, quality=95)
-GREY = dctsparse.encode(smooth_rgb(24, 40, 2)[..., 0], block_size=3, quality=95,
-                        subsampling="4:4:4")
+GREY = dctsparse.encode(smooth_rgb(24, 40, 2)[..., 0], block_size=3, quality=95, subsampling="4:4:4")
 
 
-@given(st.sampled_from([SMALL, GREY]), st.integers(0, 10**9),
-       st.lists(st.tuples(st.sampled_from(["channel", "position", "value", "repeat", "nudge"]),
-                          st.floats(0, 1), st.integers(-70, 2000)), min_size=0, max_size=3),
-       st.sampled_from(["canonical", "shuffled", "swaps"]))
+@given(
+    st.sampled_from([SMALL, GREY]),
+    st.integers(0, 10**9),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["channel", "position", "value", "repeat", "nudge"]),
+            st.floats(0, 1),
+            st.integers(-70, 2000),
+        ),
+        min_size=0,
+        max_size=3,
+    ),
+    st.sampled_from(["canonical", "shuffled", "swaps"]),
+)
 def test_mutated_lists_match_the_validator(s, seed, edits, order):
     """Whatever the list, the decoder fails exactly when and as the validator does,
     and decodes valid lists the same in any order."""
@@ -197,7 +209,7 @@ def test_mutated_lists_match_the_validator(s, seed, edits, order):
     for what, where, x in edits:
         k = min(int(where * n), n - 1)
         if what == "channel":
-            c[k] = x % (s.planes * s.block_size ** 2 + 3) - 1
+            c[k] = x % (s.planes * s.block_size**2 + 3) - 1
         elif what == "position":
             p[k] = x - 5
         elif what == "value":
@@ -229,8 +241,7 @@ def test_mutated_lists_match_the_validator(s, seed, edits, order):
         np.testing.assert_array_equal(raw_decode(s, c[back], p[back], v[back]), img)
 
 
-@given(images(max_side=40), st.sampled_from([2, 4, 8]), st.sampled_from(["4:2:0", "4:4:4"]),
-       st.integers(0, 2**32 - 1))
+@given(images(max_side=40), st.sampled_from([2, 4, 8]), st.sampled_from(["4:2:0", "4:4:4"]), st.integers(0, 2**32 - 1))
 def test_shuffled_random_images(img, b, sub, seed):
     s = dctsparse.encode(img, block_size=b, quality=80, subsampling=sub)
     perm = np.random.default_rng(seed).permutation(len(s))

@@ -25,15 +25,16 @@ def run_all(level):
     _core.set_simd_level(level)
     out = []
     rng = np.random.default_rng(0)
-    imgs = [natural_image("astronaut")[:203, :317], natural_image("camera")[:77, :130],
-            rng.integers(0, 256, (37, 61, 3), dtype=np.uint8)]
+    imgs = [
+        natural_image("astronaut")[:203, :317],
+        natural_image("camera")[:77, :130],
+        rng.integers(0, 256, (37, 61, 3), dtype=np.uint8),
+    ]
     for img in imgs:
         for b in (2, 3, 4, 8, 11, 16, 32, 64):
             for sub in ("4:2:0", "4:4:4"):
-                s = dctsparse.encode(img, block_size=b, quality=83, subsampling=sub,
-                                     clip=None if b != 8 else 40)
-                out += [s.channel, s.position, s.value, dctsparse.decode(s),
-                        dctsparse.decode(s[: len(s) // 3])]
+                s = dctsparse.encode(img, block_size=b, quality=83, subsampling=sub, clip=None if b != 8 else 40)
+                out += [s.channel, s.position, s.value, dctsparse.decode(s), dctsparse.decode(s[: len(s) // 3])]
     for b in (4, 8, 16, 32):  # the stages alone (fixed-size paths at these B)
         blocks = rng.normal(0, 50, (64, b, b)).astype(np.float32)
         out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0)]
@@ -78,8 +79,11 @@ def colour_stages(level):
                     noisy = [rng.normal(0, 160, p.shape).astype(np.float32) for p in planes]
                     noisy[0].flat[:2] = [-127.5, 127.5]  # ties at both ends of the clamp
                     grey = _core.image_to_planes(img[..., 1].copy(), b, sub)
-                    out += planes + grey + [_core.planes_to_image(p, h, w, b, sub)
-                                            for p in (planes, noisy, grey, noisy[:1])]
+                    out += (
+                        planes
+                        + grey
+                        + [_core.planes_to_image(p, h, w, b, sub) for p in (planes, noisy, grey, noisy[:1])]
+                    )
     return out
 
 
@@ -104,8 +108,9 @@ def quantiser_ties(level):
         for img in (flat, corner):
             for q in (1, 25, 50, 75, 100):
                 for sub in ("4:2:0", "4:4:4"):
-                    s = dctsparse.encode(np.dstack([img, img[::-1], img[:, ::-1]]), block_size=b,
-                                         quality=q, subsampling=sub)
+                    s = dctsparse.encode(
+                        np.dstack([img, img[::-1], img[:, ::-1]]), block_size=b, quality=q, subsampling=sub
+                    )
                     out += [s.channel, s.position, s.value]
     return out
 
@@ -122,11 +127,19 @@ def test_unknown_level_is_refused(restore_level):
 
 def test_env_var_forces_level():
     for level in LEVELS:
-        r = subprocess.run([sys.executable, "-c", "import dctsparse; print(dctsparse.simd_info()['level'])"],
-                           env={**os.environ, "DCTSPARSE_SIMD": level}, capture_output=True, text=True)
+        r = subprocess.run(
+            [sys.executable, "-c", "import dctsparse; print(dctsparse.simd_info()['level'])"],
+            env={**os.environ, "DCTSPARSE_SIMD": level},
+            capture_output=True,
+            text=True,
+        )
         assert r.stdout.strip() == level, r.stderr
-    r = subprocess.run([sys.executable, "-W", "error", "-c", "import dctsparse"],
-                       env={**os.environ, "DCTSPARSE_SIMD": "bogus"}, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import dctsparse"],
+        env={**os.environ, "DCTSPARSE_SIMD": "bogus"},
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode != 0 and "DCTSPARSE_SIMD" in r.stderr
 
 

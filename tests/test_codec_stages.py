@@ -89,8 +89,7 @@ def test_dequant_idct(b):
     vals = np.random.default_rng(b).integers(-50, 50, (10, b, b)).astype(np.int32)
     got = _core.dequant_idct(vals, 30, True)
     want = R.block_idct(R.dequantize(vals, R.quant_matrix(30, b, "chroma"))[:, None])
-    np.testing.assert_allclose(got, want.reshape(1, 10, b, b).transpose(1, 0, 2, 3)[:, 0],
-                               atol=1e-3 * b)
+    np.testing.assert_allclose(got, want.reshape(1, 10, b, b).transpose(1, 0, 2, 3)[:, 0], atol=1e-3 * b)
 
 
 @pytest.mark.parametrize("b,q,sub", [(8, 75, "4:2:0"), (16, 50, "4:4:4"), (32, 90, "4:2:0"), (5, 30, "4:2:0")])
@@ -132,7 +131,7 @@ def test_decode_matches_reference(rgb_image, b, q, sub):
     got = dctsparse.decode(s)
     want = R.decode_dct_image(s.dct_image(), *img.shape[:2], block_size=b, quality=q, subsampling=sub)
     diff = np.abs(got.astype(int) - want)
-    assert diff.max() <= 1          # float32 vs float64 rounding on ties only
+    assert diff.max() <= 1  # float32 vs float64 rounding on ties only
     assert (diff > 0).mean() < 1e-3
 
 
@@ -152,17 +151,19 @@ def test_planes_to_image_matches_reference(rgb_image):
     assert np.abs(got.astype(int) - want).max() <= 1
 
 
-
-
 def _pixel_edges() -> np.ndarray:
     """Float32 pixel values on and next to every rounding tie k + 1/2 of
     [0, 255], the float just below 1/2, and values far outside [0, 255]."""
     ties = np.arange(-2, 258, dtype=np.float32) + np.float32(0.5)
-    return np.concatenate([
-        ties, np.nextafter(ties, np.float32(-np.inf)), np.nextafter(ties, np.float32(np.inf)),
-        np.arange(-2, 258, dtype=np.float32),
-        np.array([1e-30, 0.25, 0.99999994, 1e6, 1e9, 3e9, 1e30, -1e9, -3e9, -1e30, np.inf, -np.inf],
-                 np.float32)])
+    return np.concatenate(
+        [
+            ties,
+            np.nextafter(ties, np.float32(-np.inf)),
+            np.nextafter(ties, np.float32(np.inf)),
+            np.arange(-2, 258, dtype=np.float32),
+            np.array([1e-30, 0.25, 0.99999994, 1e6, 1e9, 3e9, 1e30, -1e9, -3e9, -1e30, np.inf, -np.inf], np.float32),
+        ]
+    )
 
 
 def _channel_values(y, cb, cr):
@@ -170,8 +171,7 @@ def _channel_values(y, cb, cr):
     f = np.float32
     with np.errstate(over="ignore", invalid="ignore"):
         lum = y + f(128)
-        return [lum + f(1.402) * cr, lum + (f(-0.344136) * cb - f(0.714136) * cr),
-                lum + f(1.772) * cb]
+        return [lum + f(1.402) * cr, lum + (f(-0.344136) * cb - f(0.714136) * cr), lum + f(1.772) * cb]
 
 
 def _rounded(x):
@@ -191,8 +191,8 @@ def test_pixel_rounding_is_half_away_from_zero_at_the_edges(level):
     so that its B channel is the edge value x itself; grey takes the ties
     and their neighbours as luma."""
     x = _pixel_edges()
-    h, w = 16, 265                  # 265 = 8 * 32 + 9: a tail at every level
-    hc, wc = 8, 136                 # the chroma grid of 4:2:0, padded to 272 = 2 * 136
+    h, w = 16, 265  # 265 = 8 * 32 + 9: a tail at every level
+    hc, wc = 8, 136  # the chroma grid of 4:2:0, padded to 272 = 2 * 136
     x = np.resize(x, (hc, wc))
     finite = np.abs(x) < 1e5
     lum = np.where(finite, np.round(2 * x) / 2, 0).astype(np.float32)
@@ -223,16 +223,17 @@ def test_decode_of_every_single_coefficient_matches_reference(level, b):
     box, B=16/32 cut the transform to the bounding box), so a wrong box would
     drop a coefficient - an error the size of its basis image, not 1."""
     n = b * b
-    hb, wb = n // b + 1, b                 # block (u, v) at grid (u, v); last row DC only
-    zz = R.zigzag(b)                       # zz[k] = natural index of zigzag k
-    channel_of = np.argsort(zz)            # natural index -> zigzag channel
+    hb, wb = n // b + 1, b  # block (u, v) at grid (u, v); last row DC only
+    zz = R.zigzag(b)  # zz[k] = natural index of zigzag k
+    channel_of = np.argsort(zz)  # natural index -> zigzag channel
     dct = np.zeros((hb, wb, n), np.int32)
     for k in range(n):
         dct[k // b, k % b, channel_of[k]] = 5 if k % 3 else -4
     dct[-1, :, 0] = np.arange(wb) - wb // 2
     h, w = hb * b, wb * b
-    s = dctsparse.SparseDCT.from_dct_image(dct, height=h, width=w, block_size=b, quality=90,
-                                           subsampling="4:4:4", mode="L")
+    s = dctsparse.SparseDCT.from_dct_image(
+        dct, height=h, width=w, block_size=b, quality=90, subsampling="4:4:4", mode="L"
+    )
     with simd_level(level):
         got = dctsparse.decode(s).astype(int)
     want = R.decode_dct_image(dct, h, w, block_size=b, quality=90, subsampling="4:4:4")
@@ -256,7 +257,7 @@ def test_list_positions_of_a_very_wide_sparse_image(sub):
     want = []
     for t in cols:
         patch = rng.integers(0, 256, (tile, tile, 3), dtype=np.uint8)
-        img[:, t * tile:(t + 1) * tile] = patch
+        img[:, t * tile : (t + 1) * tile] = patch
         s = dctsparse.encode(patch, block_size=8, quality=90, subsampling=sub)
         row, col = np.divmod(s.position, 2)
         want.append(np.stack([s.channel, row * wb + 2 * t + col, s.value], axis=1))
@@ -282,9 +283,10 @@ def test_b8_decode_of_block_rows_longer_than_one_chunk(level):
     img[:, 2000:2600] = np.random.default_rng(1).integers(0, 256, (32, 600, 3), dtype=np.uint8)
     s = dctsparse.encode(img, block_size=8, quality=75)
     dct = s.dct_image()
-    tiles = [dctsparse.SparseDCT.from_dct_image(dct[:, 130 * t:130 * (t + 1)], height=32,
-                                                width=1040, quality=75)
-             for t in range(4)]
+    tiles = [
+        dctsparse.SparseDCT.from_dct_image(dct[:, 130 * t : 130 * (t + 1)], height=32, width=1040, quality=75)
+        for t in range(4)
+    ]
     with simd_level(level):
         got = dctsparse.decode(s)
         want = np.concatenate([dctsparse.decode(t) for t in tiles], axis=1)

@@ -34,14 +34,15 @@ def test_block_counts_and_location_heatmap():
     assert hm.shape == (16, 16, 3) and hm.dtype == np.uint8
     for r in range(4):
         for c in range(4):
-            block = hm[4 * r:4 * r + 4, 4 * c:4 * c + 4].reshape(-1, 3)
+            block = hm[4 * r : 4 * r + 4, 4 * c : 4 * c + 4].reshape(-1, 3)
             assert (block == viz.colormap(counts[r, c] / 4)).all(), (r, c)
     # cropped to the image; by default the whole grid
     np.testing.assert_array_equal(viz.location_heatmap(counts, 4, 14, 9), hm[:14, :9])
     np.testing.assert_array_equal(viz.location_heatmap(counts, 4), hm)
     # log scale: log1p(count) / log1p(max)
-    np.testing.assert_array_equal(viz.location_heatmap(counts, 4, log=True)[8, 12],
-                                  viz.colormap(np.log1p(1) / np.log1p(4)))
+    np.testing.assert_array_equal(
+        viz.location_heatmap(counts, 4, log=True)[8, 12], viz.colormap(np.log1p(1) / np.log1p(4))
+    )
     # no coefficients at all: every block the darkest colour, no division by zero
     assert (viz.location_heatmap(np.zeros((2, 3)), 2) == viz.colormap(0.0)).all()
     with pytest.raises(ValueError, match=r"positions must lie in 0\.\.15"):
@@ -54,20 +55,20 @@ def test_frequency_panels_put_each_channel_at_its_natural_place():
     b = 4
     zz = dctsparse.zigzag(b)
     counts = np.zeros(3 * b * b, np.int64)
-    counts[5] = 7                # Y, zigzag index 5
-    counts[b * b + 2] = 7        # Cb, zigzag index 2
+    counts[5] = 7  # Y, zigzag index 5
+    counts[b * b + 2] = 7  # Cb, zigzag index 2
     im = viz.frequency_panels(counts, b, cell=2)
     gap = 2
     assert im.shape == (b * 2, 3 * b * 2 + 2 * gap, 3)
     hot = viz.colormap(1.0)
     cells = im[::2, ::2]  # one pixel per coefficient (and gap columns at odd steps)
     y = cells[:, :b]
-    cb = im[::2, b * 2 + gap::2][:, :b]
+    cb = im[::2, b * 2 + gap :: 2][:, :b]
     r, c = divmod(int(zz[5]), b)
     assert (y[r, c] == hot).all() and (y.reshape(-1, 3) == hot).all(-1).sum() == 1
     r, c = divmod(int(zz[2]), b)
     assert (cb[r, c] == hot).all()
-    assert (im[:, b * 2:b * 2 + gap] == 255).all()  # white gap between the planes
+    assert (im[:, b * 2 : b * 2 + gap] == 255).all()  # white gap between the planes
     with pytest.raises(ValueError, match="multiple of 16"):
         viz.frequency_panels(np.zeros(17), b)
 
@@ -80,7 +81,7 @@ def test_coefficient_heatmap_counts():
     left = hm[:70, :90].astype(int).sum(-1)
     r, c = np.unravel_index(per_block.argmax(), per_block.shape)
     assert left[r * 8, c * 8] == left.max()
-    freq = hm[:8, 90 + 8:90 + 16].astype(int).sum(-1)  # the one plane, 1 px per coefficient
+    freq = hm[:8, 90 + 8 : 90 + 16].astype(int).sum(-1)  # the one plane, 1 px per coefficient
     assert freq[0, 0] == freq.max()  # DC is in every block
     assert (hm[:, 90:98] == 255).all()
 
@@ -91,8 +92,7 @@ def test_coefficient_heatmap_spreads_420_chroma_over_its_four_luma_blocks():
     s = dctsparse.SparseDCT([0, 16], [0, 0], [5, 3], height=16, width=16, block_size=4)
     hm = viz.coefficient_heatmap(s, scale=1)
     top = np.log1p(1.25)
-    want = {(0, 0): np.log1p(1.25) / top, (0, 1): np.log1p(0.25) / top,
-            (1, 1): np.log1p(0.25) / top, (2, 2): 0.0}
+    want = {(0, 0): np.log1p(1.25) / top, (0, 1): np.log1p(0.25) / top, (1, 1): np.log1p(0.25) / top, (2, 2): 0.0}
     for (r, c), x in want.items():
         assert (hm[4 * r, 4 * c] == viz.colormap(x)).all(), (r, c)
 
@@ -113,7 +113,7 @@ def test_progressive_strip_frames_gaps_and_full_decode():
     strip = viz.progressive_strip(s, cuts)
     assert strip.shape == (70, 3 * 90 + 2 * 4, 3) and strip.dtype == np.uint8
     assert np.all(strip[:, :90] == 128)  # the empty prefix: every coefficient zero, mid-grey
-    np.testing.assert_array_equal(strip[:, 94:184], dctsparse.decode(s[:cuts[1]]))
+    np.testing.assert_array_equal(strip[:, 94:184], dctsparse.decode(s[: cuts[1]]))
     np.testing.assert_array_equal(strip[:, -90:], dctsparse.decode(s))
     assert (strip[:, 90:94] == 255).all() and (strip[:, 184:188] == 255).all()
     # a function of the prefix length gives the same strip; gap=0 leaves no gaps
@@ -138,7 +138,7 @@ def test_image_grid_layout_and_padding():
     assert g.shape == (3 * 4 - 1, 2 * 6 - 1, 3) and g.dtype == np.uint8
     for i in range(5):
         r, c = divmod(i, 2)
-        assert (g[4 * r:4 * r + 3, 6 * c:6 * c + 5] == 10 * (i + 1)).all(), i
+        assert (g[4 * r : 4 * r + 3, 6 * c : 6 * c + 5] == 10 * (i + 1)).all(), i
     assert (g[3] == 255).all() and (g[7] == 255).all()  # pad rows between image rows
     assert (g[:, 5] == 255).all()  # pad column between image columns
     assert (g[8:, 6:] == 255).all()  # the last row's empty cell

@@ -30,7 +30,7 @@ from helpers import damage_metadata_garbled, snapshot
 
 
 def _books(rng, n, m, d):
-    return [rng.normal(size=(m ** layer, m, d)).astype(np.float32) * 0.7 ** layer for layer in range(n)]
+    return [rng.normal(size=(m**layer, m, d)).astype(np.float32) * 0.7**layer for layer in range(n)]
 
 
 # --------------------------------------------------------------------------- tree search
@@ -47,13 +47,13 @@ def test_tree_search_is_nearest_within_selected_codebook(n, m, d):
     for j in range(len(z)):
         r, path = z[j].astype(np.float64), 0
         for layer in range(n):
-            book = books[layer][path]                    # the codebook the path selects
+            book = books[layer][path]  # the codebook the path selects
             dist = ((book - r) ** 2).sum(1)
             k = int(np.argmin(dist))
             assert index[j, layer] == k
             np.testing.assert_allclose(words[layer, j], book[k], rtol=1e-6)
             np.testing.assert_allclose(resid[layer, j], r, rtol=1e-5, atol=1e-5)
-            all_words = books[layer].reshape(-1, d)      # every word of the layer
+            all_words = books[layer].reshape(-1, d)  # every word of the layer
             differs_from_global += int(np.argmin(((all_words - r) ** 2).sum(1)) != path * m + k)
             r = r - book[k]
             path = path * m + k
@@ -98,8 +98,10 @@ def test_flat_quantize_matches_brute_force():
 def test_losses_match_eqs_5_6_by_hand():
     # Two vectors, D=2, n=2, m=2; every number below was worked out on paper.
     z = np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32)
-    books = [np.array([[[0.0, 2.0], [-1.0, 0.0]]], np.float32),
-             np.array([[[0.8, 0.5], [0.5, 0.0]], [[0.0, 1.0], [0.25, 0.25]]], np.float32)]
+    books = [
+        np.array([[[0.0, 2.0], [-1.0, 0.0]]], np.float32),
+        np.array([[[0.8, 0.5], [0.5, 0.0]], [[0.0, 1.0], [0.25, 0.25]]], np.float32),
+    ]
     out = H.tree_quantize(jnp.asarray(z), books)
     # layer 1: z0 -> [0,2] (d=1 vs 8), z1 -> [-1,0] (d=.25 vs 3.25); residuals [1,0], [0,.5]
     # layer 2: [1,0] in C(0): [.5,0] (d=.25 vs .29); [0,.5] in C(1): [.25,.25] (d=.125 vs .25)
@@ -115,7 +117,7 @@ def test_losses_match_eqs_5_6_by_hand():
     # 1.25*.09375 + 1.5*.3125 + 3*.09375
     assert float(terms["total"]) == pytest.approx(0.8671875)
     flat = H.vq_losses(jnp.asarray(z), out.words[:1], out.residuals[:1], 0.25, (0.5,), combined=False)
-    assert float(flat["total"]) == pytest.approx(1.5 * 0.3125)          # eq. 2
+    assert float(flat["total"]) == pytest.approx(1.5 * 0.3125)  # eq. 2
 
 
 def test_stop_gradients_route_each_term():
@@ -128,16 +130,17 @@ def test_stop_gradients_route_each_term():
         def f(xi0, words, resid):
             t = H.vq_losses(xi0, words, resid, 0.25, (0.25,))[term]
             return t if i is None else t[i]
+
         return [np.asarray(g) for g in jax.grad(f, argnums=(0, 1, 2))(xi0, words, resid)]
 
-    g_xi, g_w, g_r = grads("codebook_C")       # |sg[xi0] - e_C|^2 moves the words only
+    g_xi, g_w, g_r = grads("codebook_C")  # |sg[xi0] - e_C|^2 moves the words only
     assert not g_xi.any() and not g_r.any()
     np.testing.assert_allclose(g_w[0], 2 * (np.asarray(words).sum(0) - np.asarray(xi0)) / 18, rtol=1e-5)
-    g_xi, g_w, g_r = grads("commit_C")         # |sg[e_C] - xi0|^2 moves the encoder only
+    g_xi, g_w, g_r = grads("commit_C")  # |sg[e_C] - xi0|^2 moves the encoder only
     assert not g_w.any() and g_xi.any()
-    g_xi, g_w, g_r = grads("commit", 1)         # layer 2 commitment: only xi^1
+    g_xi, g_w, g_r = grads("commit", 1)  # layer 2 commitment: only xi^1
     assert not g_w.any() and not g_xi.any() and not g_r[0].any() and g_r[1].any()
-    g_xi, g_w, g_r = grads("codebook", 1)       # layer 2 codebook term: only e^2
+    g_xi, g_w, g_r = grads("codebook", 1)  # layer 2 codebook term: only e^2
     assert not g_r.any() and not g_w[0].any() and g_w[1].any()
 
 
@@ -147,14 +150,20 @@ def test_stop_gradients_route_each_term():
 def test_ema_update_and_restart():
     rng = np.random.default_rng(4)
     q = H.TreeQuantizer(2, 2, 2, decay=0.0, eps=1e-9, restart_after=1, rngs=nnx.Rngs(0))
-    books = [np.array([[[-1.0, 0.0], [1.0, 0.0]]], np.float32),
-             np.array([[[0.0, 0.1], [0.0, -0.1]], [[0.0, 0.1], [50.0, 50.0]]], np.float32)]
+    books = [
+        np.array([[[-1.0, 0.0], [1.0, 0.0]]], np.float32),
+        np.array([[[0.0, 0.1], [0.0, -0.1]], [[0.0, 0.1], [50.0, 50.0]]], np.float32),
+    ]
     for layer in range(2):
         q.books[layer][...] = jnp.asarray(books[layer])
     # Points near (-1, +-.1) and (1, +.1): word (1, 1) = (50, 50) is never picked.
-    z = np.concatenate([np.array([-1, 0.1]) + 0.01 * rng.normal(size=(20, 2)),
-                        np.array([-1, -0.1]) + 0.01 * rng.normal(size=(20, 2)),
-                        np.array([1, 0.1]) + 0.01 * rng.normal(size=(20, 2))]).astype(np.float32)
+    z = np.concatenate(
+        [
+            np.array([-1, 0.1]) + 0.01 * rng.normal(size=(20, 2)),
+            np.array([-1, -0.1]) + 0.01 * rng.normal(size=(20, 2)),
+            np.array([1, 0.1]) + 0.01 * rng.normal(size=(20, 2)),
+        ]
+    ).astype(np.float32)
     codes = q(jnp.asarray(z))
     restarted = nnx.jit(lambda q, c, k: q.update_stats(c, k))(q, codes, jax.random.key(0))
     np.testing.assert_array_equal(np.asarray(restarted), [0, 1])
@@ -177,7 +186,7 @@ def test_restart_choice_respects_parent():
     for word, j in enumerate(pick):
         if word // 3 < 3:
             assert int(parent[j]) == word // 3
-    assert ((0 <= pick) & (pick < 6)).all()    # parent 3 has no position: any position
+    assert ((0 <= pick) & (pick < 6)).all()  # parent 3 has no position: any position
 
 
 # --------------------------------------------------------------------------- usage statistics
@@ -189,7 +198,7 @@ def test_code_usage_hand_count():
     np.testing.assert_array_equal(u[0]["counts"], [3, 1])
     assert (u[0]["used"], u[0]["dead"]) == (2, 0)
     assert u[0]["perplexity"] == pytest.approx(np.exp(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25))))
-    np.testing.assert_array_equal(u[1]["counts"], [1, 2, 1, 0])   # paths 0*2+1, 0*2+1, 1*2+0, 0*2+0
+    np.testing.assert_array_equal(u[1]["counts"], [1, 2, 1, 0])  # paths 0*2+1, 0*2+1, 1*2+0, 0*2+0
     assert (u[1]["words"], u[1]["used"], u[1]["dead"]) == (4, 3, 1)
     assert u[1]["perplexity"] == pytest.approx(np.exp(-(2 * 0.25 * np.log(0.25) + 0.5 * np.log(0.5))))
 
@@ -199,9 +208,13 @@ def test_code_usage_hand_count():
 
 def _tiny(model="hrvqvae", **kw):
     vq = H.VQConfig(model=model, layers=2, m=4, dim=8, channels=16, res_blocks=1, **kw)
-    return C.Config(data=C.DataConfig(image_size=16, num_train=64, num_eval=16), model=vq,
-                    train=C.TrainConfig(batch_size=16, steps=60, learning_rate=3e-3, log_every=20, eval_every=60,
-                                        checkpoint_every=30))
+    return C.Config(
+        data=C.DataConfig(image_size=16, num_train=64, num_eval=16),
+        model=vq,
+        train=C.TrainConfig(
+            batch_size=16, steps=60, learning_rate=3e-3, log_every=20, eval_every=60, checkpoint_every=30
+        ),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -307,8 +320,9 @@ def test_resume_skips_a_damaged_newest_checkpoint(trained, scenes16, tmp_path, c
     assert res["step"] == 60
     _same_state(resumed, model)  # steps 31-60 redone from step 30
     (line,) = [s for s in capsys.readouterr().err.splitlines() if "step 60 " in s]
-    assert line.startswith(f"resume: checkpoint step 60 in {ckpts} is unreadable (default/_METADATA is not "
-                           f"readable JSON") and line.endswith("; trying step 30")
+    assert line.startswith(
+        f"resume: checkpoint step 60 in {ckpts} is unreadable (default/_METADATA is not readable JSON"
+    ) and line.endswith("; trying step 30")
     (aside,) = [d for d in os.listdir(ckpts) if d.startswith("60.unreadable-")]
     assert snapshot(os.path.join(ckpts, aside)) == damaged  # kept, and out of the way of the new step 60
     assert T.saved_steps(work) == [30, 60]
@@ -330,8 +344,10 @@ def test_bad_settings_are_refused_naming_them(tmp_path, capsys):
         (C.override(vq(model="vqvae2"), **{"data.image_size": 20}), "must be a multiple of 8"),
         (C.override(cfg, **{"train.steps": 0}), "steps must be >= 1"),
         (C.override(cfg, **{"train.learning_rate": 0.0}), "learning_rate must be > 0"),
-        (C.override(cfg, **{"data.source": "patches", "data.image_size": D.PATCH_MAX + 4}),
-         "with data.source='patches'"),
+        (
+            C.override(cfg, **{"data.source": "patches", "data.image_size": D.PATCH_MAX + 4}),
+            "with data.source='patches'",
+        ),
     ]:
         with pytest.raises(ValueError, match=said):
             T.train(bad, str(tmp_path / "never"), verbose=False)
@@ -375,6 +391,7 @@ def test_prior_fit_continues_from_a_checkpoint_and_after_ctrl_c(trained, scenes1
             if step == 3:
                 os.kill(os.getpid(), signal.SIGINT)
             return on_step(step)
+
         return real(*a, on_step=hook, **k)
 
     monkeypatch.setattr(P, "fit_prior", ctrl_c_at_3)
@@ -416,12 +433,12 @@ def test_baselines_shapes_and_bits(name, update, scenes16):
     codes = model.encode(x)
     if name == "vqvae":
         assert codes.shape == (8, 4, 4, 1) and int(codes.max()) < 16
-        assert cfg.model.bits_per_image(16, 16) == 16 * 4           # log2(4**2) bits at 4x4 positions
+        assert cfg.model.bits_per_image(16, 16) == 16 * 4  # log2(4**2) bits at 4x4 positions
     else:
         assert codes[0].shape == (8, 2, 2, 1) and codes[1].shape == (8, 4, 4, 1)
         assert cfg.model.bits_per_image(16, 16) == 16 * 4 + 4 * 4
     np.testing.assert_allclose(np.asarray(model.decode(codes)), np.asarray(model(x)[0]), atol=1e-5)
-    assert _tiny().model.bits_per_image(16, 16) == 16 * 2 * 2   # HR-VQVAE: n*log2(m) per position
+    assert _tiny().model.bits_per_image(16, 16) == 16 * 2 * 2  # HR-VQVAE: n*log2(m) per position
 
 
 # --------------------------------------------------------------------------- prior
@@ -436,13 +453,13 @@ def test_masked_convs_are_causal():
         h = prior.first(e)
         for conv, mix in zip(prior.blocks, prior.mix, strict=True):
             h = h + mix(jax.nn.relu(conv(jax.nn.relu(h))))
-        return prior.out(jax.nn.relu(h))[0].sum(-1)          # (5, 5)
+        return prior.out(jax.nn.relu(h))[0].sum(-1)  # (5, 5)
 
-    jac = np.abs(np.asarray(jax.jit(jax.jacrev(out))(emb))).sum(-1)[:, :, 0]   # (5, 5, 5, 5)
+    jac = np.abs(np.asarray(jax.jit(jax.jacrev(out))(emb))).sum(-1)[:, :, 0]  # (5, 5, 5, 5)
     order = np.arange(25).reshape(5, 5)
     for y, x in [(0, 0), (2, 2), (4, 1), (1, 4)]:
         g = jac[y, x]
-        assert not g[order >= y * 5 + x].any()          # nothing at or after (y, x) in raster order
+        assert not g[order >= y * 5 + x].any()  # nothing at or after (y, x) in raster order
         if (y, x) != (0, 0):
             assert g[order < y * 5 + x].any()
 

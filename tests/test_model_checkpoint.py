@@ -41,8 +41,12 @@ def _assert_same(a, b):
 # ------------------------------------------------------------------ DCTransformer: resume
 
 
-SETS = {"train.total_tokens": 8 * 32 * 6, "train.log_every": 2, "train.checkpoint_every": 2,
-        "train.length_filter_lmax": 60}
+SETS = {
+    "train.total_tokens": 8 * 32 * 6,
+    "train.log_every": 2,
+    "train.checkpoint_every": 2,
+    "train.length_filter_lmax": 60,
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +82,9 @@ def test_resume_skips_a_damaged_newest_step(micro_run, kind, tmp_path, capsys, c
     assert line.startswith(f"resume: checkpoint step 6 in {ckpts} is unreadable (")
     assert reason in line and line.endswith("; trying step 4")
     # And orbax adds no lines of its own about it ("Task exception was never retrieved", "Metadata file ...").
-    assert not [r.getMessage() for r in caplog.records
-                if r.name == "asyncio" or os.path.join(ckpts, "6") in r.getMessage()]
+    assert not [
+        r.getMessage() for r in caplog.records if r.name == "asyncio" or os.path.join(ckpts, "6") in r.getMessage()
+    ]
     # The damaged files are all still there, beside the steps this run saved (6 again).
     (aside,) = [d for d in os.listdir(ckpts) if d.startswith("6.unreadable-")]
     assert f", moved aside to {aside};" in line
@@ -106,8 +111,10 @@ def test_no_readable_step_is_a_one_line_error_and_nothing_moves(micro_run, tmp_p
         train(cfg, wd, source=src, eval_source=src, progress=False, do_eval=False, resume=True)
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:
-        main(["--config", "micro", "--workdir", wd, "--resume", "--no-eval", "--set"]
-             + [f"{k}={v}" for k, v in SETS.items()])
+        main(
+            ["--config", "micro", "--workdir", wd, "--resume", "--no-eval", "--set"]
+            + [f"{k}={v}" for k, v in SETS.items()]
+        )
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err

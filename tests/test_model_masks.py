@@ -1,6 +1,5 @@
 """Structure-aware masks on real dctsparse sequences: never mask the true next token, and do mask."""
 
-
 import pytest
 
 pytest.importorskip("jax")
@@ -20,7 +19,7 @@ from dctmodel.tokens import grid_of
 def _images():
     yield "scene", render_scene(3, 1, 48)
     yield "scene_wide", render_scene(4, 2, 56, height=24)
-    yield "astronaut", skimage.data.astronaut()[100:160:2, 150:250:2]   # 30 x 50, odd padding
+    yield "astronaut", skimage.data.astronaut()[100:160:2, 150:250:2]  # 30 x 50, odd padding
     yield "chelsea", skimage.data.chelsea()[::12, ::12]
     yield "coffee", skimage.data.coffee()[::10, ::10]
 
@@ -35,13 +34,15 @@ SETTINGS = [
 
 def _check(tokens, data: DataConfig, hw, chunk=24, overlap=8):
     """Assert the true target is allowed at every weighted step; return the masked fractions."""
-    t = M.MaskTables(order=data.order, planes=data.planes, block_size=data.block_size,
-                     subsampling=data.subsampling, grid=data.grid)
+    t = M.MaskTables(
+        order=data.order, planes=data.planes, block_size=data.block_size, subsampling=data.subsampling, grid=data.grid
+    )
     nch = data.num_channels
     fractions = []
     for k in range(num_chunks(len(tokens), chunk)):
-        ex = build_chunk(tokens, k * chunk, chunk, overlap, hb=hw[0], wb=hw[1], grid=data.grid,
-                         num_channels=nch, clip=data.clip)
+        ex = build_chunk(
+            tokens, k * chunk, chunk, overlap, hb=hw[0], wb=hw[1], grid=data.grid, num_channels=nch, clip=data.clip
+        )
         inp, tgt, hwa = jnp.asarray(ex["inp"])[None], jnp.asarray(ex["tgt"])[None], jnp.asarray(ex["hw"])[None]
         cm = np.asarray(M.channel_mask(t, inp, hwa))[0]
         pm = np.asarray(M.position_mask(t, inp, tgt[..., 0], hwa))[0]
@@ -71,7 +72,7 @@ def test_masks_never_mask_true_token(setting):
 
 
 def test_masks_greyscale():
-    img = skimage.data.camera()[::7, ::9]   # 74 x 57: padding on both sides
+    img = skimage.data.camera()[::7, ::9]  # 74 x 57: padding on both sides
     data = DataConfig(image_size=80, block_size=8, quality=75, grey=True, clip=2048)
     s = dctsparse.encode(img, block_size=8, quality=75)
     hw = grid_of(*img.shape, 8, "4:2:0", 1)
@@ -84,11 +85,11 @@ def test_masks_rules_on_handmade_tokens():
     # B=2, 4:2:0: channels 0-3 luma, 4-7 Cb, 8-11 Cr; frequency order 0,4,8,1,5,9,...
     t = M.MaskTables(order="frequency", planes=3, block_size=2, subsampling="4:2:0", grid=4)
     hw = jnp.array([[4, 4]])
-    prev = jnp.array([[[4, 5, 0], [13, 0, 0]]])        # previous: Cb_0 at position 5; BOS
+    prev = jnp.array([[[4, 5, 0], [13, 0, 0]]])  # previous: Cb_0 at position 5; BOS
     cm = np.asarray(M.channel_mask(t, prev, hw))[0]
-    assert not cm[0, 0]                                   # Y_0 comes before Cb_0
+    assert not cm[0, 0]  # Y_0 comes before Cb_0
     assert cm[0, 4] and cm[0, 8] and cm[0, 1] and cm[0, 12]  # same, later, stop
-    assert cm[1].all()                                    # after BOS anything
+    assert cm[1].all()  # after BOS anything
     c_next = jnp.array([[4, 8]])
     pm = np.asarray(M.position_mask(t, prev, c_next, hw))[0]
     # Cb after Cb@5: positions > 5 with even row and column: (2,0)=8 and (2,2)=10.

@@ -1,6 +1,5 @@
 """DCTransformer modules: shapes, causality of the three decoders, gather/downsampling geometry, presets."""
 
-
 import pytest
 
 pytest.importorskip("jax")
@@ -11,7 +10,8 @@ import numpy as np
 from flax import nnx
 
 from dctmodel.config import PRESETS, check_config, get_config, override, spec
-from dctmodel.model import MLP, Attention, DCTransformer, Residual, Stack, count_params
+from dctmodel.layers import MLP, Attention, Residual, Stack
+from dctmodel.model import DCTransformer, count_params
 
 
 def _cfg(**kw):
@@ -41,7 +41,8 @@ def _batch(cfg, B=2, seed=0):
     inp = np.concatenate([np.tile([[[n + 1, 0, 2 * d.clip]]], (B, 1, 1)), tgt[:, :-1]], 1).astype(np.int32)
     return {
         "dct": rng.integers(-5, 6, (B, g, g, n)).astype(np.int32),
-        "inp": inp, "tgt": tgt,
+        "inp": inp,
+        "tgt": tgt,
         "weight": np.ones((B, S), np.float32),
         "hw": np.full((B, 2), g, np.int32),
         "label": rng.integers(0, max(m.num_classes, 1), B).astype(np.int32),
@@ -109,8 +110,9 @@ def _perturb(b, j, field, cfg):
     """Change token at decoder step j (target j and input j+1 are the same token)."""
     b = {k: np.array(v) for k, v in b.items()}
     n = cfg.data.num_channels
-    mod = {0: lambda x: (x + 1) % n, 1: lambda x: (x + 3) % cfg.position_vocab,
-           2: lambda x: (x + 5) % cfg.value_vocab}[field]
+    mod = {0: lambda x: (x + 1) % n, 1: lambda x: (x + 3) % cfg.position_vocab, 2: lambda x: (x + 5) % cfg.value_vocab}[
+        field
+    ]
     b["tgt"][:, j, field] = mod(b["tgt"][:, j, field])
     if j + 1 < b["inp"].shape[1]:
         b["inp"][:, j + 1, field] = b["tgt"][:, j, field]
@@ -171,8 +173,9 @@ def test_class_label_conditions_the_model():
 
 def test_table3_presets_exact():
     p = PRESETS
-    assert [p[k].data.image_size for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves",
-                                           "retinopathy", "clevr")] == [384, 1024, 384, 640, 2048, 1024, 480]
+    assert [
+        p[k].data.image_size for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr")
+    ] == [384, 1024, 384, 640, 2048, 1024, 480]
     assert (p["ffhq"].data.block_size, p["ffhq"].data.quality, p["ffhq"].data.clip) == (16, 35, 3200)
     assert (p["plant_leaves"].data.block_size, p["plant_leaves"].data.clip) == (32, 4000)
     assert p["lsun"].model.value_spec == ((1, 2),) * 5 + ((1, 7),)
@@ -186,8 +189,12 @@ def test_table3_presets_exact():
     assert p["openimages"].model.num_heads == 18 and p["openimages"].data.order == "luma_first"
     for k in ("lsun", "ffhq", "imagenet", "openimages", "plant_leaves", "retinopathy", "clevr"):
         c = p[k]
-        assert ((c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps)
-                == (896, 128, 5e-4, 1000))
+        assert (c.model.chunk_size, c.model.overlap, c.train.learning_rate, c.train.warmup_steps) == (
+            896,
+            128,
+            5e-4,
+            1000,
+        )
     # Vocabularies: channel P*B*B+1, position Hb*Wb of the largest image, value 2*clip.
     assert (p["lsun"].channel_vocab, p["lsun"].position_vocab, p["lsun"].value_vocab) == (193, 48 * 48, 2400)
 
@@ -224,9 +231,11 @@ def test_config_checks_name_the_field(tmp_path, capsys):
     # The command line says the same in one line (exit 2) before anything is written.
     from dctmodel.train import main
 
-    for argv, said in [(["--set", "model.d_model=abc"], "model.d_model must be int, got 'abc'"),
-                       (["--set", "model.d_model"], "expected SECTION.FIELD=VALUE"),
-                       (["--set", "data.source=folder"], "data.folder None is not a directory")]:
+    for argv, said in [
+        (["--set", "model.d_model=abc"], "model.d_model must be int, got 'abc'"),
+        (["--set", "model.d_model"], "expected SECTION.FIELD=VALUE"),
+        (["--set", "data.source=folder"], "data.folder None is not a directory"),
+    ]:
         with pytest.raises(SystemExit) as e:
             main(["--config", "micro", "--workdir", str(tmp_path / "run"), *argv])
         assert e.value.code == 2 and said in capsys.readouterr().err
@@ -272,7 +281,7 @@ def test_patch_conv_equals_the_convolution(stride, bf16):
 
 def test_dense_matches_nnx_linear_values_and_gradients():
     """The model's Dense (one 2-D product over all tokens) is nnx.Linear: same values, same gradients."""
-    from dctmodel.model import Dense
+    from dctmodel.layers import Dense
 
     dense = Dense(8, 5, rngs=nnx.Rngs(0))
     ref = nnx.Linear(8, 5, rngs=nnx.Rngs(0))
@@ -293,8 +302,14 @@ def test_dense_matches_nnx_linear_values_and_gradients():
 def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
     """model.position_pointer: a block's key reads the encoder cell of that block (and only it), so
     what is drawn at block (r, c) moves the position logits of the blocks in its cell."""
-    cfg = _cfg(**{"model.encoder_spec": (), "model.downsample_kernel": stride, "model.downsample_stride": stride,
-                  "model.position_pointer": True})
+    cfg = _cfg(
+        **{
+            "model.encoder_spec": (),
+            "model.downsample_kernel": stride,
+            "model.downsample_stride": stride,
+            "model.position_pointer": True,
+        }
+    )
     model = DCTransformer(cfg, rngs=nnx.Rngs(2))
     g = cfg.data.grid
     hw = jnp.array([[g, g]])

@@ -32,7 +32,7 @@ def test_position_logits_depend_on_the_images_block_grid():
     """Position class 5 is block (1, 1) of a 4x4 grid and block (2, 1) of a 4x2 one: the first
     position logits must differ between the two (before the fix nothing the model saw carried
     (Hb, Wb) and they were identical)."""
-    cfg = get_config("micro")           # 16 px, B=4 -> 4x4 grid
+    cfg = get_config("micro")  # 16 px, B=4 -> 4x4 grid
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))
     ov = cfg.model.overlap
     a = model(_first_step(cfg, (4, 4)), structure_masks=False)[1][0, ov]
@@ -51,8 +51,10 @@ def test_value_decoder_tells_apart_the_blocks_of_one_downsampled_cell(value_posi
     """With stride 2, blocks 0 and 1 (row 0, columns 0 and 1) share one encoder cell.  Without
     the next position's embedding their value logits are identical (the decoder cannot know which
     block it is writing); ``model.value_position`` adds it and they differ."""
-    cfg = override(get_config("micro"), **{"model.downsample_kernel": 2, "model.downsample_stride": 2,
-                                            "model.value_position": value_position})
+    cfg = override(
+        get_config("micro"),
+        **{"model.downsample_kernel": 2, "model.downsample_stride": 2, "model.value_position": value_position},
+    )
     model = DCTransformer(cfg, rngs=nnx.Rngs(1))
     _set_alphas(model, 0.5)
     ov = cfg.model.overlap
@@ -78,11 +80,13 @@ def test_residual_stream_is_float32_under_bf16():
     _set_alphas(stack, 1e-3)
     out1, norm = stack(h, ctx, deterministic=True)
     assert out1.dtype == jnp.float32 and norm.dtype == jnp.float32
-    assert float(jnp.abs(out1 - h).max()) > 0      # the small updates were kept
+    assert float(jnp.abs(out1 - h).max()) > 0  # the small updates were kept
     # The matmuls themselves run in bfloat16.
     assert stack.layers[0].f.q(h).dtype == jnp.bfloat16
-    assert model.encode(jnp.zeros((1, cfg.data.grid, cfg.data.grid, cfg.data.num_channels), jnp.int32)).dtype \
+    assert (
+        model.encode(jnp.zeros((1, cfg.data.grid, cfg.data.grid, cfg.data.num_channels), jnp.int32)).dtype
         == jnp.float32
+    )
 
 
 def test_sample_cli_size_flag(micro_run, tmp_path):
@@ -90,20 +94,41 @@ def test_sample_cli_size_flag(micro_run, tmp_path):
     a side larger than the model's image_size is one clear error."""
     _, _, _, _, wd = micro_run
     out = tmp_path / "g.png"
-    r = subprocess.run([sys.executable, "-m", "dctmodel.sample", "--workdir", wd, "--num", "2", "--size", "16x8",
-                        "--out", str(out)], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "dctmodel.sample", "--workdir", wd, "--num", "2", "--size", "16x8", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     with np.load(tmp_path / "g_tokens" / "batch_00000.npz") as z:
         toks = z["tokens"]
     body = toks[toks[:, 0] < 48]
-    assert len(body) and body[:, 1].max() < 4 * 2     # a 16x8 image has a 4x2 block grid
+    assert len(body) and body[:, 1].max() < 4 * 2  # a 16x8 image has a 4x2 block grid
     from PIL import Image
-    assert Image.open(out).size == (8 + 2 + 8, 16)   # two 16x8 samples side by side, a 2 px gap
+
+    assert Image.open(out).size == (8 + 2 + 8, 16)  # two 16x8 samples side by side, a 2 px gap
 
 
 def test_sample_size_flag_is_checked(micro_run, tmp_path):
     _, _, _, _, wd = micro_run
     for bad, msg in (("64x8", "at most the model's image_size=16"), ("16by8", "HEIGHTxWIDTH")):
-        r = subprocess.run([sys.executable, "-m", "dctmodel.sample", "--workdir", wd, "--num", "1", "--size", bad,
-                            "--out", str(tmp_path / "x.png")], capture_output=True, text=True, timeout=600)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dctmodel.sample",
+                "--workdir",
+                wd,
+                "--num",
+                "1",
+                "--size",
+                bad,
+                "--out",
+                str(tmp_path / "x.png"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert r.returncode == 2 and msg in r.stderr, r.stderr

@@ -43,19 +43,37 @@ def _random_window(cfg, B, seed):
     rng = np.random.default_rng(seed)
     d, m = cfg.data, cfg.model
     S, n, g = m.overlap + m.chunk_size, d.num_channels, d.grid
-    tgt = np.stack([np.sort(rng.integers(0, n, (B, S)), axis=1), rng.integers(0, g * g, (B, S)),
-                    rng.integers(0, 2 * d.clip, (B, S))], -1).astype(np.int32)
+    tgt = np.stack(
+        [
+            np.sort(rng.integers(0, n, (B, S)), axis=1),
+            rng.integers(0, g * g, (B, S)),
+            rng.integers(0, 2 * d.clip, (B, S)),
+        ],
+        -1,
+    ).astype(np.int32)
     inp = np.concatenate([np.tile([[[n + 1, 0, 2 * d.clip]]], (B, 1, 1)), tgt[:, :-1]], 1).astype(np.int32)
-    return {"dct": rng.integers(-5, 6, (B, g, g, n)).astype(np.int32), "inp": inp, "tgt": tgt,
-            "hw": np.full((B, 2), g, np.int32), "label": rng.integers(0, 3, B).astype(np.int32)}
+    return {
+        "dct": rng.integers(-5, 6, (B, g, g, n)).astype(np.int32),
+        "inp": inp,
+        "tgt": tgt,
+        "hw": np.full((B, 2), g, np.int32),
+        "label": rng.integers(0, 3, B).astype(np.int32),
+    }
 
 
 @pytest.mark.parametrize("Dec", [CachedDecoder, RecomputeDecoder])
 def test_incremental_decoding_matches_full_forward(Dec):
     # Downsampling (gather geometry), class conditioning and 2-layer decoders all on.
-    cfg = override(get_config("micro"), **{"model.downsample_kernel": 2, "model.downsample_stride": 2,
-                                           "model.num_classes": 3, "model.value_spec": ((1, 1), (1, 1)),
-                                           "model.position_pointer": True})
+    cfg = override(
+        get_config("micro"),
+        **{
+            "model.downsample_kernel": 2,
+            "model.downsample_stride": 2,
+            "model.num_classes": 3,
+            "model.value_spec": ((1, 1), (1, 1)),
+            "model.position_pointer": True,
+        },
+    )
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))
     # ReZero starts every branch at 0, which would hide a wrong cache: make them non-zero.
     for path, var in nnx.iter_graph(model):
@@ -81,8 +99,8 @@ def test_incremental_decoding_matches_full_forward(Dec):
 
     steps = stepwise(b)
     for name, got, want in zip(("channel", "position", "value"), steps, full, strict=True):
-        want = np.asarray(want[:, ov:]).transpose(1, 0, 2)   # (C, B, V) like the scan
-        assert np.abs(want).max() > 0.1, name                 # logits are not trivially zero
+        want = np.asarray(want[:, ov:]).transpose(1, 0, 2)  # (C, B, V) like the scan
+        assert np.abs(want).max() > 0.1, name  # logits are not trivially zero
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-4, err_msg=name)
 
 
@@ -119,14 +137,34 @@ class FakeDecoder:
 
 def _run_fake(cfg, dec, B, max_tokens, settings=SampleSettings(), min_rank=None):
     d = cfg.data
-    f = jax.jit(lambda key, buf, n, dct, hw, mr: sample_loop(
-        dec, key, buf, n, dct, hw, mr, tables=M.MaskTables.from_config(cfg), clip=d.clip,
-        overlap=cfg.model.overlap, chunk=cfg.model.chunk_size, max_tokens=max_tokens, max_chunks=10,
-        settings=settings))
-    return jax.device_get(f(jax.random.key(0), np.zeros((B, max_tokens + 1, 3), np.int32),
-                            np.zeros(B, np.int32), np.zeros((B, d.grid, d.grid, d.num_channels), np.int32),
-                            np.full((B, 2), d.grid, np.int32),
-                            np.zeros(B, np.int32) if min_rank is None else min_rank))
+    f = jax.jit(
+        lambda key, buf, n, dct, hw, mr: sample_loop(
+            dec,
+            key,
+            buf,
+            n,
+            dct,
+            hw,
+            mr,
+            tables=M.MaskTables.from_config(cfg),
+            clip=d.clip,
+            overlap=cfg.model.overlap,
+            chunk=cfg.model.chunk_size,
+            max_tokens=max_tokens,
+            max_chunks=10,
+            settings=settings,
+        )
+    )
+    return jax.device_get(
+        f(
+            jax.random.key(0),
+            np.zeros((B, max_tokens + 1, 3), np.int32),
+            np.zeros(B, np.int32),
+            np.zeros((B, d.grid, d.grid, d.num_channels), np.int32),
+            np.full((B, 2), d.grid, np.int32),
+            np.zeros(B, np.int32) if min_rank is None else min_rank,
+        )
+    )
 
 
 def test_sampler_with_fake_logits_exact_sequence_and_per_sample_stop():
@@ -147,7 +185,7 @@ def test_sampler_with_fake_logits_exact_sequence_and_per_sample_stop():
             expect.append((seq[i // 2], p, pv))
         expect.append((n, 0, 2 * clip))  # stop (drawn, or forced at max_tokens)
         assert lens[b] == count + 1
-        np.testing.assert_array_equal(buf[b, :count + 1], np.array(expect), err_msg=f"sample {b}")
+        np.testing.assert_array_equal(buf[b, : count + 1], np.array(expect), err_msg=f"sample {b}")
 
 
 def test_sampler_never_emits_an_invalid_token():
@@ -157,11 +195,12 @@ def test_sampler_never_emits_an_invalid_token():
     stop_never.seq = jnp.zeros_like(stop_never.seq)
     stop_never.position = lambda st, j, c: (100.0 * jax.nn.one_hot(jnp.zeros_like(c), cfg.position_vocab), st)
     min_rank = np.array([0, 3, 40], np.int32)
-    buf, lens, _, _ = _run_fake(cfg, stop_never, 3, max_tokens=60, settings=SampleSettings.make(top_p=0.9),
-                                min_rank=min_rank)
+    buf, lens, _, _ = _run_fake(
+        cfg, stop_never, 3, max_tokens=60, settings=SampleSettings.make(top_p=0.9), min_rank=min_rank
+    )
     rank = channel_rank(cfg.data.order, cfg.data.planes, cfg.data.block_size)
     for b in range(3):
-        body = buf[b, :lens[b] - 1]
+        body = buf[b, : lens[b] - 1]
         assert buf[b, lens[b] - 1, 0] == cfg.data.num_channels and len(body) >= 1
         key = rank[body[:, 0]] * 1000 + body[:, 1]
         assert (np.diff(key) > 0).all() and (rank[body[:, 0]] >= min_rank[b]).all()
@@ -185,7 +224,7 @@ def test_location_heatmap_counts_coefficients_per_block():
     want[0, 1], want[2, 3] = 1.0, 0.25  # counts over the largest count
     for r in range(4):
         for c in range(4):
-            block = hm[4 * r:4 * r + 4, 4 * c:4 * c + 4].reshape(-1, 3)
+            block = hm[4 * r : 4 * r + 4, 4 * c : 4 * c + 4].reshape(-1, 3)
             assert (block == colormap(want[r, c])).all(), (r, c)
     np.testing.assert_array_equal(location_heatmap(cfg, toks, 16, 12), hm[:, :12])  # cropped to the image
 
@@ -209,9 +248,9 @@ def test_bad_requests_are_refused_before_sampling():
         (dict(prefix=np.array([[0, 16, 1]])), "not a coefficient of a 4x4-block image"),
         (dict(prefix=np.array([[0, 0, 0]])), "not a coefficient"),
         (dict(prefix=np.array([[0, 0, d.clip + 1]])), "not a coefficient"),
-        (dict(prefix=np.array([[16, 1, 1]])), "not a coefficient"),      # chroma at an odd block column
+        (dict(prefix=np.array([[16, 1, 1]])), "not a coefficient"),  # chroma at an odd block column
         (dict(prefix=ok[[0, 2, 1]]), "token 2: out of the list order"),  # Cb0 after Y1
-        (dict(prefix=ok[[0, 0]]), "token 1: out of the list order"),     # repeated
+        (dict(prefix=ok[[0, 0]]), "token 1: out of the list order"),  # repeated
     ]:
         with pytest.raises(ValueError, match=said):
             sample_tokens(cfg, params, **kw)
@@ -227,14 +266,15 @@ def test_top_k_and_top_p_filters():
     logits = jnp.log(jnp.array([[0.5, 0.3, 0.15, 0.05]]))
     keep = lambda **kw: np.isfinite(np.asarray(filter_logits(logits, 1.0, kw.get("k", 0), kw.get("p", 1.0))))[0]  # noqa
     assert keep(k=2).tolist() == [True, True, False, False]
-    assert keep(p=0.7).tolist() == [True, True, False, False]      # 0.5 < 0.7 <= 0.8
+    assert keep(p=0.7).tolist() == [True, True, False, False]  # 0.5 < 0.7 <= 0.8
     assert keep(p=0.81).tolist() == [True, True, True, False]
-    assert keep(p=0.01).tolist() == [True, False, False, False]    # the top class always survives
+    assert keep(p=0.01).tolist() == [True, False, False, False]  # the top class always survives
 
 
 # ---------------------------------------------------------------------------
 # A trained micro model (frequency order) and a colorisation one (luma_first, chroma targets)
 # ---------------------------------------------------------------------------
+
 
 def _images(n, seed=11):
     return [render_scene(seed, i, 16, max_objects=2) for i in range(n)]
@@ -255,8 +295,7 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
     rank = channel_rank(d.order, d.planes, d.block_size)
     # Two square 16x16 samples and two 8x16 ones (Hb, Wb) = (2, 4), in one batch.
     hws = [(4, 4), (4, 4), (2, 4), (2, 4)]
-    toks, stats = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), return_stats=True,
-                                max_tokens=120)
+    toks, stats = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), return_stats=True, max_tokens=120)
     assert stats["stopped"].all()
     for t, (hb, wb) in zip(toks, hws, strict=True):
         body = t[:-1]
@@ -272,8 +311,7 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
     lengths = [len(src.tokens(i)[0]) for i in range(len(src))]
     assert min(len(t) for t in toks[:2]) >= 0.4 * min(lengths)
     # Same seed, same samples; and the cache-free path draws the very same tokens.
-    again = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), max_tokens=120,
-                          method="recompute")
+    again = sample_tokens(cfg, params, num=4, seed=3, hw=hws, top_k=(0, 0, 8), max_tokens=120, method="recompute")
     for a, b in zip(toks, again, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -287,15 +325,24 @@ def test_super_resolution_keeps_dc_exactly(trained):
     prefix, hw, min_rank, big = upsample_prefix(cfg, low)
     assert hw == (4, 4) and min_rank == 3 and big.shape == (16, 16, 3)
     # Same static settings as the test above: the compiled sampler is reused.
-    toks = sample_tokens(cfg, params, num=4, seed=5, prefix=prefix, hw=hw, min_rank=min_rank, max_tokens=120,
-                         top_k=(0, 0, 8))
+    toks = sample_tokens(
+        cfg, params, num=4, seed=5, prefix=prefix, hw=hw, min_rank=min_rank, max_tokens=120, top_k=(0, 0, 8)
+    )
     # Independent expectation: the codec's own DC planes of the block-constant image.
     ref = dctsparse.encode(big, block_size=4, quality=d.quality, subsampling=d.subsampling, clip=d.clip)
     grew = 0
     for t in toks:
-        np.testing.assert_array_equal(t[:len(prefix)], prefix)
-        s = dctsparse.SparseDCT.from_tokens(t, height=16, width=16, block_size=4, quality=d.quality,
-                                            subsampling=d.subsampling, order=d.order, mode="RGB")
+        np.testing.assert_array_equal(t[: len(prefix)], prefix)
+        s = dctsparse.SparseDCT.from_tokens(
+            t,
+            height=16,
+            width=16,
+            block_size=4,
+            quality=d.quality,
+            subsampling=d.subsampling,
+            order=d.order,
+            mode="RGB",
+        )
         dc = [0, 16, 32]  # channel 0 of each plane (B*B = 16); dct_image() is (Hb, Wb, P*B*B)
         np.testing.assert_array_equal(s.dct_image()[..., dc], ref.dct_image()[..., dc])
         assert (ref.dct_image()[..., dc] != 0).sum() == len(prefix)
@@ -320,14 +367,24 @@ def test_sample_cli_writes_the_samples_it_draws(trained, tmp_path, capsys):
     assert grid.shape == (2 * 16 + 2, 2 * 16 + 2, 3)
     for i, t in enumerate(toks):
         r, c = divmod(i, 2)
-        np.testing.assert_array_equal(grid[r * 18:r * 18 + 16, c * 18:c * 18 + 16], decode_tokens(cfg, t, 16, 16))
+        np.testing.assert_array_equal(grid[r * 18 : r * 18 + 16, c * 18 : c * 18 + 16], decode_tokens(cfg, t, 16, 16))
     assert (grid[18:, 18:] == 255).all()  # the fourth cell is empty
     assert (tmp_path / "new" / "dir" / "grid_heatmap.png").is_file()
     assert (tmp_path / "new" / "dir" / "grid_progress.png").is_file()
     # Super-resolution from a file: the context image comes first, then the samples.
     Image.fromarray(src.image(1)[::4, ::4]).save(tmp_path / "low.png")
-    main(["--checkpoint", os.path.join(wd, "checkpoints"), "--num", "1", "--upsample", str(tmp_path / "low.png"),
-          "--out", str(tmp_path / "up.png")])
+    main(
+        [
+            "--checkpoint",
+            os.path.join(wd, "checkpoints"),
+            "--num",
+            "1",
+            "--upsample",
+            str(tmp_path / "low.png"),
+            "--out",
+            str(tmp_path / "up.png"),
+        ]
+    )
     up = np.asarray(Image.open(tmp_path / "up.png"))
     assert up.shape == (2 * 16 + 2, 16, 3)  # one column: the grid's columns follow the samples
     np.testing.assert_array_equal(up[:16], upsample_prefix(cfg, src.image(1)[::4, ::4])[3])
@@ -401,9 +458,17 @@ def test_sample_cli_saves_batches_and_continues_after_ctrl_c(trained, tmp_path, 
 def test_colorisation_chroma_chunks_and_kept_luma():
     import dctsparse
 
-    cfg = override(get_config("micro"), **{
-        "data.order": "luma_first", "train.target": "chroma", "train.total_tokens": 8 * 32 * 20,
-        "train.warmup_steps": 5, "train.log_every": 10, "train.checkpoint_every": 0})
+    cfg = override(
+        get_config("micro"),
+        **{
+            "data.order": "luma_first",
+            "train.target": "chroma",
+            "train.total_tokens": 8 * 32 * 20,
+            "train.warmup_steps": 5,
+            "train.log_every": 10,
+            "train.checkpoint_every": 0,
+        },
+    )
     src = ArraySource(cfg.data, _images(4, seed=3))
     # Chunk selection: every drawn chunk starts at the first chroma token + k*C.
     b = sample_batch(cfg, src, 0, 0, batch_size=32)
@@ -418,13 +483,22 @@ def test_colorisation_chroma_chunks_and_kept_luma():
     # logits, so it does add chroma and the check cannot pass vacuously) must keep it too.
     from dctmodel.train import functions
 
-    toks = sample_tokens(cfg, functions(cfg).init(1)["params"], num=3, seed=1, prefix=prefix, hw=hw,
-                         min_rank=min_rank, max_tokens=150)
+    toks = sample_tokens(
+        cfg, functions(cfg).init(1)["params"], num=3, seed=1, prefix=prefix, hw=hw, min_rank=min_rank, max_tokens=150
+    )
     assert sum(len(t) - 1 - len(prefix) for t in toks) > 0
     ref = dctsparse.encode(rgb, block_size=4, quality=cfg.data.quality, clip=cfg.data.clip, order="luma_first")
     for t in toks:
-        s = dctsparse.SparseDCT.from_tokens(t, height=16, width=16, block_size=4, quality=cfg.data.quality,
-                                            subsampling="4:2:0", order="luma_first", mode="RGB")
+        s = dctsparse.SparseDCT.from_tokens(
+            t,
+            height=16,
+            width=16,
+            block_size=4,
+            quality=cfg.data.quality,
+            subsampling="4:2:0",
+            order="luma_first",
+            mode="RGB",
+        )
         # Every luma coefficient (channels < B*B = 16) as given; the colour was sampled.
         np.testing.assert_array_equal(s.dct_image()[..., :16], ref.dct_image()[..., :16])
         assert (ref.dct_image()[..., :16] != 0).sum() == len(prefix)
@@ -438,9 +512,30 @@ def test_dataset_shards_source_trains(tmp_path):
     src_dir.mkdir()
     for i in range(6):
         Image.fromarray(render_scene(7, i, 16, max_objects=2)).save(src_dir / f"{i}.png")
-    subprocess.run([sys.executable, "-m", "dctsparse", "encode-dataset", str(src_dir), str(out),
-                    "--block-size", "4", "--quality", "50", "--long-side", "16", "--clip", "32",
-                    "--jobs", "1", "--quiet"], check=True, capture_output=True, cwd=REPO)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dctsparse",
+            "encode-dataset",
+            str(src_dir),
+            str(out),
+            "--block-size",
+            "4",
+            "--quality",
+            "50",
+            "--long-side",
+            "16",
+            "--clip",
+            "32",
+            "--jobs",
+            "1",
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+    )
     cfg = override(get_config("micro"), **{"data.source": "dataset", "data.folder": str(out), "data.num_eval": 2})
     from dctmodel.data import make_source
     from dctmodel.train import functions, make_mesh

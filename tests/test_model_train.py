@@ -82,9 +82,16 @@ def test_heldout_bpd_both_ways(overfit_run):
     # for the stop token), summed per image.
     toks = [src.tokens(i) for i in range(len(src))]
     extra = 0.5 / np.log(2)
-    chance = np.mean([(len(t) * (np.log2(cfg.channel_vocab) + extra)
-                       + (len(t) - 1) * (np.log2(cfg.position_vocab * cfg.value_vocab) + 2 * extra)) / sp
-                      for t, _, sp in toks])
+    chance = np.mean(
+        [
+            (
+                len(t) * (np.log2(cfg.channel_vocab) + extra)
+                + (len(t) - 1) * (np.log2(cfg.position_vocab * cfg.value_vocab) + 2 * extra)
+            )
+            / sp
+            for t, _, sp in toks
+        ]
+    )
     assert fresh["bpd_unmasked"] == pytest.approx(chance, rel=0.06)
 
 
@@ -115,37 +122,57 @@ def test_micro_batches_give_the_whole_batch_update():
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=2e-6)
     with pytest.raises(ValueError, match=r"train\.micro_batch.*divisor of train\.batch_size=8"):
         from dctmodel.config import check_config
+
         check_config(override(base, **{"train.micro_batch": 3}))
 
 
 def test_resume_gives_identical_results(tmp_path, capsys):
-    cfg = override(get_config("micro"), **{
-        "model.dropout": 0.1, "train.total_tokens": 8 * 32 * 12, "train.log_every": 2, "train.checkpoint_every": 4,
-        "train.length_filter_lmax": 60, "train.micro_batch": 4,  # two slices, each with its own dropout key
-    })
+    cfg = override(
+        get_config("micro"),
+        **{
+            "model.dropout": 0.1,
+            "train.total_tokens": 8 * 32 * 12,
+            "train.log_every": 2,
+            "train.checkpoint_every": 4,
+            "train.length_filter_lmax": 60,
+            "train.micro_batch": 4,  # two slices, each with its own dropout key
+        },
+    )
     src = ArraySource(cfg.data, _images(6, seed=5))
     # Resuming where there is nothing to resume starts at step 0, and says so.
-    full, rec_full = train(cfg, str(tmp_path / "a"), source=src, eval_source=src, progress=False, do_eval=False,
-                           resume=True)
+    full, rec_full = train(
+        cfg, str(tmp_path / "a"), source=src, eval_source=src, progress=False, do_eval=False, resume=True
+    )
     assert "resume: no checkpoint in" in capsys.readouterr().err and rec_full[0]["step"] == 2
-    part, rec_part = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
-                           stop_after=6)
+    part, rec_part = train(
+        cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False, stop_after=6
+    )
     assert int(part["step"]) == 6
     # Resuming with another model is refused before config.json (which sampling reads) changes.
     saved = (tmp_path / "b" / "config.json").read_text()
     with pytest.raises(ValueError, match=r"model\.d_model differ"):
-        train(override(cfg, **{"model.d_model": 2 * cfg.model.d_model}), str(tmp_path / "b"),
-              source=src, eval_source=src, progress=False, do_eval=False, resume=True)
+        train(
+            override(cfg, **{"model.d_model": 2 * cfg.model.d_model}),
+            str(tmp_path / "b"),
+            source=src,
+            eval_source=src,
+            progress=False,
+            do_eval=False,
+            resume=True,
+        )
     assert (tmp_path / "b" / "config.json").read_text() == saved
-    res, rec_res = train(cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False,
-                         resume=True)
+    res, rec_res = train(
+        cfg, str(tmp_path / "b"), source=src, eval_source=src, progress=False, do_eval=False, resume=True
+    )
     assert int(res["step"]) == 12
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     # And not trivially: training moved the parameters.
     init = functions(cfg).init(cfg.train.seed)
-    assert any(not np.array_equal(np.asarray(a), np.asarray(b))
-               for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(init["params"]), strict=True))
+    assert any(
+        not np.array_equal(np.asarray(a), np.asarray(b))
+        for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(init["params"]), strict=True)
+    )
     # The log of the resumed run continues where the interrupted one stopped.
     losses = {r["step"]: r["loss"] for r in rec_full}
     with open(tmp_path / "b" / "log.jsonl") as f:
@@ -179,8 +206,7 @@ def test_resume_gives_identical_results(tmp_path, capsys):
     wd = str(tmp_path / "e")
     capsys.readouterr()
     with pytest.raises(ValueError, match="cannot read this image"):
-        train(cfg, wd, source=Failing(cfg.data, _images(6, seed=5)), eval_source=src, progress=False,
-              do_eval=False)
+        train(cfg, wd, source=Failing(cfg.data, _images(6, seed=5)), eval_source=src, progress=False, do_eval=False)
     saved = sorted(int(x) for x in os.listdir(os.path.join(wd, "checkpoints")) if x.isdigit())
     assert len(saved) == 1 and 1 <= saved[0] < 4  # before the first periodic checkpoint (step 4)
     assert f"stopped by an error at step {saved[0]}" in capsys.readouterr().err
@@ -260,8 +286,13 @@ def test_four_devices_match_one_device(tmp_path):
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     script = tmp_path / "multi.py"
     script.write_text(MULTI_DEVICE)
-    res = subprocess.run([sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "out.json")],
-                         env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "run"), str(tmp_path / "out.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     assert out["one"]["shape"] == {"data": 1, "model": 1}
@@ -311,6 +342,7 @@ def test_progress_eta_after_a_resume_uses_this_runs_rate(monkeypatch):
     """Resumed at step 900 of 1000, one step in 2 s leaves 99 steps: 198 s, not
     the ~0 s that step / total (counting the restored steps) would give."""
     from dctmodel.train import progress as T
+
     now = [100.0]
     monkeypatch.setattr(T.time, "time", lambda: now[0])
     bar = T.Progress(1000, enabled=False, start=900)

@@ -12,13 +12,23 @@ packages ``train`` and ``sample`` (one job a file).
 
 from .config import PRESETS, Config, DataConfig, ModelConfig, TrainConfig, check_config, get_config, override
 
-__all__ = ["PRESETS", "Config", "DataConfig", "ModelConfig", "TrainConfig", "check_config", "get_config",
-           "override", "DCTransformer"]
+__all__ = [
+    "PRESETS",
+    "Config",
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "check_config",
+    "get_config",
+    "override",
+    "DCTransformer",
+]
 
 
 def __getattr__(name):
     # Lazy: importing the configs must not pull in jax.
     if name == "DCTransformer":
         from .model import DCTransformer
+
         return DCTransformer
     raise AttributeError(name)

@@ -19,16 +19,16 @@ from .tokens import value_to_class
 
 @dataclass
 class CountModel:
-    channel: np.ndarray    # (C + 2, C + 1) log2 p(c | previous c); row C + 1 is the start (BOS)
-    position: np.ndarray   # (C, G*G) log2 p(p | c)
-    value: np.ndarray      # (C, 2*clip) log2 p(v | c)
+    channel: np.ndarray  # (C + 2, C + 1) log2 p(c | previous c); row C + 1 is the start (BOS)
+    position: np.ndarray  # (C, G*G) log2 p(p | c)
+    value: np.ndarray  # (C, 2*clip) log2 p(v | c)
     num_channels: int
     clip: int
 
     @classmethod
     def fit(cls, cfg: Config, lists: Iterable[np.ndarray], alpha: float = 0.5) -> CountModel:
         """Fit on token lists int32 ``(N + 1, 3)`` (ending with the stop token)."""
-        C, G2, V = cfg.data.num_channels, cfg.data.grid ** 2, 2 * cfg.data.clip
+        C, G2, V = cfg.data.num_channels, cfg.data.grid**2, 2 * cfg.data.clip
         nc = np.zeros((C + 2, C + 1))
         npos = np.zeros((C, G2))
         nv = np.zeros((C, V))
@@ -54,6 +54,10 @@ class CountModel:
         ch = t[:, 0]
         prev = np.concatenate([[C + 1], ch[:-1]])
         body = t[ch < C]
-        return float(-(self.channel[prev, ch].sum()
-                       + self.position[body[:, 0], body[:, 1]].sum()
-                       + self.value[body[:, 0], value_to_class(body[:, 2], self.clip)].sum()))
+        return float(
+            -(
+                self.channel[prev, ch].sum()
+                + self.position[body[:, 0], body[:, 1]].sum()
+                + self.value[body[:, 0], value_to_class(body[:, 2], self.clip)].sum()
+            )
+        )

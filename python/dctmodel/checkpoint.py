@@ -49,6 +49,7 @@ CONFIG = "config.json"
 # orbax
 # ---------------------------------------------------------------------------
 
+
 def open_manager(workdir: str, keep: int):
     """An orbax ``CheckpointManager`` over ``workdir/checkpoints`` (made if missing) that keeps
     the ``keep`` latest steps; synchronous, so a step is on disk when :func:`save` returns."""
@@ -57,8 +58,11 @@ def open_manager(workdir: str, keep: int):
     opts = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False, create=True)
     # The handler is named so that a checkpoint's metadata (shapes, dtypes) can be read without a template.
     with _without_step_metadata_warnings():
-        return ocp.CheckpointManager(os.path.abspath(os.path.join(workdir, CHECKPOINTS)), options=opts,
-                                     item_handlers=ocp.StandardCheckpointHandler())
+        return ocp.CheckpointManager(
+            os.path.abspath(os.path.join(workdir, CHECKPOINTS)),
+            options=opts,
+            item_handlers=ocp.StandardCheckpointHandler(),
+        )
 
 
 def saved_steps(mngr) -> list[int]:
@@ -103,8 +107,9 @@ def restore(mngr, like=None, step: int | None = None, *, sharding: jax.sharding.
     return _read(mngr, step, like, sharding)
 
 
-def restore_newest(mngr, like=None, *, sharding: jax.sharding.Sharding | None = None, who: str = "checkpoint",
-                   set_aside: bool = False) -> tuple[Any, int] | None:
+def restore_newest(
+    mngr, like=None, *, sharding: jax.sharding.Sharding | None = None, who: str = "checkpoint", set_aside: bool = False
+) -> tuple[Any, int] | None:
     """``(tree, step)`` of the newest step that can be read (as :func:`restore`); None when none is saved.
 
     Steps are tried newest first; each unreadable one is reported in one line
@@ -123,12 +128,16 @@ def restore_newest(mngr, like=None, *, sharding: jax.sharding.Sharding | None = 
         tried = [s for s, _ in bad] + [step]
         for (s, why), next_step in zip(bad, tried[1:], strict=True):
             kept = f", moved aside to {_set_aside(mngr, s)}" if set_aside else ""
-            print(f"{who}: checkpoint step {s} in {mngr.directory} is unreadable ({why}){kept}; "
-                  f"trying step {next_step}", file=sys.stderr, flush=True)
+            print(
+                f"{who}: checkpoint step {s} in {mngr.directory} is unreadable ({why}){kept}; trying step {next_step}",
+                file=sys.stderr,
+                flush=True,
+            )
         return tree, step
     if bad:
-        raise UnreadableCheckpoint(f"no readable checkpoint in {mngr.directory}: "
-                                   + "; ".join(f"step {s}: {why}" for s, why in bad))
+        raise UnreadableCheckpoint(
+            f"no readable checkpoint in {mngr.directory}: " + "; ".join(f"step {s}: {why}" for s, why in bad)
+        )
     return None
 
 
@@ -136,8 +145,11 @@ def _read(mngr, step: int, like, sharding):
     """Checkpoint ``step`` (saved) as :func:`restore` describes; UnreadableCheckpoint when orbax cannot read it."""
     import orbax.checkpoint as ocp
 
-    abstract = None if like is None else jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), _to_saveable(like))
+    abstract = (
+        None
+        if like is None
+        else jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), _to_saveable(like))
+    )
     try:
         with _loops_that_drain(), _without_step_metadata_warnings():
             if abstract is None:  # as saved: the step's own metadata gives shapes and dtypes
@@ -155,8 +167,9 @@ def _as_saved(metadata, sharding: jax.sharding.Sharding | None):
     if sharding is None:
         mesh = jax.make_mesh((len(jax.devices()),), ("all",), axis_types=(jax.sharding.AxisType.Auto,))
         sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    return jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), metadata,
-                        is_leaf=_is_array_metadata)
+    return jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=sharding), metadata, is_leaf=_is_array_metadata
+    )
 
 
 def _why_unreadable(folder: str, error: BaseException) -> str:
@@ -313,6 +326,7 @@ def _from_saveable(saved, like):
 # ---------------------------------------------------------------------------
 # Work directories
 # ---------------------------------------------------------------------------
+
 
 def config_path(workdir: str) -> str:
     return os.path.join(workdir, CONFIG)

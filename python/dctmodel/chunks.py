@@ -24,8 +24,7 @@ def num_chunks(length: int, chunk: int) -> int:
     return -(-int(length) // int(chunk))
 
 
-def chunk_weights(length: int, chunk: int, policy: str = "power", power: float = 3.0,
-                  pmin: float = 0.1) -> np.ndarray:
+def chunk_weights(length: int, chunk: int, policy: str = "power", power: float = 3.0, pmin: float = 0.1) -> np.ndarray:
     """Unnormalised selection weights of the chunks of a sequence, float64 ``(num_chunks,)``.
 
     ``policy="power"`` (appendix C): ``max(l ** -power, pmin)`` where
@@ -45,15 +44,15 @@ def chunk_weights(length: int, chunk: int, policy: str = "power", power: float =
     return np.maximum(k ** -float(power), float(pmin))
 
 
-def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0,
-                pmin: float = 0.1) -> np.ndarray:
+def chunk_probs(length: int, chunk: int, policy: str = "power", power: float = 3.0, pmin: float = 0.1) -> np.ndarray:
     """Selection probabilities of the chunks of a sequence: :func:`chunk_weights` normalised."""
     w = chunk_weights(length, chunk, policy, power, pmin)
     return w / w.sum()
 
 
-def length_keep_prob(length: int, lmax: int | None, chunk: int = 1, policy: str = "uniform",
-                     power: float = 3.0, pmin: float = 0.1) -> float:
+def length_keep_prob(
+    length: int, lmax: int | None, chunk: int = 1, policy: str = "uniform", power: float = 3.0, pmin: float = 0.1
+) -> float:
     """Probability of keeping a sequence of ``length`` tokens for training (appendix C's filter).
 
     Appendix C's equation 11 prints ``p_filter = maximum(L / Lmax, 1)``, which
@@ -74,8 +73,18 @@ def length_keep_prob(length: int, lmax: int | None, chunk: int = 1, policy: str 
     return min(float(w / chunk_weights(lmax, chunk, policy, power, pmin).sum()), 1.0)
 
 
-def build_chunk(tokens: np.ndarray, start: int, chunk: int, overlap: int, *, hb: int, wb: int,
-                grid: int, num_channels: int, clip: int) -> dict:
+def build_chunk(
+    tokens: np.ndarray,
+    start: int,
+    chunk: int,
+    overlap: int,
+    *,
+    hb: int,
+    wb: int,
+    grid: int,
+    num_channels: int,
+    clip: int,
+) -> dict:
     """One training example from a token sequence.
 
     Args:

@@ -42,8 +42,11 @@ def override(cfg, **kw):
             head, tail = "", head
         if head and head not in parts:
             raise ValueError(f"unknown config section {head!r} in {k!r}; sections: {', '.join(secs)}")
-        names = ({f.name for f in dataclasses.fields(getattr(cfg, head))} if head
-                 else {f.name for f in dataclasses.fields(cfg)} - set(secs))
+        names = (
+            {f.name for f in dataclasses.fields(getattr(cfg, head))}
+            if head
+            else {f.name for f in dataclasses.fields(cfg)} - set(secs)
+        )
         if tail not in names:
             where = f"section {head!r}" if head else "the top level"
             raise ValueError(f"unknown config field {k!r}; {where} has {', '.join(sorted(names))}")
@@ -67,11 +70,11 @@ def has_type(v, typ: str, named: dict[str, TypeCheck] | None = None) -> bool:
     ``from __future__ import annotations``).  bool is not an int here."""
     # Both spellings of each: typing's and the builtin one (PEP 585 / 604).
     if typ.startswith("Optional["):
-        return v is None or has_type(v, typ[len("Optional["):-1], named)
+        return v is None or has_type(v, typ[len("Optional[") : -1], named)
     if typ.endswith(" | None"):
-        return v is None or has_type(v, typ[:-len(" | None")], named)
+        return v is None or has_type(v, typ[: -len(" | None")], named)
     if typ.startswith(("Tuple[", "tuple[")) and typ.endswith(", ...]"):
-        return isinstance(v, tuple) and all(has_type(x, typ[len("tuple["):-len(", ...]")], named) for x in v)
+        return isinstance(v, tuple) and all(has_type(x, typ[len("tuple[") : -len(", ...]")], named) for x in v)
     if typ == "bool":
         return isinstance(v, bool)
     if typ == "int":
@@ -103,8 +106,12 @@ def from_dict(cls, d: dict):
     JSON lists become tuples again, as the frozen configs hold them.  An
     unknown key is a TypeError, as for the constructor."""
     hints = typing.get_type_hints(cls)
-    return cls(**{k: from_dict(hints[k], v) if isinstance(v, dict) and dataclasses.is_dataclass(hints.get(k))
-                  else _tuples(v) for k, v in d.items()})
+    return cls(
+        **{
+            k: from_dict(hints[k], v) if isinstance(v, dict) and dataclasses.is_dataclass(hints.get(k)) else _tuples(v)
+            for k, v in d.items()
+        }
+    )
 
 
 def _tuples(v):

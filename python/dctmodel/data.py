@@ -28,8 +28,14 @@ def encode_tokens(image: np.ndarray, data: DataConfig) -> np.ndarray:
     """uint8 image -> int32 ``(N + 1, 3)`` tokens with the config's codec settings."""
     import dctsparse
 
-    s = dctsparse.encode(image, block_size=data.block_size, quality=data.quality,
-                         subsampling=data.subsampling, order=data.order, clip=data.clip)
+    s = dctsparse.encode(
+        image,
+        block_size=data.block_size,
+        quality=data.quality,
+        subsampling=data.subsampling,
+        order=data.order,
+        clip=data.clip,
+    )
     return np.asarray(s.tokens(), np.int32)
 
 
@@ -62,8 +68,10 @@ class Source:
         # from the config: a mismatch would give channel ids past the vocabulary.
         want = "(H, W) greyscale" if self.data.grey else "(H, W, 3) RGB"
         if img.ndim != (2 if self.data.grey else 3):
-            raise ValueError(f"image {i} of the {self.split} source has shape {img.shape}, but "
-                             f"data.grey={self.data.grey} needs {want} images")
+            raise ValueError(
+                f"image {i} of the {self.split} source has shape {img.shape}, but "
+                f"data.grey={self.data.grey} needs {want} images"
+            )
         h, w = img.shape[:2]
         hb, wb = grid_of(h, w, self.data.block_size, self.data.subsampling, self.data.planes)
         return encode_tokens(img, self.data), (hb, wb), h * w * self.data.planes
@@ -106,16 +114,15 @@ class FolderSource(Source):
         if not data.folder or not os.path.isdir(data.folder):
             raise ValueError(f"data.folder {data.folder!r} is not a directory")
         files = sorted(
-            os.path.join(r, f) for r, _, fs in os.walk(data.folder) for f in fs
-            if f.lower().endswith(_IMAGE_EXT)
+            os.path.join(r, f) for r, _, fs in os.walk(data.folder) for f in fs if f.lower().endswith(_IMAGE_EXT)
         )
         if len(files) <= data.num_eval:
             raise ValueError(f"{data.folder}: {len(files)} images, need more than num_eval={data.num_eval}")
-        self.files = files[:-data.num_eval] if split == "train" else files[-data.num_eval:]
+        self.files = files[: -data.num_eval] if split == "train" else files[-data.num_eval :]
         from dctsparse.dataset import class_labels
 
         self.classes, self.labels = class_labels([os.path.relpath(f, data.folder) for f in files])
-        self.labels = self.labels[:-data.num_eval] if split == "train" else self.labels[-data.num_eval:]
+        self.labels = self.labels[: -data.num_eval] if split == "train" else self.labels[-data.num_eval :]
 
     def __len__(self) -> int:
         return len(self.files)
@@ -153,10 +160,15 @@ class ArraySource(Source):
             raise TypeError("ArraySource(data, images, labels=None, split='train'): pass split by keyword")
         self.images = list(images)
         self.labels = np.zeros(len(self.images), np.int64) if labels is None else np.asarray(labels)
-        if self.labels.shape != (len(self.images),) or not np.issubdtype(self.labels.dtype, np.integer) \
-                or (self.labels < 0).any():
-            raise ValueError(f"labels must be {len(self.images)} non-negative integers, one per image, "
-                             f"got {self.labels.dtype} {self.labels.shape}")
+        if (
+            self.labels.shape != (len(self.images),)
+            or not np.issubdtype(self.labels.dtype, np.integer)
+            or (self.labels < 0).any()
+        ):
+            raise ValueError(
+                f"labels must be {len(self.images)} non-negative integers, one per image, "
+                f"got {self.labels.dtype} {self.labels.shape}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -187,16 +199,20 @@ class DatasetSource(Source):
 
         super().__init__(data, split)
         if not data.folder:  # dctsparse.Dataset(None) would be a TypeError the CLIs do not report
-            raise ValueError("data.source='dataset' needs data.folder: the output directory of "
-                             "`dctsparse encode-dataset`")
+            raise ValueError(
+                "data.source='dataset' needs data.folder: the output directory of `dctsparse encode-dataset`"
+            )
         self.ds = dctsparse.Dataset(data.folder)
         st = self.ds.settings
         order = st.order if isinstance(st.order, str) else tuple(st.order)
-        want = dict(block_size=data.block_size, quality=data.quality, subsampling=data.subsampling,
-                    order=data.order if isinstance(data.order, str) else tuple(data.order),
-                    mode="L" if data.grey else "RGB")
-        got = dict(block_size=st.block_size, quality=st.quality, subsampling=st.subsampling, order=order,
-                   mode=st.mode)
+        want = dict(
+            block_size=data.block_size,
+            quality=data.quality,
+            subsampling=data.subsampling,
+            order=data.order if isinstance(data.order, str) else tuple(data.order),
+            mode="L" if data.grey else "RGB",
+        )
+        got = dict(block_size=st.block_size, quality=st.quality, subsampling=st.subsampling, order=order, mode=st.mode)
         bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
         if st.clip is None or st.clip > data.clip:
             bad["clip"] = (st.clip, data.clip)
@@ -227,8 +243,9 @@ class DatasetSource(Source):
         h, w = (int(x) for x in self.ds.sizes[j])
         hb, wb = grid_of(h, w, self.data.block_size, self.data.subsampling, self.data.planes)
         if max(hb, wb) > self.data.grid:
-            raise ValueError(f"image {j} of {self.data.folder} ({h}x{w}) is larger than image_size="
-                             f"{self.data.image_size}")
+            raise ValueError(
+                f"image {j} of {self.data.folder} ({h}x{w}) is larger than image_size={self.data.image_size}"
+            )
         return np.array(self.ds.tokens(j), np.int32), (hb, wb), h * w * self.data.planes
 
 
@@ -252,8 +269,17 @@ def make_source(data: DataConfig, split: str = "train") -> Source:
 
 def _example(cfg: Config, source: Source, i: int, start: int) -> dict:
     toks, (hb, wb), subpixels = source.tokens(i)
-    ex = build_chunk(toks, start, cfg.model.chunk_size, cfg.model.overlap, hb=hb, wb=wb,
-                     grid=cfg.data.grid, num_channels=cfg.data.num_channels, clip=cfg.data.clip)
+    ex = build_chunk(
+        toks,
+        start,
+        cfg.model.chunk_size,
+        cfg.model.overlap,
+        hb=hb,
+        wb=wb,
+        grid=cfg.data.grid,
+        num_channels=cfg.data.num_channels,
+        clip=cfg.data.clip,
+    )
     ex["label"] = np.int32(source.label(i))
     ex["subpixels"] = np.float32(subpixels)
     return ex
@@ -302,7 +328,7 @@ def eval_batches(cfg: Config, source: Source, indices, batch_size: int) -> Itera
         C = cfg.model.chunk_size
         todo += [(n, i, base + k * C) for k in range(num_chunks(toks.shape[0] - base, C))]
     for b in range(0, len(todo), batch_size):
-        part = todo[b:b + batch_size]
+        part = todo[b : b + batch_size]
         exs = [dict(_example(cfg, source, i, s), image=np.int32(n)) for n, i, s in part]
         while len(exs) < batch_size:  # fixed shapes: one compilation for the whole eval
             pad = dict(exs[0])

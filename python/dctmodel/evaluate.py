@@ -45,6 +45,7 @@ LN2 = float(np.log(2.0))
 # Images
 # ---------------------------------------------------------------------------
 
+
 def held_out_source(cfg: Config, count: int):
     """The eval split with at least ``count`` images where the source can make them (scenes)."""
     from .data import make_source
@@ -59,8 +60,7 @@ def held_out_images(cfg: Config, start: int, count: int) -> list[np.ndarray]:
     """Held-out images ``start .. start+count-1`` as uint8 arrays (refused if the split is shorter)."""
     src = held_out_source(cfg, start + count)
     if len(src) < start + count:
-        raise ValueError(f"the eval split has {len(src)} images; {start + count} are needed "
-                         f"(lower --num-real / --num)")
+        raise ValueError(f"the eval split has {len(src)} images; {start + count} are needed (lower --num-real / --num)")
     return [np.asarray(src.image(i)) for i in range(start, start + count)]
 
 
@@ -68,8 +68,9 @@ def through_codec(cfg: Config, img: np.ndarray) -> np.ndarray:
     import dctsparse
 
     d = cfg.data
-    s = dctsparse.encode(img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling,
-                         order=d.order, clip=d.clip)
+    s = dctsparse.encode(
+        img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling, order=d.order, clip=d.clip
+    )
     return np.asarray(dctsparse.decode(s))
 
 
@@ -81,8 +82,8 @@ def _data_key(cfg: Config, what: str, start: int, count: int) -> str:
     from .inception import NETWORK_ID
 
     d = dataclasses.asdict(cfg.data)
-    d.pop("num_train"), d.pop("num_eval")   # the images do not depend on them
-    if what == "real":                       # raw images do not depend on the codec either
+    d.pop("num_train"), d.pop("num_eval")  # the images do not depend on them
+    if what == "real":  # raw images do not depend on the codec either
         for k in ("block_size", "quality", "subsampling", "order", "clip"):
             d.pop(k)
     blob = json.dumps(dict(data=d, what=what, start=start, count=count, net=NETWORK_ID), sort_keys=True)
@@ -120,6 +121,7 @@ def _rgb_list(imgs: list[np.ndarray]) -> np.ndarray:
 # Bits per subpixel: model, count baseline, .dcts, JPEG
 # ---------------------------------------------------------------------------
 
+
 def jpeg_bits(img: np.ndarray, quality: int, subsampling: str) -> int:
     """Size in bits of libjpeg's optimised baseline JPEG (through Pillow) at ``quality``."""
     from PIL import Image
@@ -151,14 +153,20 @@ def compression_table(cfg: Config, params, num_images: int, fit_images: int) -> 
     for i in range(n):
         toks, _, subpix = src.tokens(i)
         img = np.asarray(src.image(i))
-        s = dctsparse.encode(img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling,
-                             order=d.order, clip=d.clip)
+        s = dctsparse.encode(
+            img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling, order=d.order, clip=d.clip
+        )
         rows["count_baseline"].append(count.bits(toks) / subpix)
         rows["dcts"].append(8 * len(s.to_bytes()) / subpix)
         rows["jpeg"].append(jpeg_bits(img, d.quality, d.subsampling) / subpix)
         rows["fixed_length"].append(s.bits_per_subpixel())
-    out = {"images": n, "model": model["bpd"], "model_channel": model["bpd_channel"],
-           "model_position": model["bpd_position"], "model_value": model["bpd_value"]}
+    out = {
+        "images": n,
+        "model": model["bpd"],
+        "model_channel": model["bpd_channel"],
+        "model_position": model["bpd_position"],
+        "model_value": model["bpd_value"],
+    }
     out.update({k: float(np.mean(v)) for k, v in rows.items()})
     out["count_baseline_fit_images"] = min(fit_images, len(train_src))
     return out
@@ -168,20 +176,46 @@ def compression_table(cfg: Config, params, num_images: int, fit_images: int) -> 
 # The whole evaluation
 # ---------------------------------------------------------------------------
 
-def sample_images(cfg: Config, params, folder: str, *, num: int, batch_size: int, seed: int,
-                  settings: dict, progress: bool = True, **kw) -> list[np.ndarray]:
+
+def sample_images(
+    cfg: Config,
+    params,
+    folder: str,
+    *,
+    num: int,
+    batch_size: int,
+    seed: int,
+    settings: dict,
+    progress: bool = True,
+    **kw,
+) -> list[np.ndarray]:
     """``num`` samples (resumable, see :func:`dctmodel.sample.sample_to_folder`) decoded to uint8."""
     from .sample import decode_tokens, sample_to_folder
 
-    toks = sample_to_folder(cfg, params, folder, num=num, batch_size=batch_size, seed=seed,
-                            settings=settings, progress=progress, **kw)
+    toks = sample_to_folder(
+        cfg, params, folder, num=num, batch_size=batch_size, seed=seed, settings=settings, progress=progress, **kw
+    )
     side = cfg.data.image_size
     return [np.asarray(decode_tokens(cfg, t, side, side)) for t in toks]
 
 
-def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int = 256, num_real: int = 500,
-                     batch_size: int = 16, seed: int = 0, bpd_images: int = 64, fit_images: int = 2000,
-                     temperature=1.0, top_k=0, top_p=1.0, progress: bool = True) -> dict:
+def evaluate_samples(
+    cfg: Config,
+    params,
+    workdir: str,
+    step: int,
+    *,
+    num: int = 256,
+    num_real: int = 500,
+    batch_size: int = 16,
+    seed: int = 0,
+    bpd_images: int = 64,
+    fit_images: int = 2000,
+    temperature=1.0,
+    top_k=0,
+    top_p=1.0,
+    progress: bool = True,
+) -> dict:
     """Evaluate a trained model; returns the record written to ``WORKDIR/eval_STEP.json``
     (with a hash of the settings in the name when they are not the defaults)."""
     from .inception import network_path
@@ -195,15 +229,20 @@ def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int =
     default = (seed, temperature, top_k, top_p) == (0, 1.0, 0, 1.0)
     # One file per (step, sampling settings): another temperature must not overwrite the default's.
     path = os.path.join(workdir, f"eval_{step}.json" if default else f"eval_{step}_{tag}.json")
-    imgs = sample_images(cfg, params, folder, num=num, batch_size=batch_size, seed=seed,
-                         settings=settings, progress=progress, **sampling)
+    imgs = sample_images(
+        cfg, params, folder, num=num, batch_size=batch_size, seed=seed, settings=settings, progress=progress, **sampling
+    )
     from .inception import features
 
     fake = features(_rgb_list(imgs), progress="samples" if progress else None)
     real = cached_features(cfg, "real", 0, num_real, progress)
-    codec = cached_features(cfg, "codec", num_real, num, progress)   # other held-out images
+    codec = cached_features(cfg, "codec", num_real, num, progress)  # other held-out images
     rec = {
-        "step": step, "num": num, "num_real": num_real, "seed": seed, **sampling,
+        "step": step,
+        "num": num,
+        "num_real": num_real,
+        "seed": seed,
+        **sampling,
         "samples": metrics.all_metrics(real, fake),
         "codec": metrics.all_metrics(real, codec),
         "bpd": compression_table(cfg, params, bpd_images, fit_images),
@@ -220,10 +259,12 @@ def evaluate_samples(cfg: Config, params, workdir: str, step: int, *, num: int =
 
 def summary(rec: dict) -> str:
     s, c, b = rec["samples"], rec["codec"], rec["bpd"]
-    return (f"step {rec['step']}: FID {s['fid']:.1f} (codec ceiling {c['fid']:.1f}), sFID {s['sfid']:.1f}, "
-            f"precision {s['precision']:.3f}, recall {s['recall']:.3f}, KID {s['kid']:.4f}; "
-            f"bpd model {b['model']:.4f}, count baseline {b['count_baseline']:.4f}, "
-            f".dcts {b['dcts']:.4f}, JPEG {b['jpeg']:.4f} ({b['images']} held-out images)")
+    return (
+        f"step {rec['step']}: FID {s['fid']:.1f} (codec ceiling {c['fid']:.1f}), sFID {s['sfid']:.1f}, "
+        f"precision {s['precision']:.3f}, recall {s['recall']:.3f}, KID {s['kid']:.4f}; "
+        f"bpd model {b['model']:.4f}, count baseline {b['count_baseline']:.4f}, "
+        f".dcts {b['dcts']:.4f}, JPEG {b['jpeg']:.4f} ({b['images']} held-out images)"
+    )
 
 
 def main(argv: list | None = None) -> None:
@@ -255,10 +296,21 @@ def main(argv: list | None = None) -> None:
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     one = lambda v: v[0] if len(v) == 1 else list(v)  # noqa: E731
     try:
-        rec = evaluate_samples(cfg, params, workdir, step, num=args.num, num_real=args.num_real,
-                               batch_size=args.batch_size, seed=args.seed, bpd_images=args.bpd_images,
-                               fit_images=args.fit_images, temperature=one(args.temperature),
-                               top_k=one(args.top_k), top_p=one(args.top_p))
+        rec = evaluate_samples(
+            cfg,
+            params,
+            workdir,
+            step,
+            num=args.num,
+            num_real=args.num_real,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            bpd_images=args.bpd_images,
+            fit_images=args.fit_images,
+            temperature=one(args.temperature),
+            top_k=one(args.top_k),
+            top_p=one(args.top_p),
+        )
     except KeyboardInterrupt:
         print("interrupted: finished sample batches are kept; the same command continues", file=sys.stderr)
         raise SystemExit(130) from None

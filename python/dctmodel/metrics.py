@@ -72,12 +72,12 @@ def _coverage(points: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> flo
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkaenniemi et al. 2019) of ``fake`` against ``real``."""
-    return (_coverage(fake, real, knn_radii(real, k)),
-            _coverage(real, fake, knn_radii(fake, k)))
+    return (_coverage(fake, real, knn_radii(real, k)), _coverage(real, fake, knn_radii(fake, k)))
 
 
-def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance: mean and standard deviation over ``subsets`` random subsets
     of ``min(subset_size, N, M)`` samples a side (unbiased MMD^2, cubic polynomial kernel)."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
@@ -94,8 +94,7 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int
         kyy = (y @ y.T / d + 1) ** 3
         kxy = (x @ y.T / d + 1) ** 3
         off = n * (n - 1)
-        vals.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off
-                    - 2 * kxy.mean())
+        vals.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2 * kxy.mean())
     return float(np.mean(vals)), float(np.std(vals))
 
 
@@ -103,6 +102,13 @@ def all_metrics(real: dict, fake: dict, k: int = 3) -> dict:
     """Every metric from feature dicts with ``pool`` ``(N, 2048)`` and ``spatial`` ``(N, D_s)``."""
     p, r = precision_recall(real["pool"], fake["pool"], k)
     kid_mean, kid_std = kid(real["pool"], fake["pool"])
-    return {"fid": fid(real["pool"], fake["pool"]), "sfid": fid(real["spatial"], fake["spatial"]),
-            "precision": p, "recall": r, "kid": kid_mean, "kid_std": kid_std,
-            "num_real": int(len(real["pool"])), "num_fake": int(len(fake["pool"]))}
+    return {
+        "fid": fid(real["pool"], fake["pool"]),
+        "sfid": fid(real["spatial"], fake["spatial"]),
+        "precision": p,
+        "recall": r,
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "num_real": int(len(real["pool"])),
+        "num_fake": int(len(fake["pool"])),
+    }

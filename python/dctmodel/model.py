@@ -1,4 +1,4 @@
-"""DCTransformer (Nash et al. 2021, section 3.2 and appendix B) in Flax NNX, in one file.
+"""DCTransformer (Nash et al. 2021, section 3.2 and appendix B) in Flax NNX; its blocks are in ``layers.py``.
 
     dct image of the input prefix --(sign*log1p, strided conv, 2-D pos emb)--> encoder --> E_input
     previous tokens (C + P + V + P_chunk) --> channel decoder  --> H_channel --> channel logits
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
 from typing import Any, cast
 
 import jax
@@ -26,187 +25,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from . import masks as M
-from .config import Config, LayerSpec
-
-
-def _dense_dot_general(x, w, dimension_numbers, precision=None, **kw):
-    """``nnx.Linear``'s contraction of the last axis of ``x`` ``(..., K)`` with ``w`` ``(K, N)``,
-    as one 2-D matrix product over all tokens (on a 3-D ``(B, S, K)`` input the weight
-    gradient would otherwise contract two axes at once, which costs transposes and copies)."""
-    assert dimension_numbers == (((x.ndim - 1,), (0,)), ((), ())), dimension_numbers
-    y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (0,)), ((), ())), precision=precision, **kw)
-    return y.reshape(*x.shape[:-1], w.shape[-1])
-
-
-def Dense(d_in: int, d_out: int, *, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:
-    """``nnx.Linear`` (same parameters, same forward values) with :func:`_dense_dot_general`."""
-    return nnx.Linear(d_in, d_out, dtype=dtype, dot_general=_dense_dot_general, rngs=rngs)
-
-
-class Attention(nnx.Module):
-    """Multi-head attention; self-attention when ``context is None``."""
-
-    def __init__(self, d: int, heads: int, head_dim: int, *, dtype, rngs: nnx.Rngs):
-        self.heads, self.head_dim = heads, head_dim
-        inner = heads * head_dim
-        self.q = Dense(d, inner, dtype=dtype, rngs=rngs)
-        self.kv = Dense(d, 2 * inner, dtype=dtype, rngs=rngs)
-        self.out = Dense(inner, d, dtype=dtype, rngs=rngs)
-
-    def __call__(self, x, context=None, causal: bool = False):
-        """``x`` ``(B, S, D)``, ``context`` ``(B, T, D)`` or None -> ``(B, S, D)``."""
-        k, v = self.project_kv(x if context is None else context)
-        valid = jnp.tril(jnp.ones((x.shape[1], k.shape[1]), bool)) if causal else None
-        return self.attend(x, k, v, valid)
-
-    def project_kv(self, ctx):
-        """Keys and values of ``ctx`` ``(B, T, D)`` -> two ``(B, T, heads, head_dim)``."""
-        B, T, _ = ctx.shape
-        return tuple(jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2))
-
-    def attend(self, x, k, v, valid=None):
-        """Queries from ``x`` ``(B, S, D)`` against keys/values ``(B, T, heads, head_dim)``;
-        ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  The sampler passes its caches here."""
-        B, S, _ = x.shape
-        q = self.q(x).reshape(B, S, self.heads, self.head_dim)
-        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
-        if valid is not None:
-            att = jnp.where(valid, att, -1e30)
-        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
-        return self.out(jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1))
-
-
-class MLP(nnx.Module):
-    def __init__(self, d: int, ratio: int, *, dtype, rngs: nnx.Rngs):
-        self.up = Dense(d, ratio * d, dtype=dtype, rngs=rngs)
-        self.down = Dense(ratio * d, d, dtype=dtype, rngs=rngs)
-
-    def __call__(self, x):
-        return self.down(jax.nn.gelu(self.up(x)))
-
-
-class Residual(nnx.Module):
-    """``H + alpha * dropout(f(LayerNorm(H)))``, ReZero ``alpha`` starts at 0."""
-
-    def __init__(self, d: int, f: nnx.Module, dropout: float, *, dtype, rngs: nnx.Rngs):
-        # LayerNorm in float32 whatever the compute dtype: its statistics over a float32 stream
-        # (the blocks' Linear layers cast their inputs to the compute dtype themselves).
-        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
-        self.f = f
-        self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
-        self.drop = nnx.Dropout(dropout)
-
-    def __call__(self, h, *args, deterministic: bool, rngs: nnx.Rngs | None, **kw):
-        return self.around(h, lambda x: self.f(x, *args, **kw), deterministic=deterministic, rngs=rngs)
-
-    def around(self, h, f: Callable, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
-        """``H + alpha * dropout(f(LayerNorm(H)))`` with another ``f`` in place of the block's
-        (the sampler's cached attention, built from ``self.f``'s projections)."""
-        y = self.drop(f(self.norm(h)), deterministic=deterministic, rngs=rngs)
-        return h + (self.alpha[...] * y).astype(h.dtype)
-
-
-class Stack(nnx.Module):
-    """A PAR Transformer: for each ``(n_attn, n_mlp)`` in ``spec``, ``n_attn`` x
-    (self-attention [+ cross-attention]) then ``n_mlp`` MLP layers; final LayerNorm.
-
-    ``causal=True, cross=True`` is a decoder; ``False, False`` the encoder.
-    """
-
-    def __init__(self, spec: LayerSpec, d: int, heads: int, head_dim: int, ratio: int, dropout: float,
-                 *, causal: bool, cross: bool, dtype, rngs: nnx.Rngs):
-        self.causal = causal
-        layers, kinds = [], []
-        def add(kind, f):
-            layers.append(Residual(d, f, dropout, dtype=dtype, rngs=rngs))
-            kinds.append(kind)
-        for n_attn, n_mlp in spec:
-            for _ in range(n_attn):
-                add("self", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
-                if cross:
-                    add("cross", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
-            for _ in range(n_mlp):
-                add("mlp", MLP(d, ratio, dtype=dtype, rngs=rngs))
-        self.layers = nnx.List(layers)
-        self.kinds = tuple(kinds)
-        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
-
-    def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
-        """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``, both
-        float32: under ``train.bf16`` only the blocks' matmuls run in bfloat16, so the small
-        ReZero-scaled updates of deep stacks are not rounded away in the stream."""
-        h = h.astype(jnp.float32)
-        for kind, layer in zip(self.kinds, self.layers, strict=True):
-            kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
-            if kind == "self":
-                h = layer(h, causal=self.causal, **kw)
-            elif kind == "cross":
-                h = layer(h, context, **kw)
-            else:
-                h = layer(h, **kw)
-        return h, self.norm(h)
-
-    # -- incremental decoding (sampling, section 3.3) --------------------------
-
-    def cross_kv(self, context):
-        """Keys/values of every cross-attention layer over ``context`` ``(B, T, D)``:
-        a list of ``(k, v)`` pairs, each ``(B, T, heads, head_dim)``; computed once per chunk."""
-        return [_attention(layer).project_kv(context)
-                for kind, layer in zip(self.kinds, self.layers, strict=True) if kind == "cross"]
-
-    def empty_cache(self, batch: int, steps: int, dtype):
-        """Zeroed self-attention cache: a list of ``(k, v)``, each ``(batch, steps, heads, head_dim)``."""
-        out = []
-        for kind, layer in zip(self.kinds, self.layers, strict=True):
-            if kind == "self":
-                att = _attention(layer)
-                shape = (batch, steps, att.heads, att.head_dim)
-                out.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
-        return out
-
-    def cached(self, h, start, cache, cross_kv):
-        """Decoder steps ``start .. start+n-1`` given the cache of steps ``< start`` (inference only).
-
-        ``h`` ``(B, n, D)``; ``start`` int (may be traced); ``cache`` from
-        :meth:`empty_cache` (its length is the window ``S``); ``cross_kv`` from
-        :meth:`cross_kv`.  Returns ``(residual stream, LayerNorm(stream), new cache)``;
-        the result equals rows ``start .. start+n-1`` of ``__call__`` on the full window.
-        """
-        h = h.astype(jnp.float32)
-        n = h.shape[1]
-        steps = cache[0][0].shape[1] if cache else 0
-        valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
-        new_cache: list = []
-        cross = iter(cross_kv)
-        for kind, layer in zip(self.kinds, self.layers, strict=True):
-            if kind == "self":
-                f = _cached_self_attention(_attention(layer), cache[len(new_cache)], start, valid, new_cache)
-            elif kind == "cross":
-                f = functools.partial(_attend_to, _attention(layer), next(cross))
-            else:
-                f = layer.f
-            h = layer.around(h, f)
-        return h, self.norm(h), new_cache
-
-
-def _cached_self_attention(att: Attention, cache, start, valid, new_cache: list) -> Callable:
-    """``att`` as a function of its normalised input ``x`` ``(B, n, D)`` that writes the keys/values
-    of ``x`` into ``cache`` at step ``start``, appends the result to ``new_cache`` and attends to it."""
-    def f(x):
-        k, v = (jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
-                for c, new in zip(cache, att.project_kv(x), strict=True))
-        new_cache.append((k, v))
-        return att.attend(x, k, v, valid)
-    return f
-
-
-def _attention(layer: Residual) -> Attention:
-    """The block of a "self" or "cross" layer (``Stack.kinds`` says which layers hold one)."""
-    return cast(Attention, layer.f)
-
-
-def _attend_to(att: Attention, kv, x):
-    return att.attend(x, *kv)
+from .config import Config
+from .layers import Dense, Stack, dense_dot_general
 
 
 def _squash(v):
@@ -220,7 +40,7 @@ class DCTransformer(nnx.Module):
         m, d = cfg.model, cfg.model.d_model
         dtype = jnp.bfloat16 if cfg.train.bf16 else jnp.float32
         self.cfg = cfg
-        self.compute_dtype = dtype       # matmuls and the sampler's key/value caches
+        self.compute_dtype = dtype  # matmuls and the sampler's key/value caches
         self.num_channels = cfg.data.num_channels
         self.grid = cfg.data.grid
         self.stride = m.downsample_stride
@@ -230,12 +50,29 @@ class DCTransformer(nnx.Module):
         self.mask_tables = M.MaskTables.from_config(cfg)
 
         # Encoder: strided conv embeds (and optionally downsamples) the dense DCT image.
-        self.conv = nnx.Conv(self.num_channels, d, kernel_size=(self.kernel, self.kernel),
-                             strides=(self.stride, self.stride), padding="VALID", dtype=dtype, rngs=rngs)
+        self.conv = nnx.Conv(
+            self.num_channels,
+            d,
+            kernel_size=(self.kernel, self.kernel),
+            strides=(self.stride, self.stride),
+            padding="VALID",
+            dtype=dtype,
+            rngs=rngs,
+        )
         self.enc_row = nnx.Embed(self.grid_out, d, dtype=dtype, rngs=rngs)
         self.enc_col = nnx.Embed(self.grid_out, d, dtype=dtype, rngs=rngs)
-        self.encoder = Stack(m.encoder_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
-                             causal=False, cross=False, dtype=dtype, rngs=rngs)
+        self.encoder = Stack(
+            m.encoder_spec,
+            d,
+            m.num_heads,
+            hd,
+            m.mlp_ratio,
+            m.dropout,
+            causal=False,
+            cross=False,
+            dtype=dtype,
+            rngs=rngs,
+        )
 
         # Decoder token embeddings: channel ids include stop, BOS, PAD; value classes include "none".
         self.emb_channel = nnx.Embed(self.num_channels + 3, d, dtype=dtype, rngs=rngs)
@@ -251,8 +88,10 @@ class DCTransformer(nnx.Module):
         self.drop = nnx.Dropout(m.dropout)
 
         def decoder(layer_spec):
-            return Stack(layer_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout,
-                         causal=True, cross=True, dtype=dtype, rngs=rngs)
+            return Stack(
+                layer_spec, d, m.num_heads, hd, m.mlp_ratio, m.dropout, causal=True, cross=True, dtype=dtype, rngs=rngs
+            )
+
         self.channel_decoder = decoder(m.channel_spec)
         self.position_decoder = decoder(m.position_spec)
         self.value_decoder = decoder(m.value_spec)
@@ -296,9 +135,10 @@ class DCTransformer(nnx.Module):
         b, s, go, c = x.shape[0], self.stride, self.grid_out, x.shape[-1]
         dtype = self.conv.dtype
         patches = x.reshape(b, go, s, go, s, c).transpose(0, 1, 3, 2, 4, 5).reshape(b * go * go, s * s * c)
-        kernel = self.conv.kernel[...]   # (s, s, C, D): flattened in the patches' (row, col, channel) order
-        y = _dense_dot_general(patches.astype(dtype), kernel.reshape(-1, kernel.shape[-1]).astype(dtype),
-                               (((1,), (0,)), ((), ())))
+        kernel = self.conv.kernel[...]  # (s, s, C, D): flattened in the patches' (row, col, channel) order
+        y = dense_dot_general(
+            patches.astype(dtype), kernel.reshape(-1, kernel.shape[-1]).astype(dtype), (((1,), (0,)), ((), ()))
+        )
         bias = cast(nnx.Param, self.conv.bias)  # nnx.Conv has a bias unless use_bias=False
         return (y + bias[...].astype(dtype)).reshape(b, go, go, -1)
 
@@ -349,8 +189,14 @@ class DCTransformer(nnx.Module):
 
     # -- forward ------------------------------------------------------------
 
-    def __call__(self, batch: dict, *, deterministic: bool = True, rngs: nnx.Rngs | None = None,
-                 structure_masks: bool | None = None):
+    def __call__(
+        self,
+        batch: dict,
+        *,
+        deterministic: bool = True,
+        rngs: nnx.Rngs | None = None,
+        structure_masks: bool | None = None,
+    ):
         """Logits for one batch of chunks.
 
         ``batch``: ``dct`` int32 ``(B, G, G, P*B*B)``, ``inp``/``tgt`` int32
@@ -366,19 +212,21 @@ class DCTransformer(nnx.Module):
             return M.mask_logits(self.mask_tables, logits, inp, tgt, hw)
         return logits
 
-
     def embed_inputs(self, inp, steps, hw, label=None):
         """Decoder input embeddings of previous tokens ``inp`` int32 ``(B, n, 3)`` at window
         steps ``steps`` int32 ``(n,)`` -> ``(B, n, D)`` (no dropout)."""
-        e = (self.emb_channel(inp[..., 0]) + self.embed_position(inp[..., 1], hw)
-             + self.emb_value(inp[..., 2]) + self.emb_chunk(steps)[None]
-             + (self.emb_hb(hw[:, 0]) + self.emb_wb(hw[:, 1]))[:, None, :])
+        e = (
+            self.emb_channel(inp[..., 0])
+            + self.embed_position(inp[..., 1], hw)
+            + self.emb_value(inp[..., 2])
+            + self.emb_chunk(steps)[None]
+            + (self.emb_hb(hw[:, 0]) + self.emb_wb(hw[:, 1]))[:, None, :]
+        )
         if label is not None and self.emb_class is not None:
             e = e + self.emb_class(label)[:, None, :]
         return e
 
-    def decode(self, e_input, inp, tgt, hw, label=None, *, deterministic: bool = True, rngs=None,
-               upto: int = 3):
+    def decode(self, e_input, inp, tgt, hw, label=None, *, deterministic: bool = True, rngs=None, upto: int = 3):
         """The three decoders over a whole window (teacher forcing), without masks.
 
         ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``.  Returns the

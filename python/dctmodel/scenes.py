@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import numpy as np
 
-_COLOURS = np.array([
-    [173, 35, 35], [42, 75, 215], [29, 105, 20], [129, 74, 25],
-    [129, 38, 192], [41, 208, 208], [255, 238, 51], [87, 87, 87],
-], dtype=np.float64) / 255.0
+_COLOURS = (
+    np.array(
+        [
+            [173, 35, 35],
+            [42, 75, 215],
+            [29, 105, 20],
+            [129, 74, 25],
+            [129, 38, 192],
+            [41, 208, 208],
+            [255, 238, 51],
+            [87, 87, 87],
+        ],
+        dtype=np.float64,
+    )
+    / 255.0
+)
 _LIGHT = np.array([-0.45, -0.6, 0.66])
 _LIGHT = _LIGHT / np.linalg.norm(_LIGHT)
 
@@ -27,26 +39,29 @@ def scene_params(seed: int, index: int, max_objects: int = 4) -> list[dict]:
     objs = []
     for _ in range(n):
         size = float(rng.uniform(0.09, 0.2))
-        objs.append(dict(
-            kind=int(rng.integers(0, 3)),      # 0 sphere, 1 cube, 2 cylinder
-            cx=float(rng.uniform(0.15, 0.85)),
-            cy=float(rng.uniform(0.35, 0.85)),
-            size=size,
-            colour=int(rng.integers(0, len(_COLOURS))),
-            shine=float(rng.uniform(0.0, 1.0)),
-        ))
+        objs.append(
+            dict(
+                kind=int(rng.integers(0, 3)),  # 0 sphere, 1 cube, 2 cylinder
+                cx=float(rng.uniform(0.15, 0.85)),
+                cy=float(rng.uniform(0.35, 0.85)),
+                size=size,
+                colour=int(rng.integers(0, len(_COLOURS))),
+                shine=float(rng.uniform(0.0, 1.0)),
+            )
+        )
     # Painter's algorithm: objects lower in the image are nearer the camera.
     objs.sort(key=lambda o: o["cy"])
     return objs
 
 
-def render_scene(seed: int, index: int, size: int, *, height: int | None = None,
-                 max_objects: int = 4, supersample: int = 2) -> np.ndarray:
+def render_scene(
+    seed: int, index: int, size: int, *, height: int | None = None, max_objects: int = 4, supersample: int = 2
+) -> np.ndarray:
     """Render scene ``index`` as uint8 ``(height or size, size, 3)`` RGB."""
     w = int(size)
     h = int(height or size)
     s = int(supersample)
-    ys, xs = np.mgrid[0:h * s, 0:w * s].astype(np.float64)
+    ys, xs = np.mgrid[0 : h * s, 0 : w * s].astype(np.float64)
     # Unit coordinates relative to the width so the aspect ratio is preserved.
     u = (xs + 0.5) / (w * s)
     v = (ys + 0.5) / (w * s)
@@ -56,15 +71,16 @@ def render_scene(seed: int, index: int, size: int, *, height: int | None = None,
     objs = scene_params(seed, index, max_objects)
 
     for o in objs:  # soft shadows first, so no object is darkened by a later shadow
-        d = np.hypot((u - o["cx"] - 0.35 * o["size"]) / (1.3 * o["size"]),
-                     (v - o["cy"] - 0.85 * o["size"]) / (0.45 * o["size"]))
+        d = np.hypot(
+            (u - o["cx"] - 0.35 * o["size"]) / (1.3 * o["size"]), (v - o["cy"] - 0.85 * o["size"]) / (0.45 * o["size"])
+        )
         img *= (1.0 - 0.35 * np.clip(1.2 - d, 0.0, 1.0))[..., None]
 
     for o in objs:
         col = _COLOURS[o["colour"]]
         dx = (u - o["cx"]) / o["size"]
         dy = (v - o["cy"]) / o["size"]
-        if o["kind"] == 0:    # sphere: Lambertian + specular highlight on the disc
+        if o["kind"] == 0:  # sphere: Lambertian + specular highlight on the disc
             r2 = dx * dx + dy * dy
             inside = r2 < 1.0
             nz = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
@@ -77,7 +93,7 @@ def render_scene(seed: int, index: int, size: int, *, height: int | None = None,
             inside = front | top
             lam = np.where(top, 0.95, 0.55 + 0.15 * (dx + 0.8) / 1.6)
             shade = lam[..., None] * col
-        else:                 # cylinder: side shaded across x, elliptic cap
+        else:  # cylinder: side shaded across x, elliptic cap
             side = (np.abs(dx) < 0.7) & (dy > -0.6) & (dy < 0.9)
             cap = ((dx / 0.7) ** 2 + ((dy + 0.6) / 0.25) ** 2) < 1.0
             inside = side | cap

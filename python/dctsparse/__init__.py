@@ -25,6 +25,19 @@ _simd._check_env()
 #: Set to ``None`` to lift it (the C++ core still refuses more than 2**31 pixels).
 MAX_IMAGE_PIXELS: "int | None" = 1 << 28
 
-__all__ = ["SparseDCT", "encode", "decode", "quant_matrix", "zigzag", "MAX_IMAGE_PIXELS",
-           "simd_info", "set_simd_level", "encode_batch", "decode_batch", "save", "load", "Dataset"]
+__all__ = [
+    "SparseDCT",
+    "encode",
+    "decode",
+    "quant_matrix",
+    "zigzag",
+    "MAX_IMAGE_PIXELS",
+    "simd_info",
+    "set_simd_level",
+    "encode_batch",
+    "decode_batch",
+    "save",
+    "load",
+    "Dataset",
+]
 __version__ = "0.1.0"

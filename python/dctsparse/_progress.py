@@ -11,8 +11,9 @@ import time
 
 
 class Progress:
-    def __init__(self, total: int, desc: str = "", unit: str = "img", enabled: bool = True,
-                 stream=None, log_every: float = 10.0):
+    def __init__(
+        self, total: int, desc: str = "", unit: str = "img", enabled: bool = True, stream=None, log_every: float = 10.0
+    ):
         self.total, self.desc, self.unit = int(total), desc, unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled
@@ -40,8 +41,7 @@ class Progress:
         frac = self.n / self.total if self.total else 1.0
         bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
         eta = (self.total - self.n) / rate if rate > 0 else 0.0
-        self.stream.write(f"{self.desc} [{bar}] {self.n}/{self.total} {self.unit} "
-                          f"{rate:.1f}/s eta {eta:.0f}s   {end}")
+        self.stream.write(f"{self.desc} [{bar}] {self.n}/{self.total} {self.unit} {rate:.1f}/s eta {eta:.0f}s   {end}")
         self.stream.flush()
 
     def __enter__(self) -> Progress:

@@ -45,8 +45,11 @@ def _chunks(pixels: Sequence[int]) -> Iterator[tuple[int, int]]:
     start = 0
     while start < len(pixels):
         stop, total = start, 0
-        while stop < len(pixels) and stop - start < CHUNK_IMAGES and (
-                stop == start or total + pixels[stop] <= CHUNK_PIXELS):
+        while (
+            stop < len(pixels)
+            and stop - start < CHUNK_IMAGES
+            and (stop == start or total + pixels[stop] <= CHUNK_PIXELS)
+        ):
             total += pixels[stop]
             stop += 1
         yield start, stop
@@ -60,8 +63,7 @@ def _image_list(images: Iterable) -> list:
 
     if isinstance(images, Image.Image):
         raise TypeError("encode_batch takes a list of images, got one PIL image: pass [image]")
-    if isinstance(images, np.ndarray) and (
-            images.ndim < 3 or (images.ndim == 3 and images.shape[2] in (3, 4))):
+    if isinstance(images, np.ndarray) and (images.ndim < 3 or (images.ndim == 3 and images.shape[2] in (3, 4))):
         raise TypeError(
             f"encode_batch takes a list of images or an (N, H, W) / (N, H, W, 3) stack, got one "
             f"array of shape {images.shape}, which reads as a single image: pass [image] (a "
@@ -96,9 +98,16 @@ def encode_batch(images: Iterable, *, threads: int | None = None, **settings: An
     for a, b in _chunks([s.height * s.width for _, s in prepared]):
         part = prepared[a:b]
         s0 = part[0][1]  # the settings are the same for every image
-        lists = _core.encode_many([img for img, _ in part], s0.block_size, s0.quality,
-                                  s0.subsampling == "4:2:0", s0.clip or 0,
-                                  [s._seq for _, s in part], min(t, b - a), a)
+        lists = _core.encode_many(
+            [img for img, _ in part],
+            s0.block_size,
+            s0.quality,
+            s0.subsampling == "4:2:0",
+            s0.clip or 0,
+            [s._seq for _, s in part],
+            min(t, b - a),
+            a,
+        )
         out += [SparseDCT._trusted(c, p, v, s) for (c, p, v), (_, s) in zip(lists, part, strict=True)]
     return out
 
@@ -112,7 +121,23 @@ def decode_batch(items: Sequence[SparseDCT], *, threads: int | None = None) -> l
     t = _threads(threads, len(items))
     out = []
     for a, b in _chunks([s.height * s.width for s in items]):
-        out += _core.decode_many([(s.channel, s.position, s.value, s.height, s.width, s.planes,
-                                   s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0)
-                                  for s in items[a:b]], min(t, b - a), a)
+        out += _core.decode_many(
+            [
+                (
+                    s.channel,
+                    s.position,
+                    s.value,
+                    s.height,
+                    s.width,
+                    s.planes,
+                    s.block_size,
+                    s.quality,
+                    s.subsampling == "4:2:0",
+                    s.clip or 0,
+                )
+                for s in items[a:b]
+            ],
+            min(t, b - a),
+            a,
+        )
     return out

@@ -41,23 +41,38 @@ def bench_rows(images, qualities=(50, 75, 90), block_size: int = 8, repeat: int 
             extra = {"subsampling": 2} if pil.mode == "RGB" else {}
             pil.save(buf, "JPEG", quality=q, optimize=True, **extra)
             raw = img.size
-            rows.append(dict(image=name, quality=q, coefficients=len(s), dcts_bytes=len(data),
-                             jpeg_bytes=buf.tell(), ratio=len(data) / buf.tell(),
-                             encode_mb_s=raw / min(t_enc) / 1e6, decode_mb_s=raw / min(t_dec) / 1e6,
-                             raw_bytes=raw, encode_s=min(t_enc), decode_s=min(t_dec)))
+            rows.append(
+                dict(
+                    image=name,
+                    quality=q,
+                    coefficients=len(s),
+                    dcts_bytes=len(data),
+                    jpeg_bytes=buf.tell(),
+                    ratio=len(data) / buf.tell(),
+                    encode_mb_s=raw / min(t_enc) / 1e6,
+                    decode_mb_s=raw / min(t_dec) / 1e6,
+                    raw_bytes=raw,
+                    encode_s=min(t_enc),
+                    decode_s=min(t_dec),
+                )
+            )
     return rows
 
 
 def format_bench(rows: list[dict]) -> str:
     """:func:`bench_rows`' rows as a table, with totals per quality and overall."""
     w = max([12] + [len(r["image"]) for r in rows])
-    head = (f"{'image':<{w}} {'q':>3} {'coeffs':>8} {'.dcts B':>9} {'JPEG B':>9} {'ratio':>6} "
-            f"{'enc MB/s':>9} {'dec MB/s':>9}")
+    head = (
+        f"{'image':<{w}} {'q':>3} {'coeffs':>8} {'.dcts B':>9} {'JPEG B':>9} {'ratio':>6} "
+        f"{'enc MB/s':>9} {'dec MB/s':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['image']:<{w}} {r['quality']:>3} {r['coefficients']:>8} "
-                     f"{r['dcts_bytes']:>9} {r['jpeg_bytes']:>9} {r['ratio']:>6.3f} "
-                     f"{r['encode_mb_s']:>9.1f} {r['decode_mb_s']:>9.1f}")
+        lines.append(
+            f"{r['image']:<{w}} {r['quality']:>3} {r['coefficients']:>8} "
+            f"{r['dcts_bytes']:>9} {r['jpeg_bytes']:>9} {r['ratio']:>6.3f} "
+            f"{r['encode_mb_s']:>9.1f} {r['decode_mb_s']:>9.1f}"
+        )
     lines.append("-" * len(head))
     for q in sorted({r["quality"] for r in rows}):
         sel = [r for r in rows if r["quality"] == q]

@@ -10,9 +10,16 @@ from . import _core, inputs
 from .sparse import SparseDCT
 
 
-def encode(image, block_size: int = 8, quality: int = 75, subsampling: str = "4:2:0",
-           order: Any = "frequency", clip: int | None = None, *,
-           drop_alpha: bool = False) -> SparseDCT:
+def encode(
+    image,
+    block_size: int = 8,
+    quality: int = 75,
+    subsampling: str = "4:2:0",
+    order: Any = "frequency",
+    clip: int | None = None,
+    *,
+    drop_alpha: bool = False,
+) -> SparseDCT:
     """Image -> :class:`SparseDCT`.
 
     Args:
@@ -28,19 +35,24 @@ def encode(image, block_size: int = 8, quality: int = 75, subsampling: str = "4:
     img = inputs.image(image, drop_alpha=drop_alpha)
     s = _header(img, block_size, quality, subsampling, order, clip)
     img = np.ascontiguousarray(img)  # only now: the header checked the size
-    c, p, v = _core.encode(img, s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0,
-                           s._seq)
+    c, p, v = _core.encode(img, s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0, s._seq)
     return SparseDCT._trusted(c, p, v, s)
 
 
-def _header(img: np.ndarray, block_size=8, quality=75, subsampling="4:2:0", order="frequency",
-            clip=None) -> SparseDCT:
+def _header(img: np.ndarray, block_size=8, quality=75, subsampling="4:2:0", order="frequency", clip=None) -> SparseDCT:
     """The validated header of `img`'s encoding (a uint8 array from
     inputs.image; the other arguments and defaults are :func:`encode`'s),
     including the core's geometry (the padded size it can address)."""
-    return SparseDCT._header_only(height=img.shape[0], width=img.shape[1], block_size=block_size,
-                                  quality=quality, subsampling=subsampling, order=order, clip=clip,
-                                  mode="RGB" if img.ndim == 3 else "L")
+    return SparseDCT._header_only(
+        height=img.shape[0],
+        width=img.shape[1],
+        block_size=block_size,
+        quality=quality,
+        subsampling=subsampling,
+        order=order,
+        clip=clip,
+        mode="RGB" if img.ndim == 3 else "L",
+    )
 
 
 def decode(s: SparseDCT) -> np.ndarray:
@@ -51,16 +63,25 @@ def decode(s: SparseDCT) -> np.ndarray:
     """
     if not isinstance(s, SparseDCT):
         raise TypeError(f"decode expects a SparseDCT, got {type(s).__name__}")
-    return _core.decode(s.channel, s.position, s.value, s.height, s.width, s.planes,
-                        s.block_size, s.quality, s.subsampling == "4:2:0", s.clip or 0)
+    return _core.decode(
+        s.channel,
+        s.position,
+        s.value,
+        s.height,
+        s.width,
+        s.planes,
+        s.block_size,
+        s.quality,
+        s.subsampling == "4:2:0",
+        s.clip or 0,
+    )
 
 
 def quant_matrix(quality: int, block_size: int = 8, component: str = "luma") -> np.ndarray:
     """int32 (B, B): the IJG table for ``quality``, resized to B by nearest neighbour."""
     if component not in ("luma", "chroma"):
         raise ValueError(f"component must be 'luma' or 'chroma', got {component!r}")
-    return _core.quant_matrix(inputs.quality(quality), inputs.block_size(block_size),
-                              component == "chroma")
+    return _core.quant_matrix(inputs.quality(quality), inputs.block_size(block_size), component == "chroma")
 
 
 def zigzag(block_size: int) -> np.ndarray:

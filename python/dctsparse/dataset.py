@@ -60,8 +60,7 @@ import numpy as np
 from . import _core, inputs
 from .sparse import SparseDCT
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm",
-                    ".pgm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".ppm", ".pgm")
 MANIFEST = "manifest.json"
 FORMAT = "dctsparse-dataset"
 # Version 2 records the settings in every shard's meta.json, so the reader can tell a
@@ -105,9 +104,14 @@ class Settings:
 
     def header(self) -> dict:
         """The SparseDCT header fields shared by every image."""
-        return dict(block_size=self.block_size, quality=self.quality,
-                    subsampling=self.subsampling, order=self.order, clip=self.clip,
-                    mode=self.mode)
+        return dict(
+            block_size=self.block_size,
+            quality=self.quality,
+            subsampling=self.subsampling,
+            order=self.order,
+            clip=self.clip,
+            mode=self.mode,
+        )
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,8 +152,14 @@ def encode_image(data: bytes, settings: Settings) -> tuple[np.ndarray, int, int]
         w, h = resized_size(im.width, im.height, settings)
         if (w, h) != im.size:
             im = im.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=None)
-        s = encode(np.asarray(im), block_size=settings.block_size, quality=settings.quality,
-                   subsampling=settings.subsampling, order=settings.order, clip=settings.clip)
+        s = encode(
+            np.asarray(im),
+            block_size=settings.block_size,
+            quality=settings.quality,
+            subsampling=settings.subsampling,
+            order=settings.order,
+            clip=settings.clip,
+        )
     return s.tokens(), s.height, s.width
 
 
@@ -158,8 +168,9 @@ def list_images(src_dir: str | os.PathLike) -> list[str]:
     root = Path(src_dir)
     if not root.is_dir():
         raise ValueError(f"source directory {str(root)!r} does not exist or is not a directory")
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+    )
 
 
 def class_labels(names: Sequence[str]) -> tuple[list[str], np.ndarray]:
@@ -188,9 +199,17 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         os.fsync(f.fileno())
 
 
-def write_shard(out_dir: str | os.PathLike, index: int, tokens: Sequence[np.ndarray],
-                sizes: Sequence[tuple[int, int]], names: Sequence[str],
-                skipped: Sequence[dict] = (), *, settings: Settings, _abort=None) -> dict:
+def write_shard(
+    out_dir: str | os.PathLike,
+    index: int,
+    tokens: Sequence[np.ndarray],
+    sizes: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    skipped: Sequence[dict] = (),
+    *,
+    settings: Settings,
+    _abort=None,
+) -> dict:
     """Write shard ``index`` atomically; returns its manifest entry.
 
     tokens: one int32 (N_i + 1, 3) array per image; sizes: (height, width) each;
@@ -205,8 +224,7 @@ def write_shard(out_dir: str | os.PathLike, index: int, tokens: Sequence[np.ndar
         lengths = np.array([len(t) for t in tokens], np.int64)
         offsets = np.zeros(len(tokens) + 1, np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        flat = (np.concatenate(tokens).astype(np.int32, copy=False) if tokens
-                else np.zeros((0, 3), np.int32))
+        flat = np.concatenate(tokens).astype(np.int32, copy=False) if tokens else np.zeros((0, 3), np.int32)
         _save_npy(tmp / "tokens.npy", flat)
         if _abort is not None:
             _abort()  # test hook: dies with the shard half-written
@@ -223,8 +241,7 @@ def write_shard(out_dir: str | os.PathLike, index: int, tokens: Sequence[np.ndar
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"name": name, "images": len(tokens), "tokens": int(offsets[-1]),
-            "skipped": len(skipped)}
+    return {"name": name, "images": len(tokens), "tokens": int(offsets[-1]), "skipped": len(skipped)}
 
 
 def _write_json(path: Path, obj: dict) -> None:
@@ -249,9 +266,15 @@ def _work(args: tuple[str, Settings]):
         return re.sub(r" <[^>]* at 0x[0-9a-f]+>", "", f"{type(exc).__name__}: {exc}")
 
 
-def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                   settings: Settings | None = None, *, shard_size: int = 1024,
-                   jobs: int | None = None, progress: bool = True) -> dict:
+def encode_dataset(
+    src_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    settings: Settings | None = None,
+    *,
+    shard_size: int = 1024,
+    jobs: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Encode every image under src_dir into shards in out_dir; returns the manifest.
 
     Resumable: run it again with the same arguments after an interrupt and
@@ -271,17 +294,26 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
         shutil.rmtree(stale, ignore_errors=True)
     manifest_path = out / MANIFEST
     num_shards = -(-len(files) // shard_size)
-    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "settings": settings.to_json(),
-                "shard_size": shard_size, "num_files": len(files), "files_sha256": listing,
-                "num_shards": num_shards, "complete": False}
+    manifest = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "settings": settings.to_json(),
+        "shard_size": shard_size,
+        "num_files": len(files),
+        "files_sha256": listing,
+        "num_shards": num_shards,
+        "complete": False,
+    }
     if manifest_path.exists():
         old = json.loads(manifest_path.read_text())
         keys = ("format", "version", "settings", "shard_size", "num_files", "files_sha256")
         differ = [k for k in keys if old.get(k) != manifest[k]]
         if differ:
-            raise ValueError(f"{str(out)!r} holds a dataset made with other settings or other "
-                             f"source files (differs: {', '.join(differ)}); use a new output "
-                             "directory")
+            raise ValueError(
+                f"{str(out)!r} holds a dataset made with other settings or other "
+                f"source files (differs: {', '.join(differ)}); use a new output "
+                "directory"
+            )
     _write_json(manifest_path, manifest)
 
     abort_after = os.environ.get(_ABORT_ENV)
@@ -293,16 +325,20 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
             os._exit(3)  # as if killed: no cleanup runs
 
     todo = [i for i in range(num_shards) if not (out / f"shard-{i:05d}").is_dir()]
-    work = [(str(src / files[j]), settings) for i in todo
-            for j in range(i * shard_size, min((i + 1) * shard_size, len(files)))]
+    work = [
+        (str(src / files[j]), settings)
+        for i in todo
+        for j in range(i * shard_size, min((i + 1) * shard_size, len(files)))
+    ]
     bar = Progress(len(work), desc="encode-dataset", enabled=progress)
     pool = None
     try:
         if jobs > 1 and len(work) > 1:
             import multiprocessing
 
-            pool = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork") \
-                .Pool(min(jobs, len(work)))
+            pool = multiprocessing.get_context("spawn" if sys.platform == "darwin" else "fork").Pool(
+                min(jobs, len(work))
+            )
             results: Iterable = pool.imap(_work, work, chunksize=4)
         else:
             results = map(_work, work)
@@ -322,8 +358,16 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
                 bar.update()
                 if j < hi - 1:
                     abort_check()
-            write_shard(out, i, toks, sizes, names, skipped, settings=settings,
-                        _abort=abort_check if abort_after is not None else None)
+            write_shard(
+                out,
+                i,
+                toks,
+                sizes,
+                names,
+                skipped,
+                settings=settings,
+                _abort=abort_check if abort_after is not None else None,
+            )
             abort_check()
     finally:
         if pool is not None:
@@ -337,11 +381,18 @@ def encode_dataset(src_dir: str | os.PathLike, out_dir: str | os.PathLike,
         d = out / f"shard-{i:05d}"
         meta = json.loads((d / "meta.json").read_text())
         offsets = np.load(d / "offsets.npy", mmap_mode="r")
-        shards.append({"name": d.name, "images": len(meta["names"]), "tokens": int(offsets[-1]),
-                       "skipped": len(meta["skipped"])})
+        shards.append(
+            {"name": d.name, "images": len(meta["names"]), "tokens": int(offsets[-1]), "skipped": len(meta["skipped"])}
+        )
         skipped_all += meta["skipped"]
-    manifest.update(classes=class_labels(files)[0], shards=shards, images=sum(s["images"] for s in shards),
-                    tokens=sum(s["tokens"] for s in shards), skipped=skipped_all, complete=True)
+    manifest.update(
+        classes=class_labels(files)[0],
+        shards=shards,
+        images=sum(s["images"] for s in shards),
+        tokens=sum(s["tokens"] for s in shards),
+        skipped=skipped_all,
+        complete=True,
+    )
     _write_json(manifest_path, manifest)
     return manifest
 
@@ -407,13 +458,11 @@ def _read_npy(root: Path, shard: str, file: str, dtype: type, shape: tuple) -> n
     except FileNotFoundError:
         raise _problem(root, where, "is missing") from None
     except (OSError, ValueError, EOFError) as exc:  # an empty file is an EOFError
-        raise _problem(root, where, f"cannot be read as a .npy array "
-                                    f"({type(exc).__name__}: {exc})") from None
+        raise _problem(root, where, f"cannot be read as a .npy array ({type(exc).__name__}: {exc})") from None
     want = str(tuple("n" if k is None else k for k in shape)).replace("'", "")
     if arr.dtype != np.dtype(dtype):
         raise _problem(root, where, f"has dtype {arr.dtype}, expected {np.dtype(dtype)} {want}")
-    if arr.ndim != len(shape) or any(k is not None and k != n for k, n in zip(shape, arr.shape,
-                                                                             strict=False)):
+    if arr.ndim != len(shape) or any(k is not None and k != n for k, n in zip(shape, arr.shape, strict=False)):
         raise _problem(root, where, f"has shape {arr.shape}, expected {want}")
     return arr
 
@@ -428,8 +477,7 @@ def _agree(root: Path, shard: str, what: str, counts: dict[str, int]) -> None:
     if values.count(common) * 2 > len(values):
         odd = next(f for f, v in counts.items() if v != common)
         others = ", ".join(f for f, v in counts.items() if v == common)
-        raise _problem(root, _where(shard, odd),
-                       f"{what}: {counts[odd]}, but {others} say {common}")
+        raise _problem(root, _where(shard, odd), f"{what}: {counts[odd]}, but {others} say {common}")
     listed = ", ".join(f"{f} {v}" for f, v in counts.items())
     raise _problem(root, f"shard {shard}", f"the counts of {what} disagree: {listed}")
 
@@ -440,13 +488,14 @@ def _open_manifest(root: Path) -> tuple[dict, Settings, list[str]]:
     if not path.is_file():
         raise ValueError(f"{str(root)!r} is not an encoded dataset (no {MANIFEST})")
     m = _read_json(root, path, MANIFEST)
-    if not isinstance(m, dict) or m.get("format") != FORMAT \
-            or m.get("version") not in READABLE_VERSIONS:
-        raise ValueError(f"{str(path)!r} is not a {FORMAT} manifest of version "
-                         f"{' or '.join(map(str, READABLE_VERSIONS))}")
+    if not isinstance(m, dict) or m.get("format") != FORMAT or m.get("version") not in READABLE_VERSIONS:
+        raise ValueError(
+            f"{str(path)!r} is not a {FORMAT} manifest of version {' or '.join(map(str, READABLE_VERSIONS))}"
+        )
     if not m.get("complete"):
-        raise ValueError(f"the dataset in {str(root)!r} is incomplete: run encode-dataset "
-                         "again with the same arguments to finish it")
+        raise ValueError(
+            f"the dataset in {str(root)!r} is incomplete: run encode-dataset again with the same arguments to finish it"
+        )
 
     def bad(msg: str) -> ValueError:
         return _problem(root, MANIFEST, msg)
@@ -476,14 +525,12 @@ def _open_manifest(root: Path) -> tuple[dict, Settings, list[str]]:
         # Only a bare shard-NNNNN: a path ("../x", "/x", "a/b") would read outside the
         # dataset, and a hidden name would read a half-written shard.
         if not isinstance(name, str) or not _SHARD_NAME.fullmatch(name):
-            raise bad(f"shard entry {k} is named {name!r}, not a folder shard-NNNNN inside the "
-                      "dataset")
+            raise bad(f"shard entry {k} is named {name!r}, not a folder shard-NNNNN inside the dataset")
         if name in names:
             raise bad(f"shard {name} is listed twice (entries {names[name]} and {k})")
         for key in ("images", "tokens", "skipped"):
             if not _is_count(sh.get(key)):
-                raise bad(f"shard entry {k} ({name}): {key} must be a count, got "
-                          f"{sh.get(key)!r}")
+                raise bad(f"shard entry {k} ({name}): {key} must be a count, got {sh.get(key)!r}")
         names[name] = k
     if m.get("num_shards", len(shards)) != len(shards):
         raise bad(f"lists {len(shards)} shards, but num_shards is {m['num_shards']}")
@@ -499,13 +546,16 @@ def _check_offsets(root: Path, shard: str, offsets: np.ndarray, first: int) -> N
     bad = np.flatnonzero(steps < 1)
     if bad.size:
         j = int(bad[0])
-        raise _problem(root, where, f"offsets are not increasing at item {first + j} (entry {j} "
-                                    f"of the shard: {int(offsets[j])} then "
-                                    f"{int(offsets[j + 1])})")
+        raise _problem(
+            root,
+            where,
+            f"offsets are not increasing at item {first + j} (entry {j} "
+            f"of the shard: {int(offsets[j])} then "
+            f"{int(offsets[j + 1])})",
+        )
 
 
-def _check_sizes(root: Path, shard: str, sizes: np.ndarray, first: int,
-                 settings: Settings) -> None:
+def _check_sizes(root: Path, shard: str, sizes: np.ndarray, first: int, settings: Settings) -> None:
     where = _where(shard, "sizes.npy")
     side = settings.long_side
     bad = np.flatnonzero((sizes < 1).any(axis=1))
@@ -514,13 +564,11 @@ def _check_sizes(root: Path, shard: str, sizes: np.ndarray, first: int,
         long = sizes.max(axis=1)
         # What resized_size gives: the long side exactly, or at most, without upscaling.
         bad = np.flatnonzero(long > side if not settings.upscale else long != side)
-        rule = (f"the settings resize the long side to {'at most ' if not settings.upscale else ''}"
-                f"{side}")
+        rule = f"the settings resize the long side to {'at most ' if not settings.upscale else ''}{side}"
     if bad.size:
         j = int(bad[0])
         h, w = (int(x) for x in sizes[j])
-        raise _problem(root, where, f"item {first + j} (entry {j} of the shard) is {h}x{w}, but "
-                                    f"{rule}")
+        raise _problem(root, where, f"item {first + j} (entry {j} of the shard) is {h}x{w}, but {rule}")
 
 
 def _check_meta(root: Path, shard: str, meta: Any, manifest: dict, first: int) -> None:
@@ -530,31 +578,35 @@ def _check_meta(root: Path, shard: str, meta: Any, manifest: dict, first: int) -
     names, skipped = meta.get("names"), meta.get("skipped")
     if not isinstance(names, list):
         raise _problem(root, where, "has no list of names")
-    if not isinstance(skipped, list) or not all(isinstance(s, dict) and isinstance(s.get("path"), str)
-                                                for s in skipped):
+    if not isinstance(skipped, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("path"), str) for s in skipped
+    ):
         raise _problem(root, where, "skipped must be a list of {path, error} objects")
     if manifest["version"] >= 2 and meta.get("settings") != manifest["settings"]:
         got = meta.get("settings")
         if not isinstance(got, dict):
             raise _problem(root, where, "records no settings")
-        keys = sorted(k for k in set(got) | set(manifest["settings"])
-                      if got.get(k) != manifest["settings"].get(k))
-        raise _problem(root, where, "settings differ from manifest.json's: "
-                       + ", ".join(f"{k} {got.get(k)!r} here, {manifest['settings'].get(k)!r} "
-                                   "there" for k in keys))
+        keys = sorted(k for k in set(got) | set(manifest["settings"]) if got.get(k) != manifest["settings"].get(k))
+        raise _problem(
+            root,
+            where,
+            "settings differ from manifest.json's: "
+            + ", ".join(f"{k} {got.get(k)!r} here, {manifest['settings'].get(k)!r} there" for k in keys),
+        )
     classes = set(manifest.get("classes", []))
     for j, n in enumerate(names):
         if not isinstance(n, str) or not n:
-            raise _problem(root, where, f"item {first + j} (entry {j} of the shard) has name "
-                                        f"{n!r}, not a path")
+            raise _problem(root, where, f"item {first + j} (entry {j} of the shard) has name {n!r}, not a path")
         # Labels come from the top-level folder: one outside the classes has no label.
         if classes and ("/" not in n or n.split("/")[0] not in classes):
-            raise _problem(root, where, f"item {first + j} (entry {j} of the shard) is {n!r}, "
-                                        "which is in none of the manifest's classes")
+            raise _problem(
+                root,
+                where,
+                f"item {first + j} (entry {j} of the shard) is {n!r}, which is in none of the manifest's classes",
+            )
 
 
-def _open_shard(root: Path, name: str, entry: dict, manifest: dict, settings: Settings,
-                first: int) -> _Shard:
+def _open_shard(root: Path, name: str, entry: dict, manifest: dict, settings: Settings, first: int) -> _Shard:
     """Opens and checks one shard (O(its items), its tokens untouched but for the count)."""
     if not (root / name).is_dir():
         raise _problem(root, f"shard {name}", "is missing (listed in manifest.json)")
@@ -564,15 +616,26 @@ def _open_shard(root: Path, name: str, entry: dict, manifest: dict, settings: Se
     offsets = _read_npy(root, name, "offsets.npy", np.int64, (None,))
     sizes = _read_npy(root, name, "sizes.npy", np.int32, (None, 2))
     if len(offsets) == 0:
-        raise _problem(root, _where(name, "offsets.npy"), "is empty; it holds 0 and then each "
-                                                        "item's end")
-    _agree(root, name, "items", {"offsets.npy": len(offsets) - 1, "sizes.npy": len(sizes),
-                                 "meta.json": len(meta["names"]), MANIFEST: entry["images"]})
-    _agree(root, name, "skipped images", {"meta.json": len(meta["skipped"]),
-                                          MANIFEST: entry["skipped"]})
+        raise _problem(root, _where(name, "offsets.npy"), "is empty; it holds 0 and then each item's end")
+    _agree(
+        root,
+        name,
+        "items",
+        {
+            "offsets.npy": len(offsets) - 1,
+            "sizes.npy": len(sizes),
+            "meta.json": len(meta["names"]),
+            MANIFEST: entry["images"],
+        },
+    )
+    _agree(root, name, "skipped images", {"meta.json": len(meta["skipped"]), MANIFEST: entry["skipped"]})
     _check_offsets(root, name, offsets, first)
-    _agree(root, name, "token rows", {"tokens.npy": len(tokens),
-                                      "offsets.npy": int(offsets[-1]), MANIFEST: entry["tokens"]})
+    _agree(
+        root,
+        name,
+        "token rows",
+        {"tokens.npy": len(tokens), "offsets.npy": int(offsets[-1]), MANIFEST: entry["tokens"]},
+    )
     sizes = np.array(sizes)
     _check_sizes(root, name, sizes, first, settings)
     return _Shard(name, first, tokens, offsets, sizes, list(meta["names"]), list(meta["skipped"]))
@@ -580,6 +643,7 @@ def _open_shard(root: Path, name: str, entry: dict, manifest: dict, settings: Se
 
 def _check_totals(root: Path, manifest: dict, shards: Sequence[_Shard]) -> None:
     """The manifest's totals and source listing against the shards'."""
+
     def bad(msg: str) -> ValueError:
         return _problem(root, MANIFEST, msg)
 
@@ -596,17 +660,16 @@ def _check_totals(root: Path, manifest: dict, shards: Sequence[_Shard]) -> None:
     # listing encode_dataset recorded (its count and hash), none lost or made up.
     files = sorted([n for sh in shards for n in sh.names] + [s["path"] for s in skipped])
     if "num_files" in manifest and manifest["num_files"] != len(files):
-        raise bad(f"counts {manifest['num_files']} source files, but the shards' meta.json "
-                  f"files name {len(files)}")
-    if "files_sha256" in manifest and \
-            hashlib.sha256("\n".join(files).encode()).hexdigest() != manifest["files_sha256"]:
-        raise bad("the image names in the shards' meta.json files are not the source listing "
-                  "recorded here (files_sha256)")
+        raise bad(f"counts {manifest['num_files']} source files, but the shards' meta.json files name {len(files)}")
+    if "files_sha256" in manifest and hashlib.sha256("\n".join(files).encode()).hexdigest() != manifest["files_sha256"]:
+        raise bad(
+            "the image names in the shards' meta.json files are not the source listing recorded here (files_sha256)"
+        )
 
 
 def _stop_channel(settings: Settings) -> int:
     """SPEC's stop token is (P*B*B, 0, 0)."""
-    return inputs.MODES[settings.mode] * settings.block_size ** 2
+    return inputs.MODES[settings.mode] * settings.block_size**2
 
 
 def _item_rows(root: Path, sh: _Shard, j: int, stop: int) -> tuple[int, int]:
@@ -618,11 +681,11 @@ def _item_rows(root: Path, sh: _Shard, j: int, stop: int) -> tuple[int, int]:
     item = f"item {sh.first + j} (entry {j} of the shard, rows {a}:{b} per offsets.npy)"
     last = sh.tokens[b - 1].tolist()
     if last != want:
-        raise _problem(root, where, f"{item} does not end with the stop token {tuple(want)}: "
-                                    f"its last row is {tuple(last)}")
+        raise _problem(
+            root, where, f"{item} does not end with the stop token {tuple(want)}: its last row is {tuple(last)}"
+        )
     if a > 0 and (before := sh.tokens[a - 1].tolist()) != want:
-        raise _problem(root, where, f"{item} does not follow a stop token: row {a - 1} is "
-                                    f"{tuple(before)}")
+        raise _problem(root, where, f"{item} does not follow a stop token: row {a - 1} is {tuple(before)}")
     return a, b
 
 
@@ -633,21 +696,32 @@ def _blame_item(root: Path, sh: _Shard, j: int, a: int, b: int) -> Iterator[None
         yield
     except ValueError as exc:
         h, w = (int(x) for x in sh.sizes[j])
-        raise _problem(root, _where(sh.name, "tokens.npy"),
-                       f"item {sh.first + j} (entry {j} of the shard, rows {a}:{b} per "
-                       f"offsets.npy, {h}x{w} per sizes.npy): {exc}") from None
+        raise _problem(
+            root,
+            _where(sh.name, "tokens.npy"),
+            f"item {sh.first + j} (entry {j} of the shard, rows {a}:{b} per offsets.npy, {h}x{w} per sizes.npy): {exc}",
+        ) from None
 
 
 def _item_tokens(root: Path, sh: _Shard, j: int, settings: Settings) -> np.ndarray:
     """int32 (N + 1, 3) view of entry j, its stop tokens and triples checked (O(N))."""
     a, b = _item_rows(root, sh, j, _stop_channel(settings))
     h, w = (int(x) for x in sh.sizes[j])
-    c, p, v = (np.ascontiguousarray(sh.tokens[a:b - 1, k]) for k in range(3))
+    c, p, v = (np.ascontiguousarray(sh.tokens[a : b - 1, k]) for k in range(3))
     # The codec's validator, the one SparseDCT's constructor runs, without building one:
     # ~0.4 ms for a 384x384 RGB list, affordable on every read of a data loader.
     with _blame_item(root, sh, j, a, b):
-        _core.validate_list(c, p, v, h, w, inputs.MODES[settings.mode], settings.block_size,
-                            settings.subsampling == "4:2:0", settings.clip or 0)
+        _core.validate_list(
+            c,
+            p,
+            v,
+            h,
+            w,
+            inputs.MODES[settings.mode],
+            settings.block_size,
+            settings.subsampling == "4:2:0",
+            settings.clip or 0,
+        )
     return sh.tokens[a:b]
 
 
@@ -656,10 +730,9 @@ def _item_list(root: Path, sh: _Shard, j: int, settings: Settings) -> SparseDCT:
     constructor's own call of the validator: once, not twice)."""
     a, b = _item_rows(root, sh, j, _stop_channel(settings))
     h, w = (int(x) for x in sh.sizes[j])
-    body = sh.tokens[a:b - 1]
+    body = sh.tokens[a : b - 1]
     with _blame_item(root, sh, j, a, b):
-        return SparseDCT(body[:, 0], body[:, 1], body[:, 2], height=h, width=w,
-                         **settings.header())
+        return SparseDCT(body[:, 0], body[:, 1], body[:, 2], height=h, width=w, **settings.header())
 
 
 def verify_dataset(root: str | os.PathLike, *, progress: bool = True) -> dict:
@@ -725,21 +798,18 @@ class Dataset(Sequence):
         self._shards: list[_Shard] = []
         first = 0
         for name, entry in zip(names, self.manifest["shards"], strict=True):
-            self._shards.append(_open_shard(self.root, name, entry, self.manifest,
-                                            self.settings, first))
+            self._shards.append(_open_shard(self.root, name, entry, self.manifest, self.settings, first))
             first += len(self._shards[-1].sizes)
         _check_totals(self.root, self.manifest, self._shards)
         self._starts = np.array([sh.first for sh in self._shards] + [first], np.int64)
         self.names = [n for sh in self._shards for n in sh.names]
-        self.sizes = (np.concatenate([sh.sizes for sh in self._shards]) if self._shards
-                      else np.zeros((0, 2), np.int32))
+        self.sizes = np.concatenate([sh.sizes for sh in self._shards]) if self._shards else np.zeros((0, 2), np.int32)
         if "classes" in self.manifest:
             # Labels index the classes of the whole source listing (the manifest's), so a class
             # whose images were all skipped keeps its number; _check_meta saw every name in one.
             self.classes: list[str] = list(self.manifest["classes"])
             ids = {c: k for k, c in enumerate(self.classes)}
-            self.labels = np.array([ids[n.split("/")[0]] if ids else 0 for n in self.names],
-                                   np.int64)
+            self.labels = np.array([ids[n.split("/")[0]] if ids else 0 for n in self.names], np.int64)
         else:  # written before classes were recorded
             self.classes, self.labels = class_labels(self.names)
 

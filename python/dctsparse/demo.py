@@ -43,25 +43,42 @@ def table(img: np.ndarray, block_sizes=(8, 16, 32), qualities=(25, 50, 75, 90)) 
             t1 = time.perf_counter()
             out = decode(s)
             t2 = time.perf_counter()
-            rows.append(dict(block_size=b, quality=q, triples=len(s),
-                             dense_bps=s.bits_per_subpixel(dense=True),
-                             sparse_bps=s.bits_per_subpixel(), psnr=psnr(out, img),
-                             encode_ms=1e3 * (t1 - t0), decode_ms=1e3 * (t2 - t1)))
+            rows.append(
+                dict(
+                    block_size=b,
+                    quality=q,
+                    triples=len(s),
+                    dense_bps=s.bits_per_subpixel(dense=True),
+                    sparse_bps=s.bits_per_subpixel(),
+                    psnr=psnr(out, img),
+                    encode_ms=1e3 * (t1 - t0),
+                    decode_ms=1e3 * (t2 - t1),
+                )
+            )
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
-    head = (f"{'B':>3} {'q':>4} {'triples':>9} {'dense bps':>10} {'sparse bps':>11} {'PSNR dB':>8} "
-            f"{'enc ms':>7} {'dec ms':>7}")
+    head = (
+        f"{'B':>3} {'q':>4} {'triples':>9} {'dense bps':>10} {'sparse bps':>11} {'PSNR dB':>8} "
+        f"{'enc ms':>7} {'dec ms':>7}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['block_size']:>3} {r['quality']:>4} {r['triples']:>9} {r['dense_bps']:>10.3f} "
-                     f"{r['sparse_bps']:>11.3f} {r['psnr']:>8.2f} {r['encode_ms']:>7.1f} {r['decode_ms']:>7.1f}")
+        lines.append(
+            f"{r['block_size']:>3} {r['quality']:>4} {r['triples']:>9} {r['dense_bps']:>10.3f} "
+            f"{r['sparse_bps']:>11.3f} {r['psnr']:>8.2f} {r['encode_ms']:>7.1f} {r['decode_ms']:>7.1f}"
+        )
     return "\n".join(lines)
 
 
-def progressive_strip(img: np.ndarray, fractions=(1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
-                      block_size: int = 8, quality: int = 75, order: str = "frequency") -> np.ndarray:
+def progressive_strip(
+    img: np.ndarray,
+    fractions=(1 / 64, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
+    block_size: int = 8,
+    quality: int = 75,
+    order: str = "frequency",
+) -> np.ndarray:
     """uint8 (H, len(fractions) * (W + gap) - gap, 3): ``img`` encoded with these
     settings, then decodes of growing prefixes of its list (:func:`viz.progressive_strip`)."""
     s = encode(img, block_size=block_size, quality=quality, order=order)

@@ -151,13 +151,9 @@ def pil_to_array(img, drop_alpha: bool) -> np.ndarray:
     check_pixel_limit(img.height, img.width)  # before any conversion copies it
     if img.mode in ("RGB", "L"):
         return np.asarray(img)
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info
-    )
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
     if has_alpha and not drop_alpha:
-        raise ValueError(
-            f"image mode {img.mode} has an alpha channel: pass drop_alpha=True to drop it"
-        )
+        raise ValueError(f"image mode {img.mode} has an alpha channel: pass drop_alpha=True to drop it")
     if img.mode in ("I", "F") or img.mode.startswith("I;"):
         # 16-bit, 32-bit and float images: Pillow's convert clips to 0..255,
         # which would silently whiten a 16-bit photograph. Exact only when the

@@ -39,8 +39,7 @@ class DctsImageFile(ImageFile.ImageFile):
         header = container.info(self.fp.read())
         self._mode = header["mode"]
         self._size = (header["width"], header["height"])
-        self.info.update({k: header[k] for k in ("block_size", "quality", "subsampling",
-                                                  "order", "clip", "count")})
+        self.info.update({k: header[k] for k in ("block_size", "quality", "subsampling", "order", "clip", "count")})
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, start, None)]
 
 
@@ -59,9 +58,15 @@ def _save(im: Image.Image, fp, filename) -> None:
     sub = opts.get("subsampling", "4:2:0")
     if sub not in _SUBSAMPLING:
         raise ValueError(f"subsampling must be '4:2:0', '4:4:4', 2 or 0, got {sub!r}")
-    s = codec.encode(im, block_size=opts.get("block_size", 8), quality=opts.get("quality", 75),
-                     subsampling=_SUBSAMPLING[sub], order=opts.get("order", "frequency"),
-                     clip=opts.get("clip"), drop_alpha=opts.get("drop_alpha", False))
+    s = codec.encode(
+        im,
+        block_size=opts.get("block_size", 8),
+        quality=opts.get("quality", 75),
+        subsampling=_SUBSAMPLING[sub],
+        order=opts.get("order", "frequency"),
+        clip=opts.get("clip"),
+        drop_alpha=opts.get("drop_alpha", False),
+    )
     fp.write(container.to_bytes(s))
 
 

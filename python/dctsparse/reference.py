@@ -235,7 +235,7 @@ def encode_dct_image(
         q = quant_matrix(quality, b, "luma" if i == 0 else "chroma")
         img = plane_dct_image(quantize(block_dct(plane - 128.0, b), q, clip))
         step = 2 if (i > 0 and subsampling == "4:2:0") else 1
-        out[::step, ::step, i * b * b:(i + 1) * b * b] = img
+        out[::step, ::step, i * b * b : (i + 1) * b * b] = img
     return out
 
 
@@ -279,7 +279,7 @@ def decode_dct_image(
     planes = []
     for i in range(nplanes):
         step = 2 if (i > 0 and subsampling == "4:2:0") else 1
-        img = dct_img[::step, ::step, i * b * b:(i + 1) * b * b]
+        img = dct_img[::step, ::step, i * b * b : (i + 1) * b * b]
         q = quant_matrix(quality, b, "luma" if i == 0 else "chroma")
         plane = block_idct(dequantize(plane_from_dct_image(img, b), q)) + 128.0
         planes.append(upsample_420(plane) if step == 2 else plane)

@@ -20,8 +20,12 @@ STAGES = ("color", "downsample", "dct", "quantize", "sparsify", "dequantize+idct
 def simd_info() -> dict:
     """{'level': active level, 'available': levels this CPU runs, 'stages': {stage: level}}."""
     level = _core.simd_level()
-    return {"level": level, "available": list(_core.simd_levels()),
-            "stages": {s: level for s in STAGES}, "forced": os.environ.get("DCTSPARSE_SIMD")}
+    return {
+        "level": level,
+        "available": list(_core.simd_levels()),
+        "stages": {s: level for s in STAGES},
+        "forced": os.environ.get("DCTSPARSE_SIMD"),
+    }
 
 
 def set_simd_level(level: str) -> None:
@@ -32,6 +36,9 @@ def set_simd_level(level: str) -> None:
 def _check_env() -> None:
     forced = os.environ.get("DCTSPARSE_SIMD")
     if forced and forced not in _core.simd_levels():
-        warnings.warn(f"DCTSPARSE_SIMD={forced!r} is not available here "
-                      f"(available: {', '.join(_core.simd_levels())}); using {_core.simd_level()}",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"DCTSPARSE_SIMD={forced!r} is not available here "
+            f"(available: {', '.join(_core.simd_levels())}); using {_core.simd_level()}",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -9,8 +9,7 @@ import numpy as np
 from . import _core, inputs
 
 # Every attribute but the three arrays (height and width first).
-_HEADER_FIELDS = ("height", "width", "block_size", "quality", "subsampling", "order", "clip",
-                  "mode", "_seq")
+_HEADER_FIELDS = ("height", "width", "block_size", "quality", "subsampling", "order", "clip", "mode", "_seq")
 
 
 class SparseDCT:
@@ -30,29 +29,52 @@ class SparseDCT:
     :meth:`from_dct_image`; the constructor validates every triple.
     """
 
-    __slots__ = ("channel", "position", "value", "height", "width", "block_size", "quality",
-                 "subsampling", "order", "clip", "mode", "_seq")
+    __slots__ = (
+        "channel",
+        "position",
+        "value",
+        "height",
+        "width",
+        "block_size",
+        "quality",
+        "subsampling",
+        "order",
+        "clip",
+        "mode",
+        "_seq",
+    )
 
-    def __init__(self, channel, position, value, *, height: int, width: int,
-                 block_size: int = 8, quality: int = 75, subsampling: str = "4:2:0",
-                 order: Any = "frequency", clip: int | None = None, mode: str = "RGB"):
+    def __init__(
+        self,
+        channel,
+        position,
+        value,
+        *,
+        height: int,
+        width: int,
+        block_size: int = 8,
+        quality: int = 75,
+        subsampling: str = "4:2:0",
+        order: Any = "frequency",
+        clip: int | None = None,
+        mode: str = "RGB",
+    ):
         self._set_header(height, width, block_size, quality, subsampling, order, clip, mode)
         c = inputs.int32_vector("channel", channel)
         p = inputs.int32_vector("position", position)
         v = inputs.int32_vector("value", value)
         if not len(c) == len(p) == len(v):
-            raise ValueError(
-                f"channel, position and value must have the same length, got "
-                f"{len(c)}, {len(p)}, {len(v)}"
-            )
+            raise ValueError(f"channel, position and value must have the same length, got {len(c)}, {len(p)}, {len(v)}")
         # The list is validated once, here, and then frozen: it must not share
         # memory with the caller's arrays, which would stay writable (and
         # freezing them would reach into the caller's data).
-        c, p, v = (a if a is not src and a.flags.owndata else a.copy()
-                   for a, src in ((c, channel), (p, position), (v, value)))
+        c, p, v = (
+            a if a is not src and a.flags.owndata else a.copy() for a, src in ((c, channel), (p, position), (v, value))
+        )
         # The core checks ranges, the 4:2:0 grid and repeated pairs.
-        _core.validate_list(c, p, v, self.height, self.width, self.planes, self.block_size,
-                            self.subsampling == "4:2:0", self.clip or 0)
+        _core.validate_list(
+            c, p, v, self.height, self.width, self.planes, self.block_size, self.subsampling == "4:2:0", self.clip or 0
+        )
         self._set_arrays(c, p, v)
 
     # -- construction ------------------------------------------------------------------
@@ -70,8 +92,7 @@ class SparseDCT:
     def _check_geometry(self) -> None:
         """The core's own limits for this header (the padded image it must address),
         checked before anything the size of the image is copied or allocated."""
-        _core.check_geometry(self.height, self.width, self.planes, self.block_size,
-                             self.subsampling == "4:2:0")
+        _core.check_geometry(self.height, self.width, self.planes, self.block_size, self.subsampling == "4:2:0")
 
     def _set_arrays(self, c: np.ndarray, p: np.ndarray, v: np.ndarray) -> None:
         for a in (c, p, v):
@@ -103,9 +124,19 @@ class SparseDCT:
         return s
 
     @classmethod
-    def from_tokens(cls, tokens, *, height: int, width: int, block_size: int = 8,
-                    quality: int = 75, subsampling: str = "4:2:0", order: Any = "frequency",
-                    mode: str = "RGB", clip: int | None = None) -> SparseDCT:
+    def from_tokens(
+        cls,
+        tokens,
+        *,
+        height: int,
+        width: int,
+        block_size: int = 8,
+        quality: int = 75,
+        subsampling: str = "4:2:0",
+        order: Any = "frequency",
+        mode: str = "RGB",
+        clip: int | None = None,
+    ) -> SparseDCT:
         """Inverse of :meth:`tokens`: reads an ``(M, 3)`` integer array up to its first
         stop token ``(P*B*B, 0, 0)``; rows after it are ignored.
 
@@ -113,9 +144,16 @@ class SparseDCT:
         ``P*B*B`` is not exactly the stop token, or if any triple before it is
         invalid for the header (see the constructor).
         """
-        header = cls._header_only(height=height, width=width, block_size=block_size,
-                                  quality=quality, subsampling=subsampling, order=order,
-                                  clip=clip, mode=mode)
+        header = cls._header_only(
+            height=height,
+            width=width,
+            block_size=block_size,
+            quality=quality,
+            subsampling=subsampling,
+            order=order,
+            clip=clip,
+            mode=mode,
+        )
         arr = np.asarray(tokens)
         if arr.ndim != 2 or arr.shape[1] != 3:
             raise ValueError(f"tokens must have shape (M, 3), got {arr.shape}")
@@ -132,27 +170,61 @@ class SparseDCT:
                 f"but is not the stop token ({stop}, 0, 0)"
             )
         body = arr[:end]
-        return cls(body[:, 0], body[:, 1], body[:, 2], height=height, width=width,
-                   block_size=block_size, quality=quality, subsampling=subsampling,
-                   order=header.order, clip=clip, mode=mode)
+        return cls(
+            body[:, 0],
+            body[:, 1],
+            body[:, 2],
+            height=height,
+            width=width,
+            block_size=block_size,
+            quality=quality,
+            subsampling=subsampling,
+            order=header.order,
+            clip=clip,
+            mode=mode,
+        )
 
     @classmethod
-    def from_dct_image(cls, dct_image, *, height: int, width: int, block_size: int = 8,
-                       quality: int = 75, subsampling: str = "4:2:0", order: Any = "frequency",
-                       mode: str = "RGB", clip: int | None = None) -> SparseDCT:
+    def from_dct_image(
+        cls,
+        dct_image,
+        *,
+        height: int,
+        width: int,
+        block_size: int = 8,
+        quality: int = 75,
+        subsampling: str = "4:2:0",
+        order: Any = "frequency",
+        mode: str = "RGB",
+        clip: int | None = None,
+    ) -> SparseDCT:
         """Inverse of :meth:`dct_image`: int ``(Hb, Wb, P*B*B)`` -> the list in ``order``."""
-        header = cls._header_only(height=height, width=width, block_size=block_size,
-                                  quality=quality, subsampling=subsampling, order=order,
-                                  clip=clip, mode=mode)
+        header = cls._header_only(
+            height=height,
+            width=width,
+            block_size=block_size,
+            quality=quality,
+            subsampling=subsampling,
+            order=order,
+            clip=clip,
+            mode=mode,
+        )
         arr = np.asarray(dct_image)
         if arr.size and not np.issubdtype(arr.dtype, np.integer):
             raise TypeError(f"DCT image must be integers, got dtype {arr.dtype}")
         if arr.size and (arr.min() < -(2**31) or arr.max() >= 2**31):
             raise ValueError("DCT image has entries outside the int32 range")
         dense = np.ascontiguousarray(arr, dtype=np.int32)
-        c, p, v = _core.dense_to_list(dense, header.height, header.width, header.planes,
-                                      header.block_size, header.subsampling == "4:2:0",
-                                      header.clip or 0, header._seq)
+        c, p, v = _core.dense_to_list(
+            dense,
+            header.height,
+            header.width,
+            header.planes,
+            header.block_size,
+            header.subsampling == "4:2:0",
+            header.clip or 0,
+            header._seq,
+        )
         return cls._trusted(c, p, v, header)
 
     # -- header-derived sizes ----------------------------------------------------------
@@ -165,14 +237,13 @@ class SparseDCT:
     @property
     def num_channels(self) -> int:
         """P*B*B: channel ids are 0..P*B*B-1; P*B*B is the stop token's channel."""
-        return self.planes * self.block_size ** 2
+        return self.planes * self.block_size**2
 
     @property
     def grid(self) -> tuple[int, int]:
         """(Hb, Wb): the luma block grid; positions are 0..Hb*Wb-1."""
         m = self.block_size * (2 if self.subsampling == "4:2:0" else 1)
-        return (-(-self.height // m) * m // self.block_size,
-                -(-self.width // m) * m // self.block_size)
+        return (-(-self.height // m) * m // self.block_size, -(-self.width // m) * m // self.block_size)
 
     @property
     def channel_sequence(self) -> np.ndarray:
@@ -191,9 +262,17 @@ class SparseDCT:
 
     def dct_image(self) -> np.ndarray:
         """int32 (Hb, Wb, P*B*B): the dense DCT image (SPEC section 5)."""
-        return _core.list_to_dense(self.channel, self.position, self.value, self.height,
-                                   self.width, self.planes, self.block_size,
-                                   self.subsampling == "4:2:0", self.clip or 0)
+        return _core.list_to_dense(
+            self.channel,
+            self.position,
+            self.value,
+            self.height,
+            self.width,
+            self.planes,
+            self.block_size,
+            self.subsampling == "4:2:0",
+            self.clip or 0,
+        )
 
     def tokens(self) -> np.ndarray:
         """int32 (N + 1, 3): the triples followed by the stop token (P*B*B, 0, 0)."""
@@ -204,9 +283,16 @@ class SparseDCT:
 
     def header(self) -> dict:
         """The settings needed to rebuild this object from its tokens."""
-        return dict(height=self.height, width=self.width, block_size=self.block_size,
-                    quality=self.quality, subsampling=self.subsampling, order=self.order,
-                    clip=self.clip, mode=self.mode)
+        return dict(
+            height=self.height,
+            width=self.width,
+            block_size=self.block_size,
+            quality=self.quality,
+            subsampling=self.subsampling,
+            order=self.order,
+            clip=self.clip,
+            mode=self.mode,
+        )
 
     def canonical(self) -> SparseDCT:
         """The same coefficients with the triples in the order's list order."""
@@ -218,9 +304,20 @@ class SparseDCT:
             kind, perm = inputs.NAMED_ORDERS[self.order], np.zeros(0, np.int32)
         else:
             kind, perm = 2, np.asarray(self.order, dtype=np.int32)
-        return _core.container_encode(self.channel, self.position, self.value, self.height,
-                                      self.width, self.planes, self.block_size, self.quality,
-                                      self.subsampling == "4:2:0", kind, perm, self.clip or 0)
+        return _core.container_encode(
+            self.channel,
+            self.position,
+            self.value,
+            self.height,
+            self.width,
+            self.planes,
+            self.block_size,
+            self.quality,
+            self.subsampling == "4:2:0",
+            kind,
+            perm,
+            self.clip or 0,
+        )
 
     @classmethod
     def from_bytes(cls, data) -> SparseDCT:
@@ -252,7 +349,7 @@ class SparseDCT:
         if dense:
             chroma_blocks = hb * wb // 4 if self.subsampling == "4:2:0" else hb * wb
             blocks = hb * wb + (self.planes - 1) * chroma_blocks
-            return blocks * self.block_size ** 2 * _bits(2 * vmax + 1) / subpixels
+            return blocks * self.block_size**2 * _bits(2 * vmax + 1) / subpixels
         per = _bits(self.num_channels) + _bits(hb * wb) + _bits(2 * vmax)
         return len(self) * per / subpixels
 
@@ -260,17 +357,19 @@ class SparseDCT:
         if not isinstance(other, SparseDCT):
             return NotImplemented
         return self.header() == other.header() and all(
-            np.array_equal(a, b) for a, b in ((self.channel, other.channel),
-                                              (self.position, other.position),
-                                              (self.value, other.value)))
+            np.array_equal(a, b)
+            for a, b in ((self.channel, other.channel), (self.position, other.position), (self.value, other.value))
+        )
 
     __hash__ = None  # type: ignore[assignment]  # unhashable: a container of arrays, compared by value
 
     def __repr__(self) -> str:
-        return (f"SparseDCT(N={len(self)}, {self.mode} {self.height}x{self.width}, "
-                f"block_size={self.block_size}, quality={self.quality}, "
-                f"subsampling={self.subsampling!r}, order="
-                f"{self.order if isinstance(self.order, str) else 'custom'!r}, clip={self.clip})")
+        return (
+            f"SparseDCT(N={len(self)}, {self.mode} {self.height}x{self.width}, "
+            f"block_size={self.block_size}, quality={self.quality}, "
+            f"subsampling={self.subsampling!r}, order="
+            f"{self.order if isinstance(self.order, str) else 'custom'!r}, clip={self.clip})"
+        )
 
 
 def _bits(n: int) -> int:

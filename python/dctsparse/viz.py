@@ -26,8 +26,19 @@ from .sparse import SparseDCT
 U8 = npt.NDArray[np.uint8]
 
 # Anchors of a perceptually ordered dark-to-bright colour map (close to "magma").
-_CMAP = np.array([[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66],
-                  [245, 125, 21], [250, 193, 39], [252, 255, 164]], np.float64)
+_CMAP = np.array(
+    [
+        [0, 0, 4],
+        [40, 11, 84],
+        [101, 21, 110],
+        [159, 42, 99],
+        [212, 72, 66],
+        [245, 125, 21],
+        [250, 193, 39],
+        [252, 255, 164],
+    ],
+    np.float64,
+)
 
 WHITE = 255
 
@@ -79,13 +90,13 @@ def block_counts(position: npt.ArrayLike, grid: tuple[int, int]) -> np.ndarray:
     if p.ndim != 1 or (p.size and not np.issubdtype(p.dtype, np.integer)):
         raise ValueError(f"positions must be a 1-D integer array, got {p.dtype} {p.shape}")
     if p.size and (p.min() < 0 or p.max() >= hb * wb):
-        raise ValueError(f"positions must lie in 0..{hb * wb - 1} for a {hb}x{wb} grid, "
-                         f"got {p.min()}..{p.max()}")
+        raise ValueError(f"positions must lie in 0..{hb * wb - 1} for a {hb}x{wb} grid, got {p.min()}..{p.max()}")
     return np.bincount(p, minlength=hb * wb).astype(np.float64).reshape(hb, wb)
 
 
-def location_heatmap(counts: npt.ArrayLike, block_size: int, height: int | None = None,
-                     width: int | None = None, *, log: bool = False) -> U8:
+def location_heatmap(
+    counts: npt.ArrayLike, block_size: int, height: int | None = None, width: int | None = None, *, log: bool = False
+) -> U8:
     """Where the coefficients land: float ``(Hb, Wb)`` counts -> uint8 ``(height, width, 3)``.
 
     Each block becomes a ``block_size`` square of :func:`colormap` of its
@@ -114,11 +125,10 @@ def frequency_panels(per_channel: npt.ArrayLike, block_size: int, cell: int = 1)
     """
     from .codec import zigzag
 
-    b, bb = block_size, block_size ** 2
+    b, bb = block_size, block_size**2
     n = np.asarray(per_channel)
     if n.ndim != 1 or n.size == 0 or n.size % bb:
-        raise ValueError(f"per_channel must be (P*B*B,) = a multiple of {bb} counts, "
-                         f"got shape {n.shape}")
+        raise ValueError(f"per_channel must be (P*B*B,) = a multiple of {bb} counts, got shape {n.shape}")
     if cell < 1:
         raise ValueError(f"cell must be positive, got {cell}")
     planes = n.size // bb
@@ -145,7 +155,7 @@ def coefficient_heatmap(s: SparseDCT, scale: int | None = None) -> U8:
     if not isinstance(s, SparseDCT):
         raise TypeError(f"expected a SparseDCT, got {type(s).__name__}")
     hb, wb = s.grid
-    b, bb = s.block_size, s.block_size ** 2
+    b, bb = s.block_size, s.block_size**2
     position = np.asarray(s.position)
     plane = np.asarray(s.channel) // bb
     per_block = block_counts(position[plane == 0], s.grid)
@@ -210,8 +220,7 @@ def progressive_strip(source: PrefixSource, cuts: Sequence[int], *, gap: int = 4
     elif callable(source):
         frame = source
     else:
-        raise TypeError(f"source must be a SparseDCT or a function of the prefix length, "
-                        f"got {type(source).__name__}")
+        raise TypeError(f"source must be a SparseDCT or a function of the prefix length, got {type(source).__name__}")
     if len(cuts) == 0:
         raise ValueError("cuts must name at least one prefix length")
     if gap < 0:
@@ -247,5 +256,5 @@ def image_grid(images: Sequence[npt.ArrayLike], cols: int, pad: int = 2) -> U8:
     out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad, 3), WHITE, np.uint8)
     for i, im in enumerate(ims):
         r, c = divmod(i, cols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = im
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = im
     return out

@@ -31,11 +31,18 @@ from .train import saved_steps, train
 
 # Each flag and the config fields it sets.
 FIELDS = {
-    "model": ("model.model",), "layers": ("model.layers",), "m": ("model.m",),
-    "codebook_size": ("model.codebook_size",), "update": ("model.update",),
-    "data": ("data.source",), "size": ("data.image_size",),
-    "steps": ("train.steps",), "batch_size": ("train.batch_size",), "lr": ("train.learning_rate",),
-    "prior_steps": ("train.prior_steps",), "seed": ("data.seed", "train.seed"),
+    "model": ("model.model",),
+    "layers": ("model.layers",),
+    "m": ("model.m",),
+    "codebook_size": ("model.codebook_size",),
+    "update": ("model.update",),
+    "data": ("data.source",),
+    "size": ("data.image_size",),
+    "steps": ("train.steps",),
+    "batch_size": ("train.batch_size",),
+    "lr": ("train.learning_rate",),
+    "prior_steps": ("train.prior_steps",),
+    "seed": ("data.seed", "train.seed"),
 }
 
 
@@ -81,21 +88,25 @@ def main(argv=None, prog: str = "python -m dctmodel.hrvqvae") -> int:
     except (ValueError, OSError) as e:
         p.error(str(e))
     v = cfg.model
-    print(f"{v.model}: layers={v.layers} m={v.m} update={v.update} "
-          f"bits/image={v.bits_per_image(cfg.data.image_size, cfg.data.image_size):.0f} devices={jax.devices()}",
-          flush=True)
+    print(
+        f"{v.model}: layers={v.layers} m={v.m} update={v.update} "
+        f"bits/image={v.bits_per_image(cfg.data.image_size, cfg.data.image_size):.0f} devices={jax.devices()}",
+        flush=True,
+    )
     try:
         _, res = train(cfg, a.workdir)
     except ckpt.UnreadableCheckpoint as e:  # every saved step damaged: nothing to resume from
         p.exit(2, f"{p.prog}: error: {e}\n")
     except KeyboardInterrupt:
-        print(f"interrupted: the checkpoints in {a.workdir} are written; the same command continues",
-              file=sys.stderr)
+        print(f"interrupted: the checkpoints in {a.workdir} are written; the same command continues", file=sys.stderr)
         return 130
     if res["step"] < cfg.train.steps:
-        print(f"stopped at step {res['step']} of {cfg.train.steps} with a checkpoint; the same command continues",
-              file=sys.stderr)
+        print(
+            f"stopped at step {res['step']} of {cfg.train.steps} with a checkpoint; the same command continues",
+            file=sys.stderr,
+        )
         return 130
-    print(f"final eval: mse={res['mse']:.6f} psnr={res['psnr']:.2f} dB "
-          f"dead per layer={[u['dead'] for u in res['usage']]}")
+    print(
+        f"final eval: mse={res['mse']:.6f} psnr={res['psnr']:.2f} dB dead per layer={[u['dead'] for u in res['usage']]}"
+    )
     return 0

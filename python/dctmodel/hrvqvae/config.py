@@ -18,8 +18,17 @@ from typing import Tuple
 from ..config_base import check_types, from_dict, override, requirement
 from .data import PATCH_MAX
 
-__all__ = ["VQConfig", "DataConfig", "TrainConfig", "Config", "PRESETS", "check_config", "override",
-           "config_from_dict", "may_change_on_resume"]
+__all__ = [
+    "VQConfig",
+    "DataConfig",
+    "TrainConfig",
+    "Config",
+    "PRESETS",
+    "check_config",
+    "override",
+    "config_from_dict",
+    "may_change_on_resume",
+]
 
 
 @dataclass(frozen=True)
@@ -27,20 +36,20 @@ class VQConfig:
     """A VQ autoencoder.  ``layers``/``m`` give the tree (HR-VQVAE) or, for the
     flat baselines, a codebook of ``codebook_size or m**layers`` words."""
 
-    model: str = "hrvqvae"          # "hrvqvae" | "vqvae" | "vqvae2"
-    layers: int = 2                 # n
-    m: int = 8                      # words per codebook
-    codebook_size: int = 0          # flat baselines; 0 -> m**layers (same leaves, same bits)
-    dim: int = 16                   # D, latent channels
-    channels: int = 32              # conv width
-    downsample: int = 2             # stride-2 convs: latent side = image side / 2**downsample
+    model: str = "hrvqvae"  # "hrvqvae" | "vqvae" | "vqvae2"
+    layers: int = 2  # n
+    m: int = 8  # words per codebook
+    codebook_size: int = 0  # flat baselines; 0 -> m**layers (same leaves, same bits)
+    dim: int = 16  # D, latent channels
+    channels: int = 32  # conv width
+    downsample: int = 2  # stride-2 convs: latent side = image side / 2**downsample
     res_blocks: int = 1
-    beta0: float = 0.25             # eq. 5, combined commitment
+    beta0: float = 0.25  # eq. 5, combined commitment
     betas: Tuple[float, ...] = (0.25,)  # eq. 6 per layer; the last value repeats
-    update: str = "ema"             # "ema" | "grad"
-    decay: float = 0.99             # EMA decay (also for the usage counts in "grad" mode)
+    update: str = "ema"  # "ema" | "grad"
+    decay: float = 0.99  # EMA decay (also for the usage counts in "grad" mode)
     eps: float = 1e-5
-    restart_after: int = 20         # a word not picked for this many steps is restarted
+    restart_after: int = 20  # a word not picked for this many steps is restarted
     restart: bool = True
 
     def beta(self, i: int) -> float:
@@ -48,7 +57,7 @@ class VQConfig:
 
     @property
     def flat_size(self) -> int:
-        return int(self.codebook_size or self.m ** self.layers)
+        return int(self.codebook_size or self.m**self.layers)
 
     def bits_per_position(self) -> float:
         """Bits of one latent position's code (fixed-length)."""
@@ -57,7 +66,7 @@ class VQConfig:
         return math.log2(self.flat_size)
 
     def bits_per_image(self, height: int, width: int) -> float:
-        f = 2 ** self.downsample
+        f = 2**self.downsample
         h, w = height // f, width // f
         bits = h * w * self.bits_per_position()
         if self.model == "vqvae2":
@@ -69,11 +78,11 @@ class VQConfig:
 class DataConfig:
     """The images (``hrvqvae.data``): square, float32 in [0, 1]."""
 
-    source: str = "scenes"          # "scenes" (dctmodel.scenes) or "patches" (crops of skimage's photos)
-    image_size: int = 32            # side in pixels
-    num_train: int = 1024           # training images
-    num_eval: int = 128             # held-out images (other scene seeds / crop seeds)
-    seed: int = 0                   # which images (train and eval are disjoint)
+    source: str = "scenes"  # "scenes" (dctmodel.scenes) or "patches" (crops of skimage's photos)
+    image_size: int = 32  # side in pixels
+    num_train: int = 1024  # training images
+    num_eval: int = 128  # held-out images (other scene seeds / crop seeds)
+    seed: int = 0  # which images (train and eval are disjoint)
 
 
 @dataclass(frozen=True)
@@ -83,10 +92,10 @@ class TrainConfig:
     batch_size: int = 32
     steps: int = 300
     learning_rate: float = 2e-3
-    seed: int = 0                   # initial weights, batches and restart keys
+    seed: int = 0  # initial weights, batches and restart keys
     log_every: int = 25
-    eval_every: int = 100           # 0: only at the end
-    checkpoint_every: int = 100     # 0: only at the end (and on Ctrl-C); also the prior's
+    eval_every: int = 100  # 0: only at the end
+    checkpoint_every: int = 100  # 0: only at the end (and on Ctrl-C); also the prior's
     keep_checkpoints: int = 2
     prior_steps: int = 0
 
@@ -104,10 +113,20 @@ PRESETS = {
     "cpu": Config(),
     # 64x64 scenes, latent 16x16: the paper's scale for 16x16 latents (its MNIST/CIFAR settings),
     # one H100 in well under an hour.
-    "gpu": Config(name="gpu", data=DataConfig(image_size=64, num_train=20000, num_eval=1000),
-                  model=VQConfig(dim=64, channels=128, res_blocks=2, downsample=2),
-                  train=TrainConfig(batch_size=128, steps=20000, learning_rate=5e-4, log_every=100,
-                                    eval_every=1000, checkpoint_every=1000, prior_steps=5000)),
+    "gpu": Config(
+        name="gpu",
+        data=DataConfig(image_size=64, num_train=20000, num_eval=1000),
+        model=VQConfig(dim=64, channels=128, res_blocks=2, downsample=2),
+        train=TrainConfig(
+            batch_size=128,
+            steps=20000,
+            learning_rate=5e-4,
+            log_every=100,
+            eval_every=1000,
+            checkpoint_every=1000,
+            prior_steps=5000,
+        ),
+    ),
 }
 
 
@@ -131,10 +150,16 @@ def check_config(cfg: Config) -> None:
     need(0.0 < v.decay < 1.0, "model.decay", "in (0, 1)")
     need(d.source in ("scenes", "patches"), "data.source", "'scenes' or 'patches'")
     mult = 2 ** (v.downsample + (v.model == "vqvae2"))
-    need(d.image_size >= mult and d.image_size % mult == 0, "data.image_size",
-         f"a multiple of {mult} (2**model.downsample{', x2 for vqvae2' if v.model == 'vqvae2' else ''})")
-    need(d.source != "patches" or d.image_size <= PATCH_MAX, "data.image_size",
-         f"<= {PATCH_MAX} with data.source='patches' (the shortest side of the bundled photos)")
+    need(
+        d.image_size >= mult and d.image_size % mult == 0,
+        "data.image_size",
+        f"a multiple of {mult} (2**model.downsample{', x2 for vqvae2' if v.model == 'vqvae2' else ''})",
+    )
+    need(
+        d.source != "patches" or d.image_size <= PATCH_MAX,
+        "data.image_size",
+        f"<= {PATCH_MAX} with data.source='patches' (the shortest side of the bundled photos)",
+    )
     for name in ("num_train", "num_eval"):
         need(getattr(d, name) >= 1, f"data.{name}", ">= 1")
     for name in ("batch_size", "steps", "log_every", "keep_checkpoints"):

@@ -35,7 +35,7 @@ def patch_images(n: int, size: int, seed: int) -> np.ndarray:
         img = srcs[rng.integers(len(srcs))]
         y = rng.integers(0, img.shape[0] - size + 1)
         x = rng.integers(0, img.shape[1] - size + 1)
-        out[i] = img[y:y + size, x:x + size, :3] / 255.0
+        out[i] = img[y : y + size, x : x + size, :3] / 255.0
     return out
 
 

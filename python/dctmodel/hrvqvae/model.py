@@ -39,8 +39,9 @@ class Encoder(nnx.Module):
 
     def __init__(self, cfg: VQConfig, rngs: nnx.Rngs):
         c = cfg.channels
-        self.down = nnx.List([nnx.Conv(3 if i == 0 else c, c, (4, 4), strides=2, rngs=rngs)
-                              for i in range(cfg.downsample)])
+        self.down = nnx.List(
+            [nnx.Conv(3 if i == 0 else c, c, (4, 4), strides=2, rngs=rngs) for i in range(cfg.downsample)]
+        )
         self.mid = nnx.Conv(c, c, (3, 3), rngs=rngs)
         self.res = nnx.List([ResBlock(c, rngs) for _ in range(cfg.res_blocks)])
         self.out = nnx.Conv(c, cfg.dim, (1, 1), rngs=rngs)
@@ -62,8 +63,14 @@ class Decoder(nnx.Module):
         c = cfg.channels
         self.inp = nnx.Conv(cfg.dim, c, (3, 3), rngs=rngs)
         self.res = nnx.List([ResBlock(c, rngs) for _ in range(cfg.res_blocks)])
-        self.up = nnx.List([nnx.ConvTranspose(c, 3 if i == cfg.downsample - 1 else c, (4, 4), strides=(2, 2),
-                                              padding="SAME", rngs=rngs) for i in range(cfg.downsample)])
+        self.up = nnx.List(
+            [
+                nnx.ConvTranspose(
+                    c, 3 if i == cfg.downsample - 1 else c, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs
+                )
+                for i in range(cfg.downsample)
+            ]
+        )
 
     def __call__(self, e):
         h = self.inp(e)
@@ -94,8 +101,17 @@ class VQModel(nnx.Module):
         d = cfg.dim
 
         def quantizer(layers: int, m: int) -> TreeQuantizer:
-            return TreeQuantizer(layers, m, d, update=cfg.update, decay=cfg.decay, eps=cfg.eps,
-                                 restart_after=cfg.restart_after, restart=cfg.restart, rngs=rngs)
+            return TreeQuantizer(
+                layers,
+                m,
+                d,
+                update=cfg.update,
+                decay=cfg.decay,
+                eps=cfg.eps,
+                restart_after=cfg.restart_after,
+                restart=cfg.restart,
+                rngs=rngs,
+            )
 
         if cfg.model == "hrvqvae":
             self.quant = nnx.List([quantizer(cfg.layers, cfg.m)])
@@ -118,9 +134,15 @@ class VQModel(nnx.Module):
         flat = z.reshape(-1, d)
         codes = self.quant[qi](flat)
         e_c = jnp.sum(codes.words, axis=0)
-        losses = vq_losses(flat, codes.words, codes.residuals, self.cfg.beta0,
-                           [self.cfg.beta(i) for i in range(codes.words.shape[0])], combined)
-        e_st = flat + sg(e_c - flat)   # straight-through: decoder gradients reach the encoder
+        losses = vq_losses(
+            flat,
+            codes.words,
+            codes.residuals,
+            self.cfg.beta0,
+            [self.cfg.beta(i) for i in range(codes.words.shape[0])],
+            combined,
+        )
+        e_st = flat + sg(e_c - flat)  # straight-through: decoder gradients reach the encoder
         return e_st.reshape(b, h, w, d), codes.index.reshape(b, h, w, -1), codes, losses
 
     def _latent(self, codes):
@@ -145,8 +167,7 @@ class VQModel(nnx.Module):
         if self.cfg.model == "vqvae2":
             e_top, c_top, t_top, l_top = self._quantize(0, self.to_top(z), combined=False)
             up = self.top_up(e_top)
-            e_bot, c_bot, t_bot, l_bot = self._quantize(1, self.to_bottom(jnp.concatenate([z, up], -1)),
-                                                        combined=False)
+            e_bot, c_bot, t_bot, l_bot = self._quantize(1, self.to_bottom(jnp.concatenate([z, up], -1)), combined=False)
             dec_in = self.merge(jnp.concatenate([e_bot, up], -1))
             vq, trees, codes = [l_top, l_bot], [t_top, t_bot], (c_top, c_bot)
         else:
@@ -168,8 +189,10 @@ class VQModel(nnx.Module):
     def update_stats(self, aux: dict, key) -> jnp.ndarray:
         """EMA / usage / restart for every quantiser; int32 (total restarted,)."""
         keys = jax.random.split(key, len(self.quant))
-        return sum((jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys, strict=True)),
-                   jnp.zeros((), jnp.int32))
+        return sum(
+            (jnp.sum(q.update_stats(t, k)) for q, t, k in zip(self.quant, aux["tree"], keys, strict=True)),
+            jnp.zeros((), jnp.int32),
+        )
 
     def leaves(self, codes) -> np.ndarray:
         """Codes of ``hrvqvae``/``vqvae`` -> combined code int32 (B, h, w) in [0, m**n)."""
@@ -184,7 +207,7 @@ class VQModel(nnx.Module):
     def vocab(self) -> int:
         """Number of distinct combined codes per position (hrvqvae/vqvae)."""
         q = self.quant[0]
-        return q.m ** q.n
+        return q.m**q.n
 
 
 # --------------------------------------------------------------------------- evaluation figures

@@ -28,11 +28,11 @@ from flax import nnx
 
 @dataclass(frozen=True)
 class PriorConfig:
-    vocab: int                 # m**n (or K for the flat VQ-VAE)
+    vocab: int  # m**n (or K for the flat VQ-VAE)
     embed: int = 32
     channels: int = 64
-    layers: int = 4            # residual type-B blocks
-    first_kernel: int = 5      # type-A receptive field
+    layers: int = 4  # residual type-B blocks
+    first_kernel: int = 5  # type-A receptive field
 
 
 def causal_mask(k: int, include_centre: bool) -> np.ndarray:
@@ -57,8 +57,9 @@ class MaskedConv(nnx.Module):
         self.mask = jnp.asarray(causal_mask(k, include_centre))[:, :, None, None]
 
     def __call__(self, x):
-        y = jax.lax.conv_general_dilated(x, self.kernel[...] * self.mask, (1, 1), "SAME",
-                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        y = jax.lax.conv_general_dilated(
+            x, self.kernel[...] * self.mask, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
         return y + self.bias[...]
 
 
@@ -93,9 +94,19 @@ def prior_optimizer(prior: PixelCNN, lr: float = 2e-3) -> nnx.Optimizer:
     return nnx.Optimizer(prior, optax.adam(lr), wrt=nnx.Param)
 
 
-def fit_prior(prior: PixelCNN, codes: np.ndarray, *, steps: int = 200, batch_size: int = 32,
-              lr: float = 2e-3, seed: int = 0, log=None, opt: nnx.Optimizer | None = None, start: int = 0,
-              on_step=None) -> list[float]:
+def fit_prior(
+    prior: PixelCNN,
+    codes: np.ndarray,
+    *,
+    steps: int = 200,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    log=None,
+    opt: nnx.Optimizer | None = None,
+    start: int = 0,
+    on_step=None,
+) -> list[float]:
     """Trains ``prior`` in place on codes int (N, h, w); returns the loss per step run (nats).
 
     Batches are drawn per ``(seed, step)``, so a fit continued from step
@@ -151,8 +162,9 @@ def sample_codes(prior: PixelCNN, num: int, height: int, width: int, key, temper
     return np.asarray(run(state, key))
 
 
-def sample_images(vq_model, prior: PixelCNN, num: int, key, latent_hw: tuple[int, int] | None = None,
-                  temperature: float = 1.0) -> np.ndarray:
+def sample_images(
+    vq_model, prior: PixelCNN, num: int, key, latent_hw: tuple[int, int] | None = None, temperature: float = 1.0
+) -> np.ndarray:
     """Samples codes from the prior and decodes them: float32 (num, H, W, 3) in [0, 1].
 
     vq_model: a ``hrvqvae`` or ``vqvae`` ``VQModel``; latent_hw defaults to a
@@ -164,5 +176,4 @@ def sample_images(vq_model, prior: PixelCNN, num: int, key, latent_hw: tuple[int
     return np.clip(np.asarray(images), 0.0, 1.0)
 
 
-__all__ = ["PriorConfig", "PixelCNN", "MaskedConv", "causal_mask", "nll", "fit_prior", "sample_codes",
-           "sample_images"]
+__all__ = ["PriorConfig", "PixelCNN", "MaskedConv", "causal_mask", "nll", "fit_prior", "sample_codes", "sample_images"]

@@ -38,9 +38,9 @@ class TreeCodes(NamedTuple):
 
     # int32 (N, n): word picked within the selected codebook, in [0, m).  The name hides
     # tuple.index, which nothing calls on these.
-    index: jnp.ndarray      # type: ignore[assignment]
-    leaf: jnp.ndarray       # int32 (N,): the combined code, sum_l index[:, l] * m**(n-1-l)
-    words: jnp.ndarray      # float32 (n, N, D): e^l, the word picked at each layer
+    index: jnp.ndarray  # type: ignore[assignment]
+    leaf: jnp.ndarray  # int32 (N,): the combined code, sum_l index[:, l] * m**(n-1-l)
+    words: jnp.ndarray  # float32 (n, N, D): e^l, the word picked at each layer
     residuals: jnp.ndarray  # float32 (n, N, D): xi^{l-1}, what layer l quantised (xi^0 = z)
 
 
@@ -57,8 +57,8 @@ def tree_quantize(z: jnp.ndarray, codebooks: Sequence[jnp.ndarray]) -> TreeCodes
     r = z
     index, words, residuals = [], [], []
     for cb in codebooks:
-        cand = cb[parent]                                   # (N, m, D): the selected codebook
-        d = jnp.sum((r[:, None, :] - cand) ** 2, axis=-1)   # (N, m)
+        cand = cb[parent]  # (N, m, D): the selected codebook
+        d = jnp.sum((r[:, None, :] - cand) ** 2, axis=-1)  # (N, m)
         k = jnp.argmin(d, axis=-1).astype(jnp.int32)
         e = jnp.take_along_axis(cand, k[:, None, None], axis=1)[:, 0]
         index.append(k)
@@ -76,7 +76,7 @@ def flat_quantize(z: jnp.ndarray, codebook: jnp.ndarray) -> jnp.ndarray:
     The fast way to search a flat codebook; the benchmark times it against
     ``tree_quantize``.
     """
-    d = jnp.sum(codebook ** 2, -1)[None, :] - 2.0 * z @ codebook.T
+    d = jnp.sum(codebook**2, -1)[None, :] - 2.0 * z @ codebook.T
     return jnp.argmin(d, axis=-1).astype(jnp.int32)
 
 
@@ -122,8 +122,14 @@ def combined_codebook(codebooks: Sequence[jnp.ndarray]) -> jnp.ndarray:
 # --------------------------------------------------------------------------- losses (pure)
 
 
-def vq_losses(xi0: jnp.ndarray, words: jnp.ndarray, residuals: jnp.ndarray,
-              beta0: float, betas: Sequence[float], combined: bool = True) -> dict:
+def vq_losses(
+    xi0: jnp.ndarray,
+    words: jnp.ndarray,
+    residuals: jnp.ndarray,
+    beta0: float,
+    betas: Sequence[float],
+    combined: bool = True,
+) -> dict:
     """The quantisation terms of eq. 5 (``combined=True``) or eq. 2 (one layer).
 
     xi0: float32 (N, D), the encoder output; words, residuals: float32 (n, N, D)
@@ -156,8 +162,9 @@ class Usage(nnx.Variable):
     """EMA statistics: hit counts and residual sums per word."""
 
 
-def ema_codebook(count: jnp.ndarray, total: jnp.ndarray, hits: jnp.ndarray, sums: jnp.ndarray,
-                 decay: float, eps: float):
+def ema_codebook(
+    count: jnp.ndarray, total: jnp.ndarray, hits: jnp.ndarray, sums: jnp.ndarray, decay: float, eps: float
+):
     """One EMA step of k-means for a layer's words, flattened to (K, D).
 
     count, hits: float32 (K,); total, sums: float32 (K, D).  Returns new
@@ -193,9 +200,19 @@ def restart_choice(key, parent: jnp.ndarray, num_words: int, m: int) -> jnp.ndar
 class TreeQuantizer(nnx.Module):
     """n layers of hierarchical codebooks (n=1: a flat VQ-VAE codebook of m words)."""
 
-    def __init__(self, layers: int, m: int, dim: int, *, update: str = "ema", decay: float = 0.99,
-                 eps: float = 1e-5, restart_after: int = 20, restart: bool = True,
-                 rngs: nnx.Rngs):
+    def __init__(
+        self,
+        layers: int,
+        m: int,
+        dim: int,
+        *,
+        update: str = "ema",
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        restart_after: int = 20,
+        restart: bool = True,
+        rngs: nnx.Rngs,
+    ):
         if update not in ("ema", "grad"):
             raise ValueError(f"update must be 'ema' or 'grad', not {update!r}")
         self.n, self.m, self.dim = layers, m, dim
@@ -206,7 +223,7 @@ class TreeQuantizer(nnx.Module):
         for layer in range(layers):
             # Later layers hold residuals, which shrink; a smaller init keeps
             # their words near where the residuals are before restarts kick in.
-            w = jax.random.normal(rngs.params(), (m ** layer, m, dim)) * (0.5 ** layer)
+            w = jax.random.normal(rngs.params(), (m**layer, m, dim)) * (0.5**layer)
             books.append(kind(w))
             counts.append(Usage(jnp.zeros((m ** (layer + 1),), jnp.float32)))
             totals.append(Usage(w.reshape(m ** (layer + 1), dim) * 0.0))
@@ -251,8 +268,9 @@ class TreeQuantizer(nnx.Module):
             hits = jax.ops.segment_sum(jnp.ones(n_pos, jnp.float32), flat, k_total)
             resid = r
             sums = jax.ops.segment_sum(resid, flat, k_total)
-            count, total, words = ema_codebook(self.counts[layer][...], self.totals[layer][...], hits, sums,
-                                               self.decay, self.eps)
+            count, total, words = ema_codebook(
+                self.counts[layer][...], self.totals[layer][...], hits, sums, self.decay, self.eps
+            )
             if self.update != "ema":
                 words = self.books[layer][...].reshape(k_total, self.dim)
             idle = jnp.where(hits > 0, 0, self.idle[layer][...] + 1)
@@ -272,7 +290,7 @@ class TreeQuantizer(nnx.Module):
             self.counts[layer][...] = count
             self.totals[layer][...] = total
             self.idle[layer][...] = idle
-            self.books[layer][...] = words.reshape(self.m ** layer, self.m, self.dim)
+            self.books[layer][...] = words.reshape(self.m**layer, self.m, self.dim)
             r = r - words[flat]
             parent = flat
         return jnp.stack(restarted)
@@ -297,7 +315,14 @@ def code_usage(codes, m: int) -> list[dict]:
         path = path * m + codes[:, layer]
         counts = np.bincount(path, minlength=m ** (layer + 1))
         p = counts[counts > 0] / counts.sum()
-        out.append(dict(layer=layer, words=m ** (layer + 1), used=int((counts > 0).sum()),
-                        dead=int((counts == 0).sum()), perplexity=float(np.exp(-(p * np.log(p)).sum())),
-                        counts=counts))
+        out.append(
+            dict(
+                layer=layer,
+                words=m ** (layer + 1),
+                used=int((counts > 0).sum()),
+                dead=int((counts == 0).sum()),
+                perplexity=float(np.exp(-(p * np.log(p)).sum())),
+                counts=counts,
+            )
+        )
     return out

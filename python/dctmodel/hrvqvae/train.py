@@ -65,7 +65,7 @@ def evaluate(model: VQModel, images: np.ndarray, batch_size: int = 64) -> dict:
     """MSE (on [0, 1], reconstructions clipped), PSNR of the mean MSE, and code usage."""
     errs, codes = [], []
     for i in range(0, len(images), batch_size):
-        e, c = _eval_batch(model, jnp.asarray(images[i:i + batch_size]))
+        e, c = _eval_batch(model, jnp.asarray(images[i : i + batch_size]))
         errs.append(np.asarray(e))
         codes.append(jax.tree.map(np.asarray, c))
     mse = float(np.concatenate(errs).mean())
@@ -92,8 +92,9 @@ def _restore(mngr, *objs, resuming: bool = True) -> int | None:
     run goes on to save those step numbers again) also moves them aside
     (``dctmodel.checkpoint.restore_newest``)."""
     state = nnx.state(objs)
-    found = ckpt.restore_newest(mngr, like=nnx.to_pure_dict(state), who="resume" if resuming else "checkpoint",
-                                set_aside=resuming)
+    found = ckpt.restore_newest(
+        mngr, like=nnx.to_pure_dict(state), who="resume" if resuming else "checkpoint", set_aside=resuming
+    )
     if found is None:
         return None
     nnx.replace_by_pure_dict(state, found[0])
@@ -135,8 +136,15 @@ def load_checkpoint(workdir: str, *objs) -> int | None:
 # --------------------------------------------------------------------------- loop
 
 
-def train(cfg: Config, workdir: str | None = None, *, verbose: bool = True, train_images=None,
-          test_images=None, stop_after: int | None = None):
+def train(
+    cfg: Config,
+    workdir: str | None = None,
+    *,
+    verbose: bool = True,
+    train_images=None,
+    test_images=None,
+    stop_after: int | None = None,
+):
     """Trains (resuming from ``workdir``'s latest checkpoint if any); returns (model, last eval dict).
 
     Batches and restart keys are functions of ``(seed, step)``, so a resumed run
@@ -181,14 +189,27 @@ def _run(cfg: Config, workdir, mngr, verbose, train_images, test_images, stop_af
             loss, recon, restarted = train_step(model, opt, jnp.asarray(train_x[idx]), jax.random.fold_in(key, step))
             done = step + 1
             if done % t.log_every == 0 or done == end or stop.requested:
-                log(dict(step=done, loss=float(loss), train_mse=float(recon), restarted=int(restarted),
-                         steps_per_s=round((done - start) / (time.time() - t0), 2)))
+                log(
+                    dict(
+                        step=done,
+                        loss=float(loss),
+                        train_mse=float(recon),
+                        restarted=int(restarted),
+                        steps_per_s=round((done - start) / (time.time() - t0), 2),
+                    )
+                )
             if _every(done, t.eval_every) or done == t.steps:
                 res = evaluate(model, test_x)
-                log(dict(step=done, eval_mse=res["mse"], eval_psnr=res["psnr"],
-                         dead=[u["dead"] for u in res["usage"]], perplexity=[round(u["perplexity"], 2)
-                                                                              for u in res["usage"]],
-                         usage=res["usage"]))
+                log(
+                    dict(
+                        step=done,
+                        eval_mse=res["mse"],
+                        eval_psnr=res["psnr"],
+                        dead=[u["dead"] for u in res["usage"]],
+                        perplexity=[round(u["perplexity"], 2) for u in res["usage"]],
+                        usage=res["usage"],
+                    )
+                )
             if mngr and (_every(done, t.checkpoint_every) or done == end or stop.requested):
                 _save(mngr, done, model, opt)
             if stop.requested:
@@ -212,8 +233,12 @@ def _logger(workdir: str | None, resume_step: int | None, verbose: bool):
         if log_f:
             log_f.write(rec)
         if verbose:
-            print(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items()
-                           if k != "usage"), flush=True)
+            print(
+                " ".join(
+                    f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in rec.items() if k != "usage"
+                ),
+                flush=True,
+            )
 
     return log
 
@@ -232,13 +257,23 @@ def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: str | None
         if start:
             log(dict(event="prior resume", prior_step=start))
         with stop_on_sigint("this prior step with a checkpoint") as stop:
+
             def on_step(step):
                 if mngr and (_every(step, t.checkpoint_every) or step == t.prior_steps or stop.requested):
                     _save(mngr, step, prior, opt)
                 return stop.requested
 
-            losses = P.fit_prior(prior, leaves, steps=t.prior_steps, batch_size=t.batch_size, seed=t.seed,
-                                 log=log, opt=opt, start=start, on_step=on_step)
+            losses = P.fit_prior(
+                prior,
+                leaves,
+                steps=t.prior_steps,
+                batch_size=t.batch_size,
+                seed=t.seed,
+                log=log,
+                opt=opt,
+                start=start,
+                on_step=on_step,
+            )
     finally:
         if mngr is not None:
             mngr.close()
@@ -248,6 +283,9 @@ def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: str | None
     if workdir:
         from PIL import Image
 
-        grid = (imgs.reshape(2, 8, *imgs.shape[1:]).transpose(0, 2, 1, 3, 4)
-                .reshape(2 * imgs.shape[1], 8 * imgs.shape[2], 3))
+        grid = (
+            imgs.reshape(2, 8, *imgs.shape[1:])
+            .transpose(0, 2, 1, 3, 4)
+            .reshape(2 * imgs.shape[1], 8 * imgs.shape[2], 3)
+        )
         Image.fromarray((grid * 255).round().astype(np.uint8)).save(os.path.join(workdir, "samples.png"))

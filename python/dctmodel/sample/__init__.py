@@ -49,7 +49,23 @@ from .pictures import decode_tokens, image_grid, location_heatmap, progressive_s
 from .reference import sample_tokens_reference
 from .sampler import sample_tokens
 
-__all__ = ["CachedDecoder", "Decoder", "RecomputeDecoder", "SampleSettings", "Sampled", "colorize_prefix",
-           "decode_tokens", "filter_logits", "image_grid", "load_params", "location_heatmap", "main",
-           "progressive_strip", "sample_loop", "sample_to_folder", "sample_tokens", "sample_tokens_reference",
-           "upsample_prefix"]
+__all__ = [
+    "CachedDecoder",
+    "Decoder",
+    "RecomputeDecoder",
+    "SampleSettings",
+    "Sampled",
+    "colorize_prefix",
+    "decode_tokens",
+    "filter_logits",
+    "image_grid",
+    "load_params",
+    "location_heatmap",
+    "main",
+    "progressive_strip",
+    "sample_loop",
+    "sample_to_folder",
+    "sample_tokens",
+    "sample_tokens_reference",
+    "upsample_prefix",
+]

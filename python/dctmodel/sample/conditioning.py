@@ -12,8 +12,9 @@ def _encode(cfg: Config, img: np.ndarray):
     import dctsparse
 
     d = cfg.data
-    return dctsparse.encode(img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling,
-                            order=d.order, clip=d.clip)
+    return dctsparse.encode(
+        img, block_size=d.block_size, quality=d.quality, subsampling=d.subsampling, order=d.order, clip=d.clip
+    )
 
 
 def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -51,7 +52,7 @@ def upsample_prefix(cfg: Config, low: np.ndarray) -> tuple[np.ndarray, tuple[int
     rank = channel_rank(d.order, d.planes, B)
     dc = rank[toks[:, 0]] < d.planes
     # The DC channels come first in frequency order, so they are a prefix of the list.
-    assert dc[:dc.sum()].all(), "order does not start with the DC channels"
+    assert dc[: dc.sum()].all(), "order does not start with the DC channels"
     return toks[dc], grid_of(big.shape[0], big.shape[1], B, d.subsampling), d.planes, big
 
 
@@ -73,7 +74,7 @@ def colorize_prefix(cfg: Config, grey: np.ndarray) -> tuple[np.ndarray, tuple[in
     grey = _fit(grey, (max(1, round(w * s)), max(1, round(h * s))))
     rgb = np.repeat(grey[..., None], 3, axis=2)
     toks = np.asarray(_encode(cfg, rgb).tokens(), np.int32)[:-1]
-    bb = d.block_size ** 2
+    bb = d.block_size**2
     luma = toks[:, 0] < bb
-    assert luma[:luma.sum()].all(), "luma_first order must list luma first"
+    assert luma[: luma.sum()].all(), "luma_first order must list luma first"
     return toks[luma], grid_of(rgb.shape[0], rgb.shape[1], d.block_size, d.subsampling), bb, rgb

@@ -38,11 +38,11 @@ class Decoder(Protocol):
 
 class CachedState(NamedTuple):
     e_input: Any  # (B, G'^2, D) the encoded DCT image
-    cross: Any    # per decoder: the cross-attention (k, v) of every layer, computed once per chunk
-    caches: Any   # per decoder: the self-attention (k, v) caches, (B, O + C, heads, head_dim) each
-    h_c: Any      # (B, 1, D) the channel decoder's residual stream at this step
-    h_p: Any      # (B, 1, D) the position decoder's
-    keys: Any     # (B, G*G, D) the position pointer's keys, or None (model.pointer_keys)
+    cross: Any  # per decoder: the cross-attention (k, v) of every layer, computed once per chunk
+    caches: Any  # per decoder: the self-attention (k, v) caches, (B, O + C, heads, head_dim) each
+    h_c: Any  # (B, 1, D) the channel decoder's residual stream at this step
+    h_p: Any  # (B, 1, D) the position decoder's
+    keys: Any  # (B, G*G, D) the position pointer's keys, or None (model.pointer_keys)
 
 
 class CachedDecoder:
@@ -68,8 +68,9 @@ class CachedDecoder:
             _, _, caches[2] = self.stacks[2].cached(x, 0, caches[2], cross[2])
         d = m.cfg.model.d_model
         zero = jnp.zeros((B, 1, d), e_input.dtype)
-        return CachedState(e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero,
-                           keys=m.pointer_keys(e_input, self.hw))
+        return CachedState(
+            e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero, keys=m.pointer_keys(e_input, self.hw)
+        )
 
     def _step(self, st: CachedState, i: int, x, j):
         h, n, cache = self.stacks[i].cached(x, j, st.caches[i], st.cross[i])
@@ -94,8 +95,8 @@ class CachedDecoder:
 
 class RecomputeState(NamedTuple):
     e_input: Any  # (B, G'^2, D) the encoded DCT image
-    inp: Any      # int32 (B, O + C, 3) the window's decoder inputs, filled in step by step
-    tgt: Any      # int32 (B, O + C, 3) its targets, likewise
+    inp: Any  # int32 (B, O + C, 3) the window's decoder inputs, filled in step by step
+    tgt: Any  # int32 (B, O + C, 3) its targets, likewise
 
 
 class RecomputeDecoder:
@@ -112,8 +113,11 @@ class RecomputeDecoder:
     def begin(self, dct, inp_o, tgt_o) -> RecomputeState:
         B = dct.shape[0]
         pad = jnp.broadcast_to(self.pad, (B, self.C, 3))
-        return RecomputeState(e_input=self.m.encode(dct, self.label),
-                              inp=jnp.concatenate([inp_o, pad], 1), tgt=jnp.concatenate([tgt_o, pad], 1))
+        return RecomputeState(
+            e_input=self.m.encode(dct, self.label),
+            inp=jnp.concatenate([inp_o, pad], 1),
+            tgt=jnp.concatenate([tgt_o, pad], 1),
+        )
 
     def _logits(self, st: RecomputeState, upto: int, j):
         out = self.m.decode(st.e_input, st.inp, st.tgt, self.hw, self.label, upto=upto)

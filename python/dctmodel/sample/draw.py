@@ -44,7 +44,7 @@ def filter_logits(logits, temperature: float, top_k: int, top_p: float):
     if top_p < 1.0:
         srt = -jnp.sort(-logits, axis=-1)
         pr = jax.nn.softmax(srt, axis=-1)
-        before = jnp.cumsum(pr, axis=-1) - pr          # mass of the strictly more likely classes
+        before = jnp.cumsum(pr, axis=-1) - pr  # mass of the strictly more likely classes
         thr = jnp.min(jnp.where(before < top_p, srt, jnp.inf), axis=-1, keepdims=True)
         logits = jnp.where(logits >= thr, logits, -jnp.inf)
     return logits

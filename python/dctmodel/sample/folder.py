@@ -15,9 +15,19 @@ from ..loop import stop_on_sigint
 from .sampler import sample_tokens
 
 
-def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: int, seed: int = 0,
-                     label=None, settings: dict | None = None, progress: bool = True,
-                     **kw) -> list[np.ndarray]:
+def sample_to_folder(
+    cfg: Config,
+    params,
+    folder: str,
+    *,
+    num: int,
+    batch_size: int,
+    seed: int = 0,
+    label=None,
+    settings: dict | None = None,
+    progress: bool = True,
+    **kw,
+) -> list[np.ndarray]:
     """``num`` samples drawn ``batch_size`` at a time, each batch saved as it completes.
 
     Batch ``b`` draws ``batch_size`` samples with key ``fold_in(key(seed), b)``
@@ -37,16 +47,19 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
     if num < 1 or batch_size < 1:
         raise ValueError(f"num and batch_size must be >= 1, got {num} and {batch_size}")
     # Round-tripped through JSON so that it compares equal to what a rerun reads back.
-    meta = json.loads(json.dumps(dict(settings or {}, batch_size=batch_size, seed=seed,
-                                      label=None if label is None else list(label))))
+    meta = json.loads(
+        json.dumps(dict(settings or {}, batch_size=batch_size, seed=seed, label=None if label is None else list(label)))
+    )
     meta_path = os.path.join(folder, "settings.json")
     if os.path.exists(meta_path) and any(f.startswith("batch_") for f in os.listdir(folder)):
         with open(meta_path) as f:
             old = json.load(f)
         diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
         if diff:
-            raise ValueError(f"{folder} holds samples drawn with other settings ({', '.join(diff)} differ); "
-                             f"remove it or write elsewhere (--out)")
+            raise ValueError(
+                f"{folder} holds samples drawn with other settings ({', '.join(diff)} differ); "
+                f"remove it or write elsewhere (--out)"
+            )
     nb = -(-num // batch_size)
     out: list[np.ndarray] = []
     drawn, t0 = 0, time.time()
@@ -61,8 +74,9 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
                 raise KeyboardInterrupt
             idx = range(b * batch_size, (b + 1) * batch_size)
             labels = 0 if label is None else [label[i % len(label)] for i in idx]
-            toks = sample_tokens(cfg, params, num=batch_size, label=labels,
-                                 seed=jax.random.fold_in(jax.random.key(seed), b), **kw)
+            toks = sample_tokens(
+                cfg, params, num=batch_size, label=labels, seed=jax.random.fold_in(jax.random.key(seed), b), **kw
+            )
             os.makedirs(folder, exist_ok=True)
             with open(meta_path, "w") as f:  # before the batch: no batch without its settings
                 json.dump(meta, f, indent=1)
@@ -72,6 +86,9 @@ def sample_to_folder(cfg: Config, params, folder: str, *, num: int, batch_size: 
             out += toks
             drawn += 1
             if progress:
-                print(f"batch {b + 1}/{nb} drawn ({drawn} this run, {time.time() - t0:.1f} s, compile included)",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"batch {b + 1}/{nb} drawn ({drawn} this run, {time.time() - t0:.1f} s, compile included)",
+                    file=sys.stderr,
+                    flush=True,
+                )
     return out[:num]

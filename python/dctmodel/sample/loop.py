@@ -22,22 +22,22 @@ from .draw import SampleSettings, draw
 class Samples(NamedTuple):
     """The batch being sampled (what the loops carry from step to step and chunk to chunk)."""
 
-    buf: Any   # int32 (B, max_tokens + 1, 3) tokens in model encoding (value as a class)
-    n: Any     # int32 (B,) tokens in buf (the stop token included once drawn)
+    buf: Any  # int32 (B, max_tokens + 1, 3) tokens in model encoding (value as a class)
+    n: Any  # int32 (B,) tokens in buf (the stop token included once drawn)
     done: Any  # bool (B,) whether the sample drew its stop token
-    dct: Any   # int32 (B, G, G, P*B*B) every token so far scattered: what the next chunk encodes
+    dct: Any  # int32 (B, G, G, P*B*B) every token so far scattered: what the next chunk encodes
 
 
 class StepCarry(NamedTuple):
-    j: Any         # int32 () window step in [O, O + C)
-    dec: Any       # the decoder's state
-    prev: Any      # int32 (B, 3) the token before step j
+    j: Any  # int32 () window step in [O, O + C)
+    dec: Any  # the decoder's state
+    prev: Any  # int32 (B, 3) the token before step j
     samples: Samples
     key: Any
 
 
 class ChunkCarry(NamedTuple):
-    chunk: Any     # int32 () chunks run
+    chunk: Any  # int32 () chunks run
     samples: Samples
     key: Any
 
@@ -45,15 +45,30 @@ class ChunkCarry(NamedTuple):
 class Sampled(NamedTuple):
     """What :func:`sample_loop` returns."""
 
-    buf: Any     # int32 (B, max_tokens + 1, 3) tokens (stop included when drawn)
-    n: Any       # int32 (B,) lengths
-    done: Any    # bool (B,) whether each sample drew its stop token
+    buf: Any  # int32 (B, max_tokens + 1, 3) tokens (stop included when drawn)
+    n: Any  # int32 (B,) lengths
+    done: Any  # bool (B,) whether each sample drew its stop token
     chunks: Any  # int32 () number of chunks run
 
 
-def sample_loop(dec: Decoder, key, buf, n, dct, hw, min_rank, *, tables: M.MaskTables, clip: int, overlap: int,
-                chunk: int, max_tokens: int, max_chunks: int, settings: SampleSettings,
-                early_exit: bool = True) -> Sampled:
+def sample_loop(
+    dec: Decoder,
+    key,
+    buf,
+    n,
+    dct,
+    hw,
+    min_rank,
+    *,
+    tables: M.MaskTables,
+    clip: int,
+    overlap: int,
+    chunk: int,
+    max_tokens: int,
+    max_chunks: int,
+    settings: SampleSettings,
+    early_exit: bool = True,
+) -> Sampled:
     """Chunked autoregressive sampling; traceable (jit it).
 
     Args:
@@ -111,8 +126,9 @@ def sample_loop(dec: Decoder, key, buf, n, dct, hw, min_rank, *, tables: M.MaskT
         s = c.samples
         start = s.n
         o = jnp.arange(overlap)
-        st = dec.begin(s.dct, tokens_at(s.buf, start[:, None] - overlap - 1 + o),
-                       tokens_at(s.buf, start[:, None] - overlap + o))
+        st = dec.begin(
+            s.dct, tokens_at(s.buf, start[:, None] - overlap - 1 + o), tokens_at(s.buf, start[:, None] - overlap + o)
+        )
         prev = tokens_at(s.buf, start[:, None] - 1)[:, 0]
 
         def cond(sc: StepCarry):

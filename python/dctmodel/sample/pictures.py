@@ -11,16 +11,22 @@ from ..config import Config
 from ..tokens import grid_of
 
 
-def decode_tokens(cfg: Config, tokens: np.ndarray, height: int | None = None,
-                  width: int | None = None) -> np.ndarray:
+def decode_tokens(cfg: Config, tokens: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
     """Sampled tokens -> uint8 image with ``dctsparse``."""
     import dctsparse
 
     d = cfg.data
     side = d.grid * d.block_size
-    s = dctsparse.SparseDCT.from_tokens(np.asarray(tokens, np.int32), height=height or side, width=width or side,
-                                        block_size=d.block_size, quality=d.quality, subsampling=d.subsampling,
-                                        order=d.order, mode="L" if d.grey else "RGB")
+    s = dctsparse.SparseDCT.from_tokens(
+        np.asarray(tokens, np.int32),
+        height=height or side,
+        width=width or side,
+        block_size=d.block_size,
+        quality=d.quality,
+        subsampling=d.subsampling,
+        order=d.order,
+        mode="L" if d.grey else "RGB",
+    )
     return dctsparse.decode(s)
 
 
@@ -43,16 +49,20 @@ def location_heatmap(cfg: Config, tokens: np.ndarray, height: int, width: int) -
     return viz.location_heatmap(counts, d.block_size, height, width)
 
 
-def progressive_strip(cfg: Config, tokens: np.ndarray, height: int, width: int, steps: int = 8,
-                      start: int = 0) -> np.ndarray:
+def progressive_strip(
+    cfg: Config, tokens: np.ndarray, height: int, width: int, steps: int = 8, start: int = 0
+) -> np.ndarray:
     """The sample decoded from its first ``start + k/steps`` of the generated tokens,
     ``k = 1..steps``, side by side: uint8 ``(height, steps*width, 3)``."""
     from dctsparse import viz
 
     body = np.asarray(tokens)[:-1]
     stop = np.array([[cfg.data.num_channels, 0, 0]], np.int32)
-    strip = viz.progressive_strip(lambda n: decode_tokens(cfg, np.concatenate([body[:n], stop]), height, width),
-                                  viz.step_cuts(len(body), steps, start), gap=0)
+    strip = viz.progressive_strip(
+        lambda n: decode_tokens(cfg, np.concatenate([body[:n], stop]), height, width),
+        viz.step_cuts(len(body), steps, start),
+        gap=0,
+    )
     return viz.as_rgb(strip)
 
 

@@ -13,9 +13,18 @@ from ..model import model_from_params
 from ..tokens import class_to_value
 
 
-def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw: tuple[int, int] | None = None,
-                  label: int = 0, max_tokens: int | None = None, temperature: float = 1.0,
-                  prefix: np.ndarray | None = None) -> list[np.ndarray]:
+def sample_tokens_reference(
+    cfg: Config,
+    params,
+    *,
+    num: int,
+    seed: int = 0,
+    hw: tuple[int, int] | None = None,
+    label: int = 0,
+    max_tokens: int | None = None,
+    temperature: float = 1.0,
+    prefix: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """The original sampler (no cache, one forward pass of the whole window per variable,
     a Python loop): kept as the reference for tests.  Sample ``num`` token sequences,
     int32 ``(N + 1, 3)`` each ending with the stop token.
@@ -32,8 +41,10 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
     hb, wb = hw or (d.grid, d.grid)
     max_tokens = max_tokens or n_ch * hb * wb
     key = jax.random.key(seed)
-    seqs = [np.asarray(prefix, np.int32).reshape(-1, 3) if prefix is not None else np.zeros((0, 3), np.int32)
-            for _ in range(num)]
+    seqs = [
+        np.asarray(prefix, np.int32).reshape(-1, 3) if prefix is not None else np.zeros((0, 3), np.int32)
+        for _ in range(num)
+    ]
     done = np.zeros(num, bool)
     stop = np.array([[n_ch, 0, 0]], np.int32)
 
@@ -44,8 +55,12 @@ def sample_tokens_reference(cfg: Config, params, *, num: int, seed: int = 0, hw:
         # Unfinished samples all advance one token per step, so they share the chunk start;
         # finished ones ride along (their windows are past their stop token, all padding).
         start = max(len(s) for s, dn in zip(seqs, done, strict=True) if not dn)
-        exs = [build_chunk(np.concatenate([s, stop]), start, C, ov, hb=hb, wb=wb, grid=d.grid,
-                           num_channels=n_ch, clip=d.clip) for s in seqs]
+        exs = [
+            build_chunk(
+                np.concatenate([s, stop]), start, C, ov, hb=hb, wb=wb, grid=d.grid, num_channels=n_ch, clip=d.clip
+            )
+            for s in seqs
+        ]
         batch = {k: np.stack([e[k] for e in exs]) for k in ("dct", "inp", "tgt", "hw")}
         batch["label"] = np.full(num, label, np.int32)
         new: list[list] = [[] for _ in range(num)]

@@ -18,8 +18,7 @@ from .loop import sample_loop
 _SAMPLERS: dict = {}
 
 
-def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, settings: SampleSettings,
-             early_exit: bool):
+def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, settings: SampleSettings, early_exit: bool):
     """Jitted ``f(params, key, buf, n, dct, hw, label, min_rank)``, cached per static arguments."""
     k = (cfg, method, max_tokens, max_chunks, settings, early_exit)
     if k not in _SAMPLERS:
@@ -29,9 +28,23 @@ def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, setting
 
         def run(params, key, buf, n, dct, hw, label, min_rank):
             dec = Dec(model_from_params(cfg, params), hw, label)
-            return sample_loop(dec, key, buf, n, dct, hw, min_rank, tables=tables, clip=cfg.data.clip,
-                               overlap=cfg.model.overlap, chunk=cfg.model.chunk_size, max_tokens=max_tokens,
-                               max_chunks=max_chunks, settings=settings, early_exit=early_exit)
+            return sample_loop(
+                dec,
+                key,
+                buf,
+                n,
+                dct,
+                hw,
+                min_rank,
+                tables=tables,
+                clip=cfg.data.clip,
+                overlap=cfg.model.overlap,
+                chunk=cfg.model.chunk_size,
+                max_tokens=max_tokens,
+                max_chunks=max_chunks,
+                settings=settings,
+                early_exit=early_exit,
+            )
 
         _SAMPLERS[k] = jax.jit(run)
     return _SAMPLERS[k]
@@ -57,14 +70,14 @@ def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, pref
     for i, (hb, wb) in enumerate(hws):
         if not (1 <= hb <= d.grid and 1 <= wb <= d.grid) or (even and (hb % 2 or wb % 2)):
             rule = ", even (4:2:0 pads to 2B)" if even else ""
-            raise ValueError(f"sample {i}: block grid hw=({hb}, {wb}) must lie in 1..{d.grid} "
-                             f"(data.grid){rule}")
+            raise ValueError(f"sample {i}: block grid hw=({hb}, {wb}) must lie in 1..{d.grid} (data.grid){rule}")
     classes = cfg.model.num_classes
     if classes == 0 and labels.any():
         raise ValueError("label given, but the model is not class-conditional (model.num_classes=0)")
     if classes and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"labels must lie in 0..{classes - 1} (model.num_classes={classes}), "
-                         f"got {labels.min()}..{labels.max()}")
+        raise ValueError(
+            f"labels must lie in 0..{classes - 1} (model.num_classes={classes}), got {labels.min()}..{labels.max()}"
+        )
     if ranks.min() < 0 or ranks.max() > nch:
         raise ValueError(f"min_rank must lie in 0..{nch}, got {ranks.min()}..{ranks.max()}")
     rank = channel_rank(d.order, d.planes, d.block_size)
@@ -72,26 +85,44 @@ def _check_request(cfg: Config, hws, labels: np.ndarray, ranks: np.ndarray, pref
         if not len(p):
             continue
         ch, pos, val = p[:, 0], p[:, 1], p[:, 2]
-        bad = ((ch < 0) | (ch >= nch) | (pos < 0) | (pos >= hb * wb) | (val == 0) | (np.abs(val) > d.clip))
+        bad = (ch < 0) | (ch >= nch) | (pos < 0) | (pos >= hb * wb) | (val == 0) | (np.abs(val) > d.clip)
         if even and d.planes == 3:  # chroma coefficients sit at even block rows and columns
-            bad |= (ch >= d.block_size ** 2) & (ch < nch) & (((pos // wb) % 2 == 1) | ((pos % wb) % 2 == 1))
+            bad |= (ch >= d.block_size**2) & (ch < nch) & (((pos // wb) % 2 == 1) | ((pos % wb) % 2 == 1))
         if bad.any():
             j = int(np.argmax(bad))
-            raise ValueError(f"prefix {i}, token {j} {tuple(int(x) for x in p[j])} is not a coefficient of a "
-                             f"{hb}x{wb}-block image (channels 0..{nch - 1}, non-zero values within "
-                             f"+-{d.clip}; the stop token is not part of a prefix)")
+            raise ValueError(
+                f"prefix {i}, token {j} {tuple(int(x) for x in p[j])} is not a coefficient of a "
+                f"{hb}x{wb}-block image (channels 0..{nch - 1}, non-zero values within "
+                f"+-{d.clip}; the stop token is not part of a prefix)"
+            )
         key = rank[ch].astype(np.int64) * (hb * wb) + pos
         if len(key) > 1 and (np.diff(key) <= 0).any():
             j = int(np.argmax(np.diff(key) <= 0)) + 1
-            raise ValueError(f"prefix {i}, token {j}: out of the list order {d.order!r} (or a repeated "
-                             f"coefficient); a prefix is the start of a coordinate list")
+            raise ValueError(
+                f"prefix {i}, token {j}: out of the list order {d.order!r} (or a repeated "
+                f"coefficient); a prefix is the start of a coordinate list"
+            )
 
 
-def sample_tokens(cfg: Config, params, *, num: int | None = None, seed: int | jax.Array = 0,
-                  hw=None, label=0, max_tokens: int | None = None, max_chunks: int | None = None,
-                  temperature: PerVariable = 1.0, top_k: PerVariable = 0, top_p: PerVariable = 1.0,
-                  prefix=None, min_rank=0, method: str = "cached", early_exit: bool = True,
-                  return_stats: bool = False):
+def sample_tokens(
+    cfg: Config,
+    params,
+    *,
+    num: int | None = None,
+    seed: int | jax.Array = 0,
+    hw=None,
+    label=0,
+    max_tokens: int | None = None,
+    max_chunks: int | None = None,
+    temperature: PerVariable = 1.0,
+    top_k: PerVariable = 0,
+    top_p: PerVariable = 1.0,
+    prefix=None,
+    min_rank=0,
+    method: str = "cached",
+    early_exit: bool = True,
+    return_stats: bool = False,
+):
     """Sample token sequences, int32 ``(N + 1, 3)`` each ending with the stop token.
 
     ``num`` samples (default: ``len(prefix)`` for a list of prefixes); ``seed``
@@ -117,8 +148,7 @@ def sample_tokens(cfg: Config, params, *, num: int | None = None, seed: int | ja
     prefixes = prefix if isinstance(prefix, (list, tuple)) else [prefix] * num
     if len(prefixes) != num:
         raise ValueError(f"{len(prefixes)} prefixes for {num} samples")
-    prefixes = [np.zeros((0, 3), np.int32) if p is None else np.asarray(p, np.int32).reshape(-1, 3)
-                for p in prefixes]
+    prefixes = [np.zeros((0, 3), np.int32) if p is None else np.asarray(p, np.int32).reshape(-1, 3) for p in prefixes]
     hws = [tuple(int(x) for x in h) if h is not None else (d.grid, d.grid) for h in _per_sample(hw, num, "hw")]
     labels = np.asarray(_per_sample(label, num, "label"), np.int32)
     ranks = np.asarray(_per_sample(min_rank, num, "min_rank"), np.int32)
@@ -135,19 +165,28 @@ def sample_tokens(cfg: Config, params, *, num: int | None = None, seed: int | ja
     buf = np.zeros((num, max_tokens + 1, 3), np.int32)
     dct = np.zeros((num, d.grid, d.grid, nch), np.int32)
     for i, (p, (hb, wb)) in enumerate(zip(prefixes, hws, strict=True)):
-        buf[i, :len(p), :2] = p[:, :2]
-        buf[i, :len(p), 2] = value_to_class(p[:, 2], d.clip)
+        buf[i, : len(p), :2] = p[:, :2]
+        buf[i, : len(p), 2] = value_to_class(p[:, 2], d.clip)
         dct[i] = dense_dct(p, len(p), hb, wb, d.grid, nch)
     settings = SampleSettings.make(temperature, top_k, top_p)
     f = _sampler(cfg, method, max_tokens, max_chunks, settings, early_exit)
     key = seed if isinstance(seed, jax.Array) else jax.random.key(seed)
-    out, n, stopped, chunks = jax.device_get(f(params, key, buf,
-                                               np.array([len(p) for p in prefixes], np.int32), dct,
-                                               np.asarray(hws, np.int32), labels, ranks))
+    out, n, stopped, chunks = jax.device_get(
+        f(
+            params,
+            key,
+            buf,
+            np.array([len(p) for p in prefixes], np.int32),
+            dct,
+            np.asarray(hws, np.int32),
+            labels,
+            ranks,
+        )
+    )
     seqs = []
     stop = np.array([[nch, 0, 0]], np.int32)
     for i in range(num):
-        t = np.array(out[i, :n[i]])
+        t = np.array(out[i, : n[i]])
         body = t[t[:, 0] < nch]
         body[:, 2] = class_to_value(body[:, 2], d.clip)
         seqs.append(np.concatenate([body, stop]).astype(np.int32))

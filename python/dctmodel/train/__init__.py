@@ -39,5 +39,19 @@ from .optim import lr_schedule, make_optimizer
 from .sharding import batch_sharding, make_mesh, param_spec, put_batch, state_shardings
 from .steps import LN2, Functions, functions
 
-__all__ = ["LN2", "Functions", "batch_sharding", "evaluate", "functions", "lr_schedule", "main", "make_mesh",
-           "make_optimizer", "param_spec", "put_batch", "save_checkpoint", "state_shardings", "train"]
+__all__ = [
+    "LN2",
+    "Functions",
+    "batch_sharding",
+    "evaluate",
+    "functions",
+    "lr_schedule",
+    "main",
+    "make_mesh",
+    "make_optimizer",
+    "param_spec",
+    "put_batch",
+    "save_checkpoint",
+    "state_shardings",
+    "train",
+]

@@ -59,15 +59,34 @@ def main(argv=None):
         os.makedirs(args.workdir, exist_ok=True)
     except (ValueError, OSError) as e:
         ap.error(str(e))
-    print(f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
-          f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})", file=sys.stderr)
+    print(
+        f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
+        f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})",
+        file=sys.stderr,
+    )
     try:
-        _, records = train(cfg, args.workdir, resume=args.resume, stop_after=args.stop_after,
-                           source=source, eval_source=eval_source, do_eval=not args.no_eval)
+        _, records = train(
+            cfg,
+            args.workdir,
+            resume=args.resume,
+            stop_after=args.stop_after,
+            source=source,
+            eval_source=eval_source,
+            do_eval=not args.no_eval,
+        )
     except UnreadableCheckpoint as e:  # every saved step damaged: nothing to resume from
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     evals = [r for r in records if "eval" in r]
     if evals:
         last = evals[-1]["eval"]
-        print(json.dumps({"step": evals[-1]["step"], "bpd": last["bpd"], "bpd_channel": last["bpd_channel"],
-                          "bpd_position": last["bpd_position"], "bpd_value": last["bpd_value"]}))
+        print(
+            json.dumps(
+                {
+                    "step": evals[-1]["step"],
+                    "bpd": last["bpd"],
+                    "bpd_channel": last["bpd_channel"],
+                    "bpd_position": last["bpd_position"],
+                    "bpd_value": last["bpd_value"],
+                }
+            )
+        )

@@ -12,8 +12,9 @@ from ..data import Source, eval_batches
 from .steps import functions
 
 
-def evaluate(cfg: Config, params, source: Source, mesh, num_images: int | None = None,
-             batch_size: int | None = None) -> dict:
+def evaluate(
+    cfg: Config, params, source: Source, mesh, num_images: int | None = None, batch_size: int | None = None
+) -> dict:
     """Held-out bits per image subpixel over every chunk of ``num_images`` images.
 
     Returns ``bpd``, ``bpd_channel``, ``bpd_position``, ``bpd_value`` (model as

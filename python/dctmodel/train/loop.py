@@ -32,13 +32,23 @@ def save_checkpoint(mngr, state):
 def check_resume(cfg: Config, workdir: str) -> None:
     """Refuses (ValueError) to resume ``workdir`` with a ``cfg`` whose data or model section differs
     from its config.json; the train section (schedule, logging) may change."""
-    check_resume_config(ckpt.config_path(workdir), dataclasses.asdict(cfg),
-                        lambda name: name.split(".")[0] not in ("data", "model"))
+    check_resume_config(
+        ckpt.config_path(workdir), dataclasses.asdict(cfg), lambda name: name.split(".")[0] not in ("data", "model")
+    )
 
 
-def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: int | None = None,
-          devices=None, source: Source | None = None, eval_source: Source | None = None,
-          progress: bool = True, do_eval: bool = True) -> tuple[dict, list[dict]]:
+def train(
+    cfg: Config,
+    workdir: str,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    devices=None,
+    source: Source | None = None,
+    eval_source: Source | None = None,
+    progress: bool = True,
+    do_eval: bool = True,
+) -> tuple[dict, list[dict]]:
     """Train ``cfg`` in ``workdir``; returns ``(final state, log records of this call)``.
 
     ``stop_after``: stop (with a checkpoint) once that many total steps are done,
@@ -70,8 +80,11 @@ def train(cfg: Config, workdir: str, *, resume: bool = False, stop_after: int | 
             state = restored[0]
             start = int(jax.device_get(state["step"]))
         else:
-            print(f"resume: no checkpoint in {os.path.join(workdir, 'checkpoints')}; starting at step 0",
-                  file=sys.stderr, flush=True)
+            print(
+                f"resume: no checkpoint in {os.path.join(workdir, 'checkpoints')}; starting at step 0",
+                file=sys.stderr,
+                flush=True,
+            )
     log = JsonLog(os.path.join(workdir, "log.jsonl"), start if resume else None)
     records: list[dict] = []
 
@@ -134,7 +147,11 @@ def _save_if_new(mngr, state) -> int:
 def _save_before_raising(mngr, state, workdir: str) -> None:
     try:
         step = _save_if_new(mngr, state)
-        print(f"\ntraining stopped by an error at step {step}; a checkpoint of it is in "
-              f"{os.path.join(workdir, 'checkpoints')}: fix the cause and --resume", file=sys.stderr, flush=True)
+        print(
+            f"\ntraining stopped by an error at step {step}; a checkpoint of it is in "
+            f"{os.path.join(workdir, 'checkpoints')}: fix the cause and --resume",
+            file=sys.stderr,
+            flush=True,
+        )
     except Exception:  # the original error matters more than this one
         pass

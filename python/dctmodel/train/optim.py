@@ -28,6 +28,9 @@ def lr_schedule(cfg: Config):
 
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
     t = cfg.train
-    adam = (optax.adamw(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2, weight_decay=t.weight_decay)
-            if t.weight_decay else optax.adam(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2))
+    adam = (
+        optax.adamw(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2, weight_decay=t.weight_decay)
+        if t.weight_decay
+        else optax.adam(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2)
+    )
     return optax.chain(optax.clip_by_global_norm(t.grad_clip), adam) if t.grad_clip else adam

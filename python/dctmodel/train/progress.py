@@ -63,13 +63,18 @@ class Accumulator:
     def record(self, step, seconds, lr):
         n = max(self.tokens, 1.0)
         rec = {
-            "step": step, "loss": self.loss / self.steps,
-            "nats_channel": self.nats[0] / n, "nats_position": self.nats[1] / n, "nats_value": self.nats[2] / n,
+            "step": step,
+            "loss": self.loss / self.steps,
+            "nats_channel": self.nats[0] / n,
+            "nats_position": self.nats[1] / n,
+            "nats_value": self.nats[2] / n,
             # Mean bits/subpixel contributed by chunk k (an unbiased estimate of its share of the image bpd).
             "bpd_per_chunk": {str(k): float(np.mean(v)) for k, v in sorted(self.chunk.items())},
             "tokens_per_s": self.tokens / max(seconds, 1e-9),
-            "step_time": seconds / self.steps, "input_wait": self.wait / self.steps,
-            "grad_norm": self.gnorm / self.steps, "lr": lr,
+            "step_time": seconds / self.steps,
+            "input_wait": self.wait / self.steps,
+            "grad_norm": self.gnorm / self.steps,
+            "lr": lr,
         }
         self.reset()
         return rec

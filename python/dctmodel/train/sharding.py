@@ -19,6 +19,7 @@ BATCH_KEYS = ("dct", "inp", "tgt", "weight", "hw", "label")
 # Mesh and shardings
 # ---------------------------------------------------------------------------
 
+
 def make_mesh(model_axis: int = 1, devices=None) -> jax.sharding.Mesh:
     """``Mesh(("data", "model"))`` over ``devices`` (default: all); the model axis
     is the largest divisor of the device count not above ``model_axis``."""

@@ -38,7 +38,7 @@ class Compiled(NamedTuple):
     """The steps jitted for one mesh."""
 
     train: Any  # (state, batch) -> (state, metrics); the state is donated
-    eval: Any   # (params, batch) -> ChunkBits
+    eval: Any  # (params, batch) -> ChunkBits
 
 
 class Functions:
@@ -71,8 +71,9 @@ class Functions:
             y = jnp.where(weight > 0, y, 0)  # PAD/"none" classes lie outside the vocabulary
             return optax.softmax_cross_entropy_with_integer_labels(lg, y) * weight
 
-        return jnp.stack([ce(ch_l, tgt[..., 0], w), ce(pos_l, tgt[..., 1], real), ce(val_l, tgt[..., 2], real)],
-                         axis=-1)
+        return jnp.stack(
+            [ce(ch_l, tgt[..., 0], w), ce(pos_l, tgt[..., 1], real), ce(val_l, tgt[..., 2], real)], axis=-1
+        )
 
     def grads(self, params, batch, step):
         """Loss, ``(B, 3)`` nats of each chunk and the gradients of the loss (mean nats per target
@@ -98,9 +99,9 @@ class Functions:
         params = optax.apply_updates(state["params"], updates)
         metrics = {
             "loss": loss,
-            "nats": chunk_nats.sum(axis=0),                # (3,) summed over tokens
+            "nats": chunk_nats.sum(axis=0),  # (3,) summed over tokens
             "tokens": batch["weight"].sum(),
-            "example_bits": chunk_nats / LN2,              # (B, 3) bits of each chunk
+            "example_bits": chunk_nats / LN2,  # (B, 3) bits of each chunk
             "grad_norm": optax.tree.norm(grads),
         }
         return {"params": params, "opt": opt, "step": state["step"] + 1}, metrics
@@ -110,8 +111,9 @@ class Functions:
         model = self.model(params)
         raw = model(batch, deterministic=True, structure_masks=False)
         masked = M.mask_logits(model.mask_tables, raw, batch["inp"], batch["tgt"], batch["hw"])
-        return ChunkBits(self.token_nats(raw, batch).sum(axis=1) / LN2,
-                         self.token_nats(masked, batch).sum(axis=1) / LN2)
+        return ChunkBits(
+            self.token_nats(raw, batch).sum(axis=1) / LN2, self.token_nats(masked, batch).sum(axis=1) / LN2
+        )
 
     # -- sharded entry points ---------------------------------------------------
     def shard_state(self, state, mesh):
@@ -123,8 +125,9 @@ class Functions:
             abstract = jax.eval_shape(lambda: self.init(0))
             st = state_shardings(abstract, mesh)
             rep = NamedSharding(mesh, P())
-            train = jax.jit(self._train_step, in_shardings=(st, batch_sharding(mesh)),
-                            out_shardings=(st, rep), donate_argnums=(0,))
+            train = jax.jit(
+                self._train_step, in_shardings=(st, batch_sharding(mesh)), out_shardings=(st, rep), donate_argnums=(0,)
+            )
             ev = jax.jit(self._eval_step, in_shardings=(st["params"], batch_sharding(mesh)), out_shardings=rep)
             self._jitted[mesh] = Compiled(train, ev)
         return self._jitted[mesh]
@@ -150,6 +153,7 @@ def _accumulate(grad_fn, params, batch, key, slices: int):
 
     Returns ``(loss, (B, 3) nats of each chunk in batch order, grads)``.
     """
+
     def split(x):  # (B, ...) -> (slices, B // slices, ...), slice j = examples j, j + slices, ...
         return jnp.moveaxis(x.reshape(x.shape[0] // slices, slices, *x.shape[1:]), 1, 0)
 

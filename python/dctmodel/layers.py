@@ -1,0 +1,221 @@
+"""The DCTransformer's building blocks (appendix B): attention, MLP, the ReZero residual
+wrapper and the PAR stack, with the stack's incremental (key/value-cached) decoding.
+
+Every sublayer is ``H + alpha * dropout(f(LayerNorm(H)))`` with ReZero ``alpha``
+initialised at 0 (eq. 10).  ``model.py`` assembles them into the encoder and the
+three decoders.  Shapes: ``B`` batch, ``S`` decoder steps, ``D`` d_model.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from .config import LayerSpec
+
+
+def dense_dot_general(x, w, dimension_numbers, precision=None, **kw):
+    """``nnx.Linear``'s contraction of the last axis of ``x`` ``(..., K)`` with ``w`` ``(K, N)``,
+    as one 2-D matrix product over all tokens (on a 3-D ``(B, S, K)`` input the weight
+    gradient would otherwise contract two axes at once, which costs transposes and copies)."""
+    assert dimension_numbers == (((x.ndim - 1,), (0,)), ((), ())), dimension_numbers
+    y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (0,)), ((), ())), precision=precision, **kw)
+    return y.reshape(*x.shape[:-1], w.shape[-1])
+
+
+def Dense(d_in: int, d_out: int, *, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:
+    """``nnx.Linear`` (same parameters, same forward values) with :func:`dense_dot_general`."""
+    return nnx.Linear(d_in, d_out, dtype=dtype, dot_general=dense_dot_general, rngs=rngs)
+
+
+class Attention(nnx.Module):
+    """Multi-head attention; self-attention when ``context is None``."""
+
+    def __init__(self, d: int, heads: int, head_dim: int, *, dtype, rngs: nnx.Rngs):
+        self.heads, self.head_dim = heads, head_dim
+        inner = heads * head_dim
+        self.q = Dense(d, inner, dtype=dtype, rngs=rngs)
+        self.kv = Dense(d, 2 * inner, dtype=dtype, rngs=rngs)
+        self.out = Dense(inner, d, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x, context=None, causal: bool = False):
+        """``x`` ``(B, S, D)``, ``context`` ``(B, T, D)`` or None -> ``(B, S, D)``."""
+        k, v = self.project_kv(x if context is None else context)
+        valid = jnp.tril(jnp.ones((x.shape[1], k.shape[1]), bool)) if causal else None
+        return self.attend(x, k, v, valid)
+
+    def project_kv(self, ctx):
+        """Keys and values of ``ctx`` ``(B, T, D)`` -> two ``(B, T, heads, head_dim)``."""
+        B, T, _ = ctx.shape
+        return tuple(jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2))
+
+    def attend(self, x, k, v, valid=None):
+        """Queries from ``x`` ``(B, S, D)`` against keys/values ``(B, T, heads, head_dim)``;
+        ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  The sampler passes its caches here."""
+        B, S, _ = x.shape
+        q = self.q(x).reshape(B, S, self.heads, self.head_dim)
+        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
+        if valid is not None:
+            att = jnp.where(valid, att, -1e30)
+        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
+        return self.out(jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1))
+
+
+class MLP(nnx.Module):
+    def __init__(self, d: int, ratio: int, *, dtype, rngs: nnx.Rngs):
+        self.up = Dense(d, ratio * d, dtype=dtype, rngs=rngs)
+        self.down = Dense(ratio * d, d, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        return self.down(jax.nn.gelu(self.up(x)))
+
+
+class Residual(nnx.Module):
+    """``H + alpha * dropout(f(LayerNorm(H)))``, ReZero ``alpha`` starts at 0."""
+
+    def __init__(self, d: int, f: nnx.Module, dropout: float, *, dtype, rngs: nnx.Rngs):
+        # LayerNorm in float32 whatever the compute dtype: its statistics over a float32 stream
+        # (the blocks' Linear layers cast their inputs to the compute dtype themselves).
+        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
+        self.f = f
+        self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
+        self.drop = nnx.Dropout(dropout)
+
+    def __call__(self, h, *args, deterministic: bool, rngs: nnx.Rngs | None, **kw):
+        return self.around(h, lambda x: self.f(x, *args, **kw), deterministic=deterministic, rngs=rngs)
+
+    def around(self, h, f: Callable, *, deterministic: bool = True, rngs: nnx.Rngs | None = None):
+        """``H + alpha * dropout(f(LayerNorm(H)))`` with another ``f`` in place of the block's
+        (the sampler's cached attention, built from ``self.f``'s projections)."""
+        y = self.drop(f(self.norm(h)), deterministic=deterministic, rngs=rngs)
+        return h + (self.alpha[...] * y).astype(h.dtype)
+
+
+class Stack(nnx.Module):
+    """A PAR Transformer: for each ``(n_attn, n_mlp)`` in ``spec``, ``n_attn`` x
+    (self-attention [+ cross-attention]) then ``n_mlp`` MLP layers; final LayerNorm.
+
+    ``causal=True, cross=True`` is a decoder; ``False, False`` the encoder.
+    """
+
+    def __init__(
+        self,
+        spec: LayerSpec,
+        d: int,
+        heads: int,
+        head_dim: int,
+        ratio: int,
+        dropout: float,
+        *,
+        causal: bool,
+        cross: bool,
+        dtype,
+        rngs: nnx.Rngs,
+    ):
+        self.causal = causal
+        layers, kinds = [], []
+
+        def add(kind, f):
+            layers.append(Residual(d, f, dropout, dtype=dtype, rngs=rngs))
+            kinds.append(kind)
+
+        for n_attn, n_mlp in spec:
+            for _ in range(n_attn):
+                add("self", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
+                if cross:
+                    add("cross", Attention(d, heads, head_dim, dtype=dtype, rngs=rngs))
+            for _ in range(n_mlp):
+                add("mlp", MLP(d, ratio, dtype=dtype, rngs=rngs))
+        self.layers = nnx.List(layers)
+        self.kinds = tuple(kinds)
+        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
+
+    def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
+        """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``, both
+        float32: under ``train.bf16`` only the blocks' matmuls run in bfloat16, so the small
+        ReZero-scaled updates of deep stacks are not rounded away in the stream."""
+        h = h.astype(jnp.float32)
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
+            kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
+            if kind == "self":
+                h = layer(h, causal=self.causal, **kw)
+            elif kind == "cross":
+                h = layer(h, context, **kw)
+            else:
+                h = layer(h, **kw)
+        return h, self.norm(h)
+
+    # -- incremental decoding (sampling, section 3.3) --------------------------
+
+    def cross_kv(self, context):
+        """Keys/values of every cross-attention layer over ``context`` ``(B, T, D)``:
+        a list of ``(k, v)`` pairs, each ``(B, T, heads, head_dim)``; computed once per chunk."""
+        return [
+            _attention(layer).project_kv(context)
+            for kind, layer in zip(self.kinds, self.layers, strict=True)
+            if kind == "cross"
+        ]
+
+    def empty_cache(self, batch: int, steps: int, dtype):
+        """Zeroed self-attention cache: a list of ``(k, v)``, each ``(batch, steps, heads, head_dim)``."""
+        out = []
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
+            if kind == "self":
+                att = _attention(layer)
+                shape = (batch, steps, att.heads, att.head_dim)
+                out.append((jnp.zeros(shape, dtype), jnp.zeros(shape, dtype)))
+        return out
+
+    def cached(self, h, start, cache, cross_kv):
+        """Decoder steps ``start .. start+n-1`` given the cache of steps ``< start`` (inference only).
+
+        ``h`` ``(B, n, D)``; ``start`` int (may be traced); ``cache`` from
+        :meth:`empty_cache` (its length is the window ``S``); ``cross_kv`` from
+        :meth:`cross_kv`.  Returns ``(residual stream, LayerNorm(stream), new cache)``;
+        the result equals rows ``start .. start+n-1`` of ``__call__`` on the full window.
+        """
+        h = h.astype(jnp.float32)
+        n = h.shape[1]
+        steps = cache[0][0].shape[1] if cache else 0
+        valid = jnp.arange(steps)[None, :] <= (start + jnp.arange(n))[:, None]  # causal, (n, S)
+        new_cache: list = []
+        cross = iter(cross_kv)
+        for kind, layer in zip(self.kinds, self.layers, strict=True):
+            if kind == "self":
+                f = _cached_self_attention(_attention(layer), cache[len(new_cache)], start, valid, new_cache)
+            elif kind == "cross":
+                f = functools.partial(_attend_to, _attention(layer), next(cross))
+            else:
+                f = layer.f
+            h = layer.around(h, f)
+        return h, self.norm(h), new_cache
+
+
+def _cached_self_attention(att: Attention, cache, start, valid, new_cache: list) -> Callable:
+    """``att`` as a function of its normalised input ``x`` ``(B, n, D)`` that writes the keys/values
+    of ``x`` into ``cache`` at step ``start``, appends the result to ``new_cache`` and attends to it."""
+
+    def f(x):
+        k, v = (
+            jax.lax.dynamic_update_slice(c, new.astype(c.dtype), (0, start, 0, 0))
+            for c, new in zip(cache, att.project_kv(x), strict=True)
+        )
+        new_cache.append((k, v))
+        return att.attend(x, k, v, valid)
+
+    return f
+
+
+def _attention(layer: Residual) -> Attention:
+    """The block of a "self" or "cross" layer (``Stack.kinds`` says which layers hold one)."""
+    return cast(Attention, layer.f)
+
+
+def _attend_to(att: Attention, kv, x):
+    return att.attend(x, *kv)

@@ -1,0 +1,159 @@
+"""The named configs: every column of Table 3 of Nash et al. (2021) with its exact numbers,
+``clevr_scenes``, and the laptop presets ``tiny``, ``small`` and ``micro`` (tests).
+
+``dctmodel.config.get_config(name)`` and ``dctmodel.config.PRESETS`` are the public names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import Config, DataConfig, ModelConfig, TrainConfig, spec
+
+# --------------------------------------------------------------------------
+# Table 3 presets.  Columns: LSUN (all), FFHQ, ImageNet, OpenImagesV4,
+# Plant leaves, Retinopathy, CLEVR.  Every number below is the table's.
+# --------------------------------------------------------------------------
+
+_ENC = spec(*[(1, 2)] * 4)
+_DEC_3_4 = spec(*([(1, 2)] * 3 + [(1, 4)]))
+_DEC_3_3 = spec(*([(1, 2)] * 3 + [(1, 3)]))
+_VAL_5_7 = spec(*([(1, 2)] * 5 + [(1, 7)]))
+_VAL_6_7 = spec(*([(1, 2)] * 6 + [(1, 7)]))
+_VAL_MIX = spec((1, 2), (1, 2), (1, 3), (1, 3), (1, 7))
+
+
+def _paper(
+    name,
+    *,
+    res,
+    block,
+    quality,
+    clip,
+    hidden,
+    heads,
+    channel,
+    position,
+    value,
+    kernel,
+    stride,
+    batch,
+    dropout,
+    tokens,
+    params,
+    cores,
+    num_classes=0,
+    order="frequency",
+):
+    return Config(
+        name=name,
+        data=DataConfig(source="folder", image_size=res, block_size=block, quality=quality, clip=clip, order=order),
+        model=ModelConfig(
+            d_model=hidden,
+            num_heads=heads,
+            head_dim=64,
+            mlp_ratio=4,
+            encoder_spec=_ENC,
+            channel_spec=channel,
+            position_spec=position,
+            value_spec=value,
+            downsample_kernel=kernel,
+            downsample_stride=stride,
+            dropout=dropout,
+            num_classes=num_classes,
+            chunk_size=896,
+            overlap=128,
+            structure_masks=False,
+        ),
+        train=TrainConfig(
+            batch_size=batch,
+            learning_rate=5e-4,
+            warmup_steps=1000,
+            total_tokens=tokens,
+            bf16=True,
+            model_axis=8,
+            checkpoint_every=5000,
+            eval_every=5000,
+            log_every=100,
+            length_filter_lmax=None,
+        ),
+        paper_params=params,
+        paper_tpu_cores=cores,
+    )
+
+
+# fmt: off
+PRESETS = {
+    "lsun": _paper("lsun", res=384, block=8, quality=75, clip=1200, hidden=896, heads=14,
+                   channel=_DEC_3_4, position=_DEC_3_4, value=_VAL_5_7, kernel=4, stride=2,
+                   batch=512, dropout=0.1, tokens=300e9, params=448e6, cores=64),
+    "ffhq": _paper("ffhq", res=1024, block=16, quality=35, clip=3200, hidden=896, heads=14,
+                   channel=_DEC_3_4, position=_DEC_3_4, value=_VAL_6_7, kernel=6, stride=3,
+                   batch=448, dropout=0.1, tokens=250e9, params=473e6, cores=64),
+    "imagenet": _paper("imagenet", res=384, block=8, quality=75, clip=1200, hidden=1152, heads=14,
+                       channel=_DEC_3_4, position=_DEC_3_4, value=_VAL_6_7, kernel=8, stride=4,
+                       batch=512, dropout=0.01, tokens=1000e9, params=738e6, cores=128, num_classes=1000),
+    # Colorisation (section 4.3): luminance first, then the colour channels.
+    "openimages": _paper("openimages", res=640, block=8, quality=50, clip=1200, hidden=896, heads=18,
+                         channel=_DEC_3_4, position=_DEC_3_4, value=_VAL_6_7, kernel=6, stride=3,
+                         batch=512, dropout=0.01, tokens=1000e9, params=533e6, cores=64, order="luma_first"),
+    "plant_leaves": _paper("plant_leaves", res=2048, block=32, quality=50, clip=4000, hidden=768, heads=12,
+                           channel=_DEC_3_3, position=_DEC_3_4, value=_VAL_MIX, kernel=4, stride=2,
+                           batch=256, dropout=0.4, tokens=100e9, params=325e6, cores=64),
+    "retinopathy": _paper("retinopathy", res=1024, block=16, quality=75, clip=3200, hidden=768, heads=12,
+                          channel=_DEC_3_3, position=_DEC_3_4, value=_VAL_MIX, kernel=4, stride=2,
+                          batch=512, dropout=0.1, tokens=200e9, params=318e6, cores=64),
+    "clevr": _paper("clevr", res=480, block=8, quality=90, clip=1200, hidden=896, heads=14,
+                    channel=_DEC_3_4, position=_DEC_3_4, value=_VAL_6_7, kernel=6, stride=3,
+                    batch=128, dropout=0.5, tokens=50e9, params=483e6, cores=32),
+}
+
+# The paper's CLEVR column, but on the built-in generated scenes (no download).
+PRESETS["clevr_scenes"] = dataclasses.replace(
+    PRESETS["clevr"], name="clevr_scenes",
+    data=dataclasses.replace(PRESETS["clevr"].data, source="scenes", num_train=1_000_000),
+)
+
+# Laptop presets on generated scenes: tiny trains in ~3 minutes, small in ~1-2 hours on 2 CPU cores.
+PRESETS["tiny"] = Config(
+    name="tiny",
+    data=DataConfig(source="scenes", image_size=32, block_size=4, quality=50, clip=64, num_train=2000),
+    model=ModelConfig(
+        d_model=64, num_heads=4, encoder_spec=spec((1, 2)), channel_spec=spec((1, 2)),
+        position_spec=spec((1, 2)), value_spec=spec((1, 2), (1, 2)),
+        downsample_kernel=1, downsample_stride=1, chunk_size=64, overlap=16, dropout=0.0,
+        position_pointer=True,  # bpd 0.146 -> 0.139, FID 272 -> 260 at 600 steps
+    ),
+    # Uniform chunk selection: a tiny scene has 2-4 chunks and the l^-3 policy gave chunk 1 (the
+    # chroma DC and first luma AC, most of the bits) 11% of the steps; uniform lowered held-out
+    # bpd 0.161 -> 0.146 and FID 287 -> 272 at 600 steps (docs/dctmodel.md, "Sample quality").
+    # 1200 steps: the faster step (train.micro_batch) buys twice the old 600 in the same minutes.
+    train=TrainConfig(batch_size=16, micro_batch=4, learning_rate=2e-3, warmup_steps=50, total_tokens=16 * 64 * 1200,
+                      checkpoint_every=200, log_every=20, eval_images=16, length_filter_lmax=200,
+                      chunk_policy="uniform"),
+)
+PRESETS["small"] = Config(
+    name="small",
+    data=DataConfig(source="scenes", image_size=64, block_size=8, quality=75, clip=256, num_train=20000),
+    model=ModelConfig(
+        d_model=128, num_heads=4, encoder_spec=spec((1, 2), (1, 2)), channel_spec=spec((1, 2), (1, 2)),
+        position_spec=spec((1, 2), (1, 2)), value_spec=spec((1, 2), (1, 2), (1, 4)),
+        downsample_kernel=2, downsample_stride=2, chunk_size=128, overlap=32, dropout=0.1,
+    ),
+    train=TrainConfig(batch_size=16, micro_batch=4, learning_rate=1e-3, warmup_steps=200, total_tokens=16 * 128 * 2000,
+                      checkpoint_every=250, log_every=25, eval_every=500, eval_images=32,
+                      length_filter_lmax=900),
+)
+# Test-sized: 16 px scenes, ~50 tokens each, compiles and steps in well under a second.
+PRESETS["micro"] = Config(
+    name="micro",
+    data=DataConfig(source="scenes", image_size=16, block_size=4, quality=50, clip=32, num_train=64,
+                    num_eval=8, max_objects=2),
+    model=ModelConfig(
+        d_model=32, num_heads=2, mlp_ratio=2, encoder_spec=spec((1, 1)), channel_spec=spec((1, 1)),
+        position_spec=spec((1, 1)), value_spec=spec((1, 1)), chunk_size=32, overlap=8,
+    ),
+    train=TrainConfig(batch_size=8, learning_rate=3e-3, warmup_steps=10, total_tokens=8 * 32 * 100,
+                      checkpoint_every=0, log_every=10, eval_images=8, prefetch=2),
+)
+# fmt: on
