@@ -272,7 +272,7 @@ def test_mutated_files_with_valid_checksum_never_crash():
     edits, 73% stopped at the length or magic checks)."""
     reached = {"decoded": 0, "decoder": 0, "header": 0}
 
-    @settings(max_examples=N_MUT)
+    @settings(max_examples=N_MUT, derandomize=True)  # a fraction is asserted: no flaky draws
     @given(
         st.sampled_from(range(len(FILES))),
         st.lists(payload_edit, min_size=1, max_size=4),
