@@ -409,4 +409,9 @@ PYBIND11_MODULE(_core, m) {
     m.def("simd_levels", [] { return available_simd_levels(); });
     m.def("set_simd_level", [](const std::string& level) { set_simd_level(level); },
           py::arg("level"));
+    // Tests: cut the decoder's stripes into tiles of this many luma block
+    // columns (a power of two >= 2), so that small images take the path of
+    // very wide ones; 0 restores the default.
+    m.def("set_decode_tile_blocks", [](int64_t blocks) { StripeScatter::set_tile_blocks(blocks); },
+          py::arg("blocks"));
 }

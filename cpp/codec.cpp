@@ -100,53 +100,49 @@ void encode_records(const uint8_t* image, const Geometry& g, const CodecParams& 
     });
 }
 
-StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm)
+StripeDecoder::StripeDecoder(const Geometry& g_, const CodecParams& prm, int64_t tile_wb_)
     : g(g_),
       luma(block_plan(prm.quality, g_.block, false, prm.clip)),
       chroma(block_plan(prm.quality, g_.block, true, prm.clip)),
       scratch(luma->scratch_size()),
-      rows(g_.sub420 ? 2 * g_.block : g_.block) {
+      rows(g_.sub420 ? 2 * g_.block : g_.block),
+      tile_wb(tile_wb_) {
     check_params(g, prm);
-    y.resize(size_t(rows * g.wp));
+    require(tile_wb >= 1 && tile_wb <= g.wb && (!g.sub420 || tile_wb % 2 == 0),
+            "StripeDecoder: bad tile width");
+    y.resize(size_t(rows * tile_wb * g.block));
     if (g.planes == 3) {
-        cb.resize(size_t((g.sub420 ? rows / 2 : rows) * g.plane_w(1)));
+        const int64_t cs = g.sub420 ? tile_wb * g.block / 2 : tile_wb * g.block;
+        cb.resize(size_t((g.sub420 ? rows / 2 : rows) * cs));
         cr.resize(cb.size());
     }
 }
 
-void StripeDecoder::operator()(int64_t s, const Coeffs& c, uint8_t* image, bool rezero) {
+void StripeDecoder::operator()(int64_t s, int64_t col0, int64_t blocks, const Coeffs& c,
+                               uint8_t* image, bool rezero) {
     const Kernels& k = kernels();
     const int B = g.block;
     const int64_t bs = c.block_stride ? c.block_stride : g.bb();
-    const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
+    // Float rows of the tile: luma, and chroma (half as wide under 4:2:0).
+    const int64_t ys = tile_wb * B, cs = g.sub420 ? ys / 2 : ys;
+    const int64_t cblocks = g.sub420 ? blocks / 2 : blocks;
     const BlockTables lt = luma->tables(), ctab = chroma->tables();
     const int64_t luma_block_rows = rows / B;
     int32_t* src = c.plane[0];
-    for (int64_t br = 0; br < luma_block_rows; ++br, src += g.wb * bs) {
-        k.dequant_idct(src, g.wb, bs, lt, y.data() + br * B * wp, wp, scratch.data());
-        if (rezero) std::fill(src, src + g.wb * bs, 0);
+    for (int64_t br = 0; br < luma_block_rows; ++br, src += tile_wb * bs) {
+        k.dequant_idct(src, blocks, bs, lt, y.data() + br * B * ys, ys, scratch.data());
+        if (rezero) std::fill(src, src + blocks * bs, 0);
     }
     for (int p = 1; p < g.planes; ++p) {  // one chroma block row per stripe
         int32_t* csrc = c.plane[p];
-        const int64_t n = g.plane_wb(p);
-        k.dequant_idct(csrc, n, bs, ctab, (p == 1 ? cb : cr).data(), cw, scratch.data());
-        if (rezero) std::fill(csrc, csrc + n * bs, 0);
+        k.dequant_idct(csrc, cblocks, bs, ctab, (p == 1 ? cb : cr).data(), cs, scratch.data());
+        if (rezero) std::fill(csrc, csrc + cblocks * bs, 0);
     }
-    const int64_t y0 = s * rows;
+    const int64_t y0 = s * rows, x0 = col0 * B;
+    const int64_t nx = std::min(blocks * B, g.width - x0);
+    if (nx <= 0) return;  // a tile of padding only
     const float* const planes[3] = {y.data(), cb.data(), cr.data()};
-    planes_to_image_rows(planes, g, y0, std::min(rows, g.height - y0), image);
-}
-
-void decode_planes(const Coeffs& coeffs, const Geometry& g, const CodecParams& prm,
-                   uint8_t* image, bool rezero) {
-    StripeDecoder dec(g, prm);
-    const int64_t stripes = g.hp / dec.rows, luma_blocks = (dec.rows / g.block) * g.wb;
-    for (int64_t s = 0; s < stripes; ++s) {
-        Coeffs c;
-        c.plane[0] = coeffs.plane[0] + s * luma_blocks * g.bb();
-        for (int p = 1; p < g.planes; ++p) c.plane[p] = coeffs.plane[p] + s * g.plane_wb(p) * g.bb();
-        dec(s, c, image, rezero);
-    }
+    planes_to_image_tile(planes, ys, cs, g, y0, std::min(rows, g.height - y0), x0, nx, image);
 }
 
 SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& prm,
@@ -159,17 +155,13 @@ SparseList encode(const uint8_t* image, const Geometry& g, const CodecParams& pr
 
 void decode(const int32_t* channel, const int32_t* position, const int32_t* value, int64_t n,
             const Geometry& g, const CodecParams& prm, uint8_t* image) {
-    StripeDecoder dec(g, prm);
-    const int32_t vmax = max_abs_value(g.block, prm.clip);
-    if (StripeScatter::fits(g)) {
-        for_each_stripe(channel, position, value, n, g, vmax,
-                        [&](int64_t s, const Coeffs& c) { dec(s, c, image, true); });
-        return;
-    }
-    CoeffStore& store = decode_store();  // very wide images: whole-image scatter
-    StoreGuard guard{store};
-    decode_planes(scatter_to_store(channel, position, value, n, g, vmax, store), g, prm, image,
-                  true);
+    check_params(g, prm);  // a bad parameter is reported before a bad list
+    StripeScatter sc(channel, position, value, n, g, max_abs_value(g.block, prm.clip));
+    StripeDecoder dec(g, prm, sc.tile_blocks());
+    for_each_tile(sc, [&](int64_t s, int64_t t, const Coeffs& c) {
+        const auto [col0, blocks] = sc.tile_span(t);
+        dec(s, col0, blocks, c, image, true);
+    });
 }
 
 }  // namespace dcts

@@ -64,45 +64,33 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
                                 planes[1] + (y / 2) * cw, planes[2] + (y / 2) * cw);
 }
 
-namespace {
-
-// Image row y from its centred luma row and chroma rows.
-void planes_to_image_row(const float* Y, const float* Cb, const float* Cr, const Geometry& g,
-                         int64_t y, uint8_t* image) {
+void planes_to_image_tile(const float* const planes[3], int64_t stride, int64_t cstride,
+                          const Geometry& g, int64_t y0, int64_t n, int64_t x0, int64_t nx,
+                          uint8_t* image) {
     const Kernels& k = kernels();
+    const int shift = g.sub420 ? 1 : 0;
+    int64_t r = 0;
     if (g.planes == 1) {
-        k.y_to_grey(Y, g.width, image + y * g.width);
+        for (; r < n; ++r) k.y_to_grey(planes[0] + r * stride, nx, image + (y0 + r) * g.width + x0);
         return;
     }
-    k.ycbcr_to_rgb(Y, Cb, Cr, g.width, g.sub420 ? 1 : 0, image + y * g.width * 3);
-}
-
-// 4:2:0 colour images: image rows y and y + 1 (both < height) from their
-// centred luma rows and the chroma rows they share; planes_to_image_row on
-// each, with the chroma arithmetic done once.
-void planes_to_image_rows420(const float* Y0, const float* Y1, const float* Cb, const float* Cr,
-                             const Geometry& g, int64_t y, uint8_t* image) {
     const int64_t row = g.width * 3;
-    kernels().ycbcr420_to_rgb2(Y0, Y1, Cb, Cr, g.width, image + y * row, image + (y + 1) * row);
+    uint8_t* out = image + y0 * row + x0 * 3;
+    if (g.sub420)  // two pixel rows per chroma row: the chroma arithmetic done once
+        for (; r + 1 < n; r += 2)
+            k.ycbcr420_to_rgb2(planes[0] + r * stride, planes[0] + (r + 1) * stride,
+                               planes[1] + (r / 2) * cstride, planes[2] + (r / 2) * cstride, nx,
+                               out + r * row, out + (r + 1) * row);
+    for (; r < n; ++r) {
+        const int64_t crow = (r >> shift) * cstride;
+        k.ycbcr_to_rgb(planes[0] + r * stride, planes[1] + crow, planes[2] + crow, nx, shift,
+                       out + r * row);
+    }
 }
-
-}  // namespace
 
 void planes_to_image_rows(const float* const planes[3], const Geometry& g, int64_t y0, int64_t n,
                           uint8_t* image) {
-    const int shift = g.sub420 ? 1 : 0;
-    const int64_t wp = g.wp, cw = g.plane_w(g.planes - 1);
-    int64_t r = 0;
-    if (g.planes == 3 && g.sub420)  // two pixel rows per chroma row
-        for (; r + 1 < n; r += 2)
-            planes_to_image_rows420(planes[0] + r * wp, planes[0] + (r + 1) * wp,
-                                    planes[1] + (r / 2) * cw, planes[2] + (r / 2) * cw, g, y0 + r,
-                                    image);
-    for (; r < n; ++r) {
-        const int64_t crow = (r >> shift) * cw;
-        planes_to_image_row(planes[0] + r * wp, g.planes > 1 ? planes[1] + crow : nullptr,
-                            g.planes > 1 ? planes[2] + crow : nullptr, g, y0 + r, image);
-    }
+    planes_to_image_tile(planes, g.wp, g.plane_w(g.planes - 1), g, y0, n, 0, g.width, image);
 }
 
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image) {

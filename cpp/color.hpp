@@ -32,6 +32,13 @@ void image_to_planes(const uint8_t* image, const Geometry& g, float* const plane
 void planes_to_image_rows(const float* const planes[3], const Geometry& g, int64_t y0, int64_t n,
                           uint8_t* image);
 
+// The same for image columns [x0, x0 + nx) (x0 even, x0 + nx <= width) from
+// planes whose first sample is that of column x0 (x0 / 2 for 4:2:0 chroma),
+// rows `stride` floats apart (chroma: `cstride`).
+void planes_to_image_tile(const float* const planes[3], int64_t stride, int64_t cstride,
+                          const Geometry& g, int64_t y0, int64_t n, int64_t x0, int64_t nx,
+                          uint8_t* image);
+
 // Centred planes -> uint8 (height, width, planes).
 void planes_to_image(const float* const planes[3], const Geometry& g, uint8_t* image);
 

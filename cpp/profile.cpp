@@ -71,16 +71,18 @@ StageTimes profile_decode(const int32_t* channel, const int32_t* position, const
     auto t0 = Clock::now();
     StripeScatter sc(channel, position, value, n, g, max_abs_value(g.block, prm.clip));
     out.emplace_back("validate+split by stripe", since(t0));
-    StripeDecoder dec(g, prm);
+    StripeDecoder dec(g, prm, sc.tile_blocks());
     double scatter = 0, decode = 0;
-    for (int64_t s = 0; s < sc.stripes(); ++s) {
-        t0 = Clock::now();
-        const Coeffs c = sc.scatter(s);
-        scatter += since(t0);
-        t0 = Clock::now();
-        dec(s, c, image, true);  // re-zeroes the stripe buffer for the next scatter
-        decode += since(t0);
-    }
+    for (int64_t s = 0; s < sc.stripes(); ++s)
+        for (int64_t t = 0; t < sc.tiles(); ++t) {
+            t0 = Clock::now();
+            const Coeffs c = sc.scatter(s, t);
+            scatter += since(t0);
+            t0 = Clock::now();
+            const auto [col0, blocks] = sc.tile_span(t);
+            dec(s, col0, blocks, c, image, true);  // re-zeroes the tile buffer for the next scatter
+            decode += since(t0);
+        }
     out.emplace_back("scatter", scatter);
     out.emplace_back("dequantize+idct+upsample+color", decode);
     return out;

@@ -1,6 +1,7 @@
 #include "sparse.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -478,23 +479,45 @@ SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax,
     return planes_to_list(c, g, seq);
 }
 
-bool StripeScatter::fits(const Geometry& g) {
-    const int64_t rows = g.sub420 ? 2 : 1;
-    return (rows * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * block_stride(g) <
-           (int64_t(1) << 32);
+namespace {
+std::atomic<int64_t> g_tile_blocks{0};  // tests: forced tile width (0: kTileCoeffs)
+}  // namespace
+
+void StripeScatter::set_tile_blocks(int64_t blocks) {
+    require(blocks == 0 || (blocks >= 2 && (blocks & (blocks - 1)) == 0),
+            "tile width must be 0 or a power of two >= 2");
+    g_tile_blocks.store(blocks, std::memory_order_relaxed);
 }
 
 StripeScatter::StripeScatter(const int32_t* channel, const int32_t* position,
                              const int32_t* value, int64_t n, const Geometry& g, int32_t vmax)
     : channel_(channel), position_(position), value_(value), n_(n), g_(g), vmax_(vmax),
       rows_shift_(g.sub420 ? 1 : 0), bstride_(block_stride(g)), nstripes_(g.hb >> rows_shift_) {
-    const int64_t bs = bstride_;
-    // Stripe buffer: luma block rows, then one chroma block row per chroma plane.
+    const int64_t bs = bstride_, rows = int64_t(1) << rows_shift_;
+    // Coefficients of two luma block columns of a stripe, all planes (an even
+    // number of columns holds whole 4:2:0 chroma blocks).
+    const int64_t per_two = g.bb() * (2 * rows + (g.planes - 1) * (g.sub420 ? 1 : 2));
+    int64_t tw = g_tile_blocks.load(std::memory_order_relaxed);
+    if (tw == 0) {
+        tw = 2;
+        while (tw * per_two <= kTileCoeffs) tw *= 2;  // doubled, tw * per_two / 2 would still fit
+    }
+    if (g.wb <= tw) {  // the stripe fits: one tile of its whole width (ordinary images)
+        tile_wb_ = g.wb;
+        ntiles_ = 1;
+        tile_shift_ = 62;
+    } else {
+        tile_wb_ = tw;
+        ntiles_ = (g.wb + tw - 1) / tw;
+        tile_shift_ = 0;
+        while ((int64_t(1) << tile_shift_) < tw) ++tile_shift_;
+    }
+    tile_mask_ = (int64_t(1) << tile_shift_) - 1;
+    const int64_t tcw = g.sub420 ? tile_wb_ / 2 : tile_wb_;  // chroma blocks per tile
+    // Tile buffer: luma block rows, then one chroma block row per chroma plane.
     offset_[0] = 0;
-    for (int p = 1; p < g.planes; ++p)
-        offset_[p] = ((int64_t(1) << rows_shift_) * g.wb + (p - 1) * g.plane_wb(p)) * bs;
-    stripe_entries_ =
-        ((int64_t(1) << rows_shift_) * g.wb + (g.planes - 1) * g.plane_wb(g.planes - 1)) * bs;
+    for (int p = 1; p < g.planes; ++p) offset_[p] = (rows * tile_wb_ + (p - 1) * tcw) * bs;
+    stripe_entries_ = (rows * tile_wb_ + (g.planes - 1) * tcw) * bs;
     require(stripe_entries_ < (int64_t(1) << 32), "image too wide for the stripe decoder");
     if (!find_runs()) bucket();
     buffer_.assign(size_t(stripe_entries_), 0);
@@ -512,8 +535,9 @@ bool StripeScatter::find_runs() {
     const int64_t n = n_;
     run_.clear();
     if (n == 0) return true;
-    // Every stripe visits every run: allow about one visit per two triples.
-    const int64_t max_runs = std::max<int64_t>(1, (n / 2 + 4096) / std::max<int64_t>(1, nstripes_));
+    // Every tile visits every run: allow about one visit per two triples.
+    const int64_t max_runs =
+        std::max<int64_t>(1, (n / 2 + 4096) / std::max<int64_t>(1, nstripes_ * ntiles_));
     std::vector<int64_t> starts{0};
     constexpr int64_t kChunk = 256;
     for (int64_t b = 0; b < n; b += kChunk) {
@@ -556,21 +580,23 @@ bool StripeScatter::find_runs() {
                       g_.subsampled(p) ? 1 : 0, runs_of[size_t(c)] > 1};
     }
     from_.assign(run_.size(), 0);
+    if (ntiles_ > 1 && rows_shift_ == 1) row1_.assign(run_.size(), 0);
     return true;
 }
 
-// Counting sort by stripe: validate every triple and count per stripe, then
-// place (stripe-local index, value) records, 32 bits each where both fit
-// (stripe-local index << vbits_ | value + vmax), else 64.
+// Counting sort by tile (stripe * ntiles_ + tile): validate every triple and
+// count per tile, then place (tile-local index, value) records, 32 bits each
+// where both fit (tile-local index << vbits_ | value + vmax), else 64.
 void StripeScatter::bucket() {
     const Geometry& g = g_;
     const int64_t bs = bstride_;
     const int64_t nch = g.channels(), npos = g.positions(), wb = g.wb;
     const int32_t vmax = vmax_;
-    const int rs = rows_shift_;
-    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = wb * bs;
-    // Per channel: the stripe-local index of column 0 of the stripe's first
-    // row, and whether it is 4:2:0 chroma (halved columns, even rows only).
+    const int rs = rows_shift_, ts = tile_shift_;
+    const int64_t row_mask = (int64_t(1) << rs) - 1, row_entries = tile_wb_ * bs;
+    const int64_t tmask = tile_mask_, ntiles = ntiles_;
+    // Per channel: the tile-local index of column 0 of the tile's first row,
+    // and whether it is 4:2:0 chroma (halved columns, even rows only).
     const ChannelMap map(g);
     std::vector<int64_t> add(static_cast<size_t>(nch));
     std::vector<int32_t> half(static_cast<size_t>(nch));
@@ -580,7 +606,8 @@ void StripeScatter::bucket() {
         half[size_t(c)] = g.subsampled(p) ? 1 : 0;
     }
     const FastDiv div_wb(wb);
-    std::vector<int64_t> count(size_t(nstripes_) + 1, 0);
+    const int64_t nkeys = nstripes_ * ntiles;
+    std::vector<int64_t> count(size_t(nkeys) + 1, 0);
     for (int64_t t = 0; t < n_; ++t) {
         const int32_t ch = channel_[t], pos = position_[t], v = value_[t];
         // One predictable branch: failure conditions OR-ed; out-of-range
@@ -592,11 +619,10 @@ void StripeScatter::bucket() {
         const int64_t r = div_wb(pp), c = pp - r * wb;
         const bool off_grid = (half[ci] & (r | c) & 1) != 0;
         if (ch_bad | pos_bad | v_bad | off_grid) first_error();
-        ++count[size_t(r >> rs)];
+        ++count[size_t((r >> rs) * ntiles + (c >> ts))];
     }
-    start_.assign(size_t(nstripes_) + 1, 0);
-    for (int64_t s = 0; s < nstripes_; ++s)
-        start_[size_t(s) + 1] = start_[size_t(s)] + count[size_t(s)];
+    start_.assign(size_t(nkeys) + 1, 0);
+    for (int64_t k = 0; k < nkeys; ++k) start_[size_t(k) + 1] = start_[size_t(k)] + count[size_t(k)];
 
     int lbits = 0, vbits = 0;
     while ((stripe_entries_ - 1) >> lbits) ++lbits;
@@ -607,9 +633,9 @@ void StripeScatter::bucket() {
         for (int64_t t = 0; t < n_; ++t) {
             const int32_t ch = channel_[t], pos = position_[t];
             const int64_t r = div_wb(pos), c = pos - r * wb;
-            const int64_t local =
-                add[size_t(ch)] + (c >> half[size_t(ch)]) * bs + (r & row_mask) * row_entries;
-            out[cur[size_t(r >> rs)]++] =
+            const int64_t local = add[size_t(ch)] + ((c & tmask) >> half[size_t(ch)]) * bs +
+                                  (r & row_mask) * row_entries;
+            out[cur[size_t((r >> rs) * ntiles + (c >> ts))]++] =
                 Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
         }
     };
@@ -625,21 +651,20 @@ void StripeScatter::bucket() {
     }
 }
 
-// Scatters run r's triples below position `lim` (the stripe starts at `base`)
-// and returns the new cursor. Half: 4:2:0 chroma, where a column past the
-// row (an odd row) or an odd column is off the grid. Check: the run shares
-// its channel with another run, so a slot may already be taken.
+// Scatters a run's triples [i, end) below position `lim` into dst (the
+// run's column 0 of the row that starts at `base`) and returns the new
+// cursor. Half: 4:2:0 chroma, where a column at or past `wlim` (an odd row,
+// when the stripe's last tile reads on to the stripe's end) or an odd column
+// is off the grid. Check: the run shares its channel with another run, so a
+// slot may already be taken.
 template <bool Half, bool Check>
-int64_t StripeScatter::scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb,
-                                   int64_t bb, int32_t* buf) const {
+int64_t StripeScatter::scatter_run(int64_t i, int64_t end, int64_t base, int64_t lim,
+                                   int64_t wlim, int64_t bb, int32_t* dst) const {
     const int32_t* pos = position_;
     const int32_t* val = value_;
-    const int64_t end = r.end;
-    int32_t* dst = buf + r.add;
-    int64_t i = r.cur;
     for (; i < end && pos[i] < lim; ++i) {
         const int64_t col = pos[i] - base;
-        if (Half && ((col >= wb) | (col & 1))) first_error();
+        if (Half && ((col >= wlim) | (col & 1))) first_error();
         int32_t& slot = dst[(Half ? col >> 1 : col) * bb];
         if (Check && slot != 0) first_error();
         slot = val[i];
@@ -647,11 +672,63 @@ int64_t StripeScatter::scatter_run(const Run& r, int64_t base, int64_t lim, int6
     return i;
 }
 
-Coeffs StripeScatter::scatter(int64_t s) {
-    require(s == next_, "StripeScatter: stripes must be scattered in order");
-    next_ = s + 1;
+namespace {
+// The first index in [i, end) whose position is >= x (positions ascending),
+// searched from i outwards: the answer is usually near.
+int64_t gallop(const int32_t* pos, int64_t i, int64_t end, int64_t x) {
+    if (i == end || pos[i] >= x) return i;
+    int64_t step = 1;  // pos[i] < x
+    while (i + step < end && pos[i + step] < x) {
+        i += step;
+        step *= 2;
+    }
+    const int64_t hi = std::min(i + step, end);
+    return std::lower_bound(pos + i + 1, pos + hi, x) - pos;
+}
+}  // namespace
+
+// The runs' triples of tile t of stripe s, a luma row at a time: 2-row
+// stripes keep a second cursor per luma run (row1_), found at the stripe's
+// first tile.
+void StripeScatter::scatter_runs_tiled(int64_t s, int64_t t, int32_t* buf) {
+    const int64_t wb = g_.wb, bb = bstride_, rows = int64_t(1) << rows_shift_;
+    const int64_t sbase = s * rows * wb;
+    const auto [c0, nb] = tile_span(t);
+    const bool last = t + 1 == ntiles_;
+    for (size_t k = 0; k < run_.size(); ++k) {
+        Run& r = run_[k];
+        int32_t* dst = buf + r.add;
+        if (r.half) {
+            // 4:2:0 chroma: only the stripe's first luma row is on the grid;
+            // the last tile reads to the stripe's end, so anything in the
+            // second row fails as off the grid.
+            const int64_t lim = last ? sbase + rows * wb : sbase + c0 + nb;
+            if (r.cur == r.end) continue;
+            r.cur = r.check ? scatter_run<true, true>(r.cur, r.end, sbase + c0, lim, wb - c0, bb, dst)
+                            : scatter_run<true, false>(r.cur, r.end, sbase + c0, lim, wb - c0, bb, dst);
+            continue;
+        }
+        if (rows == 2 && t == 0) row1_[k] = gallop(position_, r.cur, r.end, sbase + wb);
+        for (int64_t row = 0; row < rows; ++row) {
+            int64_t& cur = row == 0 ? r.cur : row1_[k];
+            const int64_t base = sbase + row * wb + c0;
+            if (cur == r.end || position_[cur] >= base + nb) continue;
+            int32_t* d = dst + row * tile_wb_ * bb;
+            cur = r.check ? scatter_run<false, true>(cur, r.end, base, base + nb, wb, bb, d)
+                          : scatter_run<false, false>(cur, r.end, base, base + nb, wb, bb, d);
+        }
+        if (rows == 2 && last) r.cur = row1_[k];
+    }
+}
+
+Coeffs StripeScatter::scatter(int64_t s, int64_t t) {
+    require(s * ntiles_ + t == next_ && t < ntiles_,
+            "StripeScatter: tiles must be scattered in order");
+    next_ = s * ntiles_ + t + 1;
     int32_t* buf = buffer_.data();
-    if (!run_.empty()) {
+    if (!run_.empty() && ntiles_ > 1) {
+        scatter_runs_tiled(s, t, buf);
+    } else if (!run_.empty()) {
         const int64_t wb = g_.wb, bb = bstride_;
         const int64_t base = (s << rows_shift_) * wb;
         const int64_t lim = base + (int64_t(1) << rows_shift_) * wb;
@@ -659,10 +736,11 @@ Coeffs StripeScatter::scatter(int64_t s) {
             Run& r = run_[k];
             from_[k] = r.cur;
             if (r.cur == r.end) continue;
-            if (r.half) r.cur = r.check ? scatter_run<true, true>(r, base, lim, wb, bb, buf)
-                                        : scatter_run<true, false>(r, base, lim, wb, bb, buf);
-            else r.cur = r.check ? scatter_run<false, true>(r, base, lim, wb, bb, buf)
-                                 : scatter_run<false, false>(r, base, lim, wb, bb, buf);
+            int32_t* dst = buf + r.add;
+            if (r.half) r.cur = r.check ? scatter_run<true, true>(r.cur, r.end, base, lim, wb, bb, dst)
+                                        : scatter_run<true, false>(r.cur, r.end, base, lim, wb, bb, dst);
+            else r.cur = r.check ? scatter_run<false, true>(r.cur, r.end, base, lim, wb, bb, dst)
+                                 : scatter_run<false, false>(r.cur, r.end, base, lim, wb, bb, dst);
             // The runs are ~2 P*B*B streams read a little per stripe, too many
             // for the hardware prefetcher: fetch what the next stripe will
             // likely take (as much as this one did) while this one decodes.
@@ -673,12 +751,13 @@ Coeffs StripeScatter::scatter(int64_t s) {
             }
         }
     } else if (n_ > 0) {
+        const int64_t key = s * ntiles_ + t;
         const int64_t vmax = vmax_;
         const int shift = vbits_;
         auto put = [&](const auto* rec) {
             using Rec = std::remove_cv_t<std::remove_pointer_t<decltype(rec)>>;
             const Rec mask = (Rec(1) << shift) - 1;
-            for (int64_t i = start_[size_t(s)]; i < start_[size_t(s) + 1]; ++i) {
+            for (int64_t i = start_[size_t(key)]; i < start_[size_t(key) + 1]; ++i) {
                 const Rec x = rec[i];
                 int32_t& slot = buf[x >> shift];
                 if (slot != 0) first_error();

@@ -2,9 +2,11 @@
 // sequences of the orders, and conversions between per-plane coefficients,
 // the dense DCT image and the (channel, position, value) list.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
@@ -125,30 +127,51 @@ void list_to_dense(const int32_t* channel, const int32_t* position, const int32_
 SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax, const int32_t* seq);
 
 // A list split by stripe of block rows (the unit the decoder works in: 2 luma
-// block rows and 1 chroma block row under 4:2:0, 1 of each otherwise), so
+// block rows and 1 chroma block row under 4:2:0, 1 of each otherwise), and
+// each stripe into column tiles of at most kTileCoeffs coefficients, so
 // scattering it touches one small, cache-resident buffer at a time instead of
-// the whole image's coefficients. Validates exactly like list_to_planes and
-// reports the same first error (some errors only when the stripe holding the
-// bad triple is scattered).
+// the whole image's coefficients, and the decoder's working memory does not
+// grow with the image's width (whole stripes of a valid 1 x 2^27 greyscale
+// file took 2.2 GB at B = 2, 17x the output; 65x at B = 8). A stripe that
+// fits the budget is one tile of its full width. Validates exactly like
+// list_to_planes and reports the same first error (some errors only when the
+// tile holding the bad triple is scattered).
 //
-// Two ways to find a stripe's triples. A list made of few runs of one channel
+// Two ways to find a tile's triples. A list made of few runs of one channel
 // at strictly ascending positions (a canonical list has one run per channel)
 // is read in place: each run keeps a cursor, and stripe s takes the run's
-// triples below the stripe's end, with no division and no copy. Any other
-// list (e.g. shuffled) is bucketed by stripe with a counting sort.
+// triples below the stripe's end (a tile: below the tile's end in each of
+// its rows), with no division and no copy. Any other list (e.g. shuffled) is
+// bucketed by (stripe, tile) with a counting sort.
 class StripeScatter {
 public:
     StripeScatter(const int32_t* channel, const int32_t* position, const int32_t* value,
                   int64_t n, const Geometry& g, int32_t vmax);
     int64_t stripes() const { return nstripes_; }
-    // Scatters stripe s into the zeroed stripe buffer: c.plane[0] = its luma
-    // block rows, c.plane[1..2] = its chroma block row. Stripes must be
-    // scattered in order 0, 1, 2, ..., and the caller zeroes the buffer again
-    // before the next (StripeDecoder does, block by block while each is in
-    // L1). Throws on a repeated pair or a chroma position off the 4:2:0 grid.
-    Coeffs scatter(int64_t s);
-    // Whether the bucketed path applies (stripe buffers index with 32 bits).
-    static bool fits(const Geometry& g);
+    // Column tiles per stripe, and luma block columns per tile (the last may
+    // have fewer: tile_span).
+    int64_t tiles() const { return ntiles_; }
+    int64_t tile_blocks() const { return tile_wb_; }
+    // Tile t's first luma block column and its number of luma block columns.
+    std::pair<int64_t, int64_t> tile_span(int64_t t) const {
+        const int64_t c0 = t * tile_wb_;
+        return {c0, std::min(tile_wb_, g_.wb - c0)};
+    }
+    // Scatters tile t of stripe s into the zeroed tile buffer: c.plane[0] =
+    // its luma block rows (tile_blocks() * c.block_stride entries apart),
+    // c.plane[1..2] = its chroma block row. Tiles must be scattered in order
+    // (stripe 0 tile 0, stripe 0 tile 1, ...), and the caller zeroes the
+    // buffer again before the next (StripeDecoder does, block by block while
+    // each is in L1). Throws on a repeated pair or a chroma position off the
+    // 4:2:0 grid.
+    Coeffs scatter(int64_t s, int64_t t = 0);
+    // Coefficients (all planes) of one tile at most (two block columns hold
+    // at most 6 x 64^2, far less). With 4 bytes of scatter buffer and 4 of
+    // float plane per coefficient: ~4 MB of decoder buffers whatever the width.
+    static constexpr int64_t kTileCoeffs = int64_t(1) << 19;
+    // Tests: tiles of this many luma block columns (a power of two >= 2)
+    // wherever a stripe is wider; 0 restores kTileCoeffs. Process-wide.
+    static void set_tile_blocks(int64_t blocks);
     // Entries from one block to the next in the stripe buffer: B*B, plus a
     // cache line where B*B*4 bytes is a multiple of 1 KiB. The scatter writes
     // each channel's run across the blocks, one entry per block, and at such
@@ -162,7 +185,7 @@ public:
 
 private:
     // Triples [cur, end) of one channel, positions strictly ascending; the
-    // stripe-local index of the triple at column col of the stripe's first
+    // tile-local index of the triple at column col of the tile's first
     // luma row is (col >> half) * bb + add.
     struct Run {
         int64_t cur, end, add;
@@ -170,8 +193,9 @@ private:
         bool check;  // another run has the same channel: slots may be taken
     };
     template <bool Half, bool Check>
-    int64_t scatter_run(const Run& r, int64_t base, int64_t lim, int64_t wb, int64_t bb,
-                        int32_t* buf) const;
+    int64_t scatter_run(int64_t i, int64_t end, int64_t base, int64_t lim, int64_t wlim,
+                        int64_t bb, int32_t* dst) const;
+    void scatter_runs_tiled(int64_t s, int64_t t, int32_t* buf);
     bool find_runs();
     void bucket();
     [[noreturn]] void first_error() const;
@@ -182,12 +206,20 @@ private:
     int rows_shift_;  // luma block rows per stripe: 1 << rows_shift_
     int64_t bstride_;  // block_stride(g)
     int64_t nstripes_, next_ = 0;
+    // Tiles: tile_wb_ luma block columns each (the whole row when ntiles_ is
+    // 1); a column's tile is col >> tile_shift_, its column in the tile
+    // col & tile_mask_ (no-ops for one tile).
+    int64_t tile_wb_, ntiles_;
+    int tile_shift_;
+    int64_t tile_mask_;
     int64_t offset_[3] = {0, 0, 0};
     std::vector<Run> run_;
     std::vector<int64_t> from_;               // run cursors before the last scatter
+    std::vector<int64_t> row1_;               // tiled, 2-row stripes: cursors in the 2nd row
     int64_t stripe_entries_ = 0;
-    // Bucketed: stripe s is records [start_[s], start_[s+1]), each the
-    // stripe-local index << vbits_ | (value + vmax), in rec32_ where that fits.
+    // Bucketed: tile k (= stripe * ntiles_ + tile) is records [start_[k],
+    // start_[k+1]), each the tile-local index << vbits_ | (value + vmax), in
+    // rec32_ where that fits.
     std::vector<int64_t> start_;
     std::unique_ptr<uint32_t[]> rec32_;
     std::unique_ptr<uint64_t[]> rec64_;
@@ -195,16 +227,15 @@ private:
     std::vector<int32_t> buffer_;
 };
 
-// Calls f(s, c) with each stripe's coefficients in turn; f must leave the
-// stripe buffer all zero (StripeDecoder with rezero does).
+// Calls f(s, t, c) with each stripe's tiles' coefficients in turn; f must
+// leave the tile buffer all zero (StripeDecoder with rezero does).
 template <typename F>
-void for_each_stripe(const int32_t* channel, const int32_t* position, const int32_t* value,
-                     int64_t n, const Geometry& g, int32_t vmax, F&& f) {
-    StripeScatter sc(channel, position, value, n, g, vmax);
-    for (int64_t s = 0; s < sc.stripes(); ++s) {
-        const Coeffs c = sc.scatter(s);
-        f(s, c);
-    }
+void for_each_tile(StripeScatter& sc, F&& f) {
+    for (int64_t s = 0; s < sc.stripes(); ++s)
+        for (int64_t t = 0; t < sc.tiles(); ++t) {
+            const Coeffs c = sc.scatter(s, t);
+            f(s, t, c);
+        }
 }
 
 // Per-plane coefficients <-> dense DCT image (Hb, Wb, P*B*B) int32.

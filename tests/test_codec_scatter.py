@@ -6,6 +6,11 @@ bucketed by stripe. Both must decode to the same pixels, and reject exactly
 what the list validator rejects, with its message (the first bad triple in
 list order), wherever in a run the bad triple sits. These tests call the core
 directly: SparseDCT validates lists before the decoder ever sees them.
+
+Every test runs twice: with the stripes whole (as images of ordinary widths
+decode) and cut into tiles of 2 block columns (as very wide images decode,
+StripeScatter::kTileCoeffs), where each run is read a row of a tile at a
+time; the expected pixels always come from the whole-stripe decoder.
 """
 
 import numpy as np
@@ -18,13 +23,29 @@ from dctsparse import _core
 from helpers import images
 
 
+@pytest.fixture(autouse=True, scope="module", params=[0, 2], ids=["whole stripes", "2-block tiles"])
+def tile_blocks(request):
+    """The tile width raw_decode uses (0: the default, whole stripes here)."""
+    global TILE
+    TILE = request.param
+    yield
+    TILE = 0
+
+
+TILE = 0
+
+
 def header(s):
     return (s.height, s.width, s.planes, s.block_size)
 
 
 def raw_decode(s, c, p, v):
     c, p, v = (np.ascontiguousarray(a, dtype=np.int32) for a in (c, p, v))
-    return _core.decode(c, p, v, *header(s), s.quality, s.subsampling == "4:2:0", s.clip or 0)
+    _core.set_decode_tile_blocks(TILE)
+    try:
+        return _core.decode(c, p, v, *header(s), s.quality, s.subsampling == "4:2:0", s.clip or 0)
+    finally:
+        _core.set_decode_tile_blocks(0)
 
 
 def raw_validate(s, c, p, v):

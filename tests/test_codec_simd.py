@@ -21,6 +21,15 @@ def restore_level():
     _core.set_simd_level(before)
 
 
+def decode_in_tiles(s):
+    """s decoded in column tiles of 2 blocks, the path of very wide images."""
+    _core.set_decode_tile_blocks(2)
+    try:
+        return dctsparse.decode(s)
+    finally:
+        _core.set_decode_tile_blocks(0)
+
+
 def run_all(level):
     _core.set_simd_level(level)
     out = []
@@ -35,6 +44,7 @@ def run_all(level):
             for sub in ("4:2:0", "4:4:4"):
                 s = dctsparse.encode(img, block_size=b, quality=83, subsampling=sub, clip=None if b != 8 else 40)
                 out += [s.channel, s.position, s.value, dctsparse.decode(s), dctsparse.decode(s[: len(s) // 3])]
+                out.append(decode_in_tiles(s))
     for b in (4, 8, 16, 32):  # the stages alone (fixed-size paths at these B)
         blocks = rng.normal(0, 50, (64, b, b)).astype(np.float32)
         out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0)]
