@@ -49,7 +49,10 @@ class _DctsDecoder(ImageFile.PyDecoder):
     def decode(self, buffer):
         assert self.fd is not None
         pixels = codec.decode(container.from_bytes(self.fd.read()))
-        self.set_as_raw(pixels.tobytes())
+        # The array itself, not pixels.tobytes(): Pillow's raw decoder reads
+        # any C-contiguous buffer, and a bytes copy was a third full-size
+        # image at the peak (the array and Pillow's own image are the other two).
+        self.set_as_raw(memoryview(pixels).cast("B"))
         return -1, 0
 
 
