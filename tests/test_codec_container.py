@@ -445,6 +445,76 @@ def test_valid_wide_empty_image_reads_in_bounded_memory():
     assert grown < READ_BOUND_MB, f"reading grew the peak RSS by {grown:.0f} MB"
 
 
+# Decoding a file to pixels: the output (and, through Pillow, Pillow's own
+# image, which keeps RGB at 4 bytes a pixel) is the only thing that grows with
+# the declared size; the decoder's buffers are one tile of a stripe (~4 MB,
+# StripeScatter::kTileCoeffs), the rest of the constant the list and room for
+# the allocator (docs/codec.md, "Memory").
+DECODE_BOUND_MB = 64
+
+
+def decode_peak_growth_mb(data: bytes, via: str) -> float:
+    """How much decoding `data` to pixels raised the peak RSS of a child
+    process, through dctsparse.decode(SparseDCT.from_bytes(data)) or Pillow's
+    Image.open(...).load()."""
+    code = """
+import io, sys, dctsparse
+from PIL import Image
+def peak_mb():
+    with open('/proc/self/status') as f:
+        return next(int(x.split()[1]) for x in f if x.startswith('VmHWM')) / 1024
+data = sys.stdin.buffer.read()
+before = peak_mb()
+if sys.argv[1] == 'decode':
+    out = dctsparse.decode(dctsparse.SparseDCT.from_bytes(data))
+    assert out[0, 0].sum() > 0
+else:
+    im = Image.open(io.BytesIO(data))
+    im.load()
+    assert sum(im.getpixel((0, 0)) if im.mode == 'RGB' else [im.getpixel((0, 0))]) > 0
+print(peak_mb() - before)
+"""
+    r = subprocess.run([sys.executable, "-c", code, via], input=data, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    return float(r.stdout)
+
+
+def thin_file(width: int, mode: str, subsampling: str) -> bytes:
+    """A valid file of a 1 x width image at B = 8: a few coefficients in every
+    64th block column of each plane (tens of KB for millions of pixels)."""
+    cols = np.arange(0, width // 8, 128)
+    chans = [0, 1, 2] + ([64, 128] if mode == "RGB" else [])
+    c = np.repeat(chans, len(cols))
+    p = np.tile(cols, len(chans))
+    v = np.random.default_rng(0).integers(1, 20, len(c))
+    s = SparseDCT(c, p, v, height=1, width=width, block_size=8, subsampling=subsampling, mode=mode)
+    return s.to_bytes()
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    "via,mode,sub,width",
+    [
+        ("decode", "L", "4:4:4", 2**25),
+        ("decode", "RGB", "4:2:0", 2**23),
+        ("pillow", "L", "4:2:0", 2**24),
+        ("pillow", "RGB", "4:4:4", 2**23),
+    ],
+)
+def test_valid_thin_wide_image_decodes_in_bounded_memory(via, mode, sub, width):
+    """Issue 19: a valid file of a 1-pixel-tall, very wide image. The decoder
+    kept float and int32 stripe buffers of the full width and B (2B under
+    4:2:0) rows, ~65x its output (129x for greyscale 4:2:0): 2 GB for the
+    32 MB of a 1 x 2^25 greyscale image, which reads from a 70 KB file."""
+    data = thin_file(width, mode, sub)
+    assert len(data) < 400_000
+    out_mb = width * len(mode) / 2**20
+    pillow_mb = width * (4 if mode == "RGB" else 1) / 2**20 if via == "pillow" else 0
+    grown = decode_peak_growth_mb(data, via)
+    bound = out_mb + pillow_mb + DECODE_BOUND_MB
+    assert grown < bound, f"decoding {len(data)} bytes to {out_mb:.0f} MB grew the peak RSS by {grown:.0f} MB"
+
+
 @pytest.mark.parametrize(
     "edit,match",
     [
