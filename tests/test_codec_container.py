@@ -449,7 +449,7 @@ def test_valid_wide_empty_image_reads_in_bounded_memory():
 # image, which keeps RGB at 4 bytes a pixel) is the only thing that grows with
 # the declared size; the decoder's buffers are one tile of a stripe (~4 MB,
 # StripeScatter::kTileCoeffs), the rest of the constant the list and room for
-# the allocator (docs/codec.md, "Memory").
+# the allocator (docs/codec.md, "Memory of reading a file").
 DECODE_BOUND_MB = 64
 
 

@@ -12,7 +12,9 @@ lying headers, a size over :data:`dctsparse.MAX_IMAGE_PIXELS`) raises
 ``ValueError`` naming the problem. Reading allocates nothing that scales
 with the header's image size: ~1 MB of coder state plus ~40 bytes per
 coefficient decoded so far (see ``cpp/container.hpp``); only
-:func:`dctsparse.decode` of the list allocates the image.
+:func:`dctsparse.decode` of the list allocates the image, and besides it
+~4 MB of buffers however wide the image (``docs/codec.md``, "Memory of
+reading a file").
 """
 
 from __future__ import annotations
