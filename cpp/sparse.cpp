@@ -584,9 +584,17 @@ bool StripeScatter::find_runs() {
     return true;
 }
 
-// Counting sort by tile (stripe * ntiles_ + tile): validate every triple and
-// count per tile, then place (tile-local index, value) records, 32 bits each
-// where both fit (tile-local index << vbits_ | value + vmax), else 64.
+// Sorts the triples by tile (key = stripe * ntiles_ + tile): validate every
+// triple and tally its key, then place (tile-local index, value) records, 32
+// bits each where both fit (tile-local index << vbits_ | value + vmax), else
+// 64. With no more tiles than triples (every ordinary image), a counting
+// sort with a count per tile. Otherwise (a tall, narrow image has a stripe
+// per block row, far more than its triples) counts per tile would grow with
+// the declared height, not the file: 24 bytes a stripe, 3 GB for a valid
+// 2^28 x 1 greyscale header at B = 2. There, two counting passes over the
+// key's low and high halves (an LSD radix sort; ~2 sqrt(tiles) counts)
+// order the records and keep each one's key: 8 or 12 bytes a triple
+// (twice that while sorting).
 void StripeScatter::bucket() {
     const Geometry& g = g_;
     const int64_t bs = bstride_;
@@ -607,39 +615,92 @@ void StripeScatter::bucket() {
     }
     const FastDiv div_wb(wb);
     const int64_t nkeys = nstripes_ * ntiles;
-    std::vector<int64_t> count(size_t(nkeys) + 1, 0);
-    for (int64_t t = 0; t < n_; ++t) {
-        const int32_t ch = channel_[t], pos = position_[t], v = value_[t];
-        // One predictable branch: failure conditions OR-ed; out-of-range
-        // indices are replaced by 0 before they index anything.
-        const bool ch_bad = uint32_t(ch) >= uint64_t(nch), pos_bad = uint32_t(pos) >= uint64_t(npos);
-        const bool v_bad = !valid_value(v, vmax);
-        const size_t ci = ch_bad ? 0 : size_t(ch);
-        const int64_t pp = pos_bad ? 0 : pos;
-        const int64_t r = div_wb(pp), c = pp - r * wb;
-        const bool off_grid = (half[ci] & (r | c) & 1) != 0;
-        if (ch_bad | pos_bad | v_bad | off_grid) first_error();
-        ++count[size_t((r >> rs) * ntiles + (c >> ts))];
+    sparse_ = nkeys > n_;
+    // Sparse keys: lo_bits low, the rest high (each half <= 2^16 counts: a
+    // position is an int32, so keys are below 2^31).
+    int key_bits = 0;
+    while ((nkeys - 1) >> key_bits) ++key_bits;
+    require(key_bits <= 32, "image too large for the stripe decoder");
+    const int lo_bits = (key_bits + 1) / 2;
+    const uint32_t lo_mask = (uint32_t(1) << lo_bits) - 1;
+    std::vector<int64_t> count, lo, hi;
+    if (sparse_) {
+        lo.assign((size_t(1) << lo_bits) + 1, 0);
+        hi.assign((size_t(1) << (key_bits - lo_bits)) + 1, 0);
+    } else {
+        count.assign(size_t(nkeys) + 1, 0);
     }
-    start_.assign(size_t(nkeys) + 1, 0);
-    for (int64_t k = 0; k < nkeys; ++k) start_[size_t(k) + 1] = start_[size_t(k)] + count[size_t(k)];
+    auto validate = [&](auto&& tally) {
+        for (int64_t t = 0; t < n_; ++t) {
+            const int32_t ch = channel_[t], pos = position_[t], v = value_[t];
+            // One predictable branch: failure conditions OR-ed; out-of-range
+            // indices are replaced by 0 before they index anything.
+            const bool ch_bad = uint32_t(ch) >= uint64_t(nch), pos_bad = uint32_t(pos) >= uint64_t(npos);
+            const bool v_bad = !valid_value(v, vmax);
+            const size_t ci = ch_bad ? 0 : size_t(ch);
+            const int64_t pp = pos_bad ? 0 : pos;
+            const int64_t r = div_wb(pp), c = pp - r * wb;
+            const bool off_grid = (half[ci] & (r | c) & 1) != 0;
+            if (ch_bad | pos_bad | v_bad | off_grid) first_error();
+            tally(uint32_t((r >> rs) * ntiles + (c >> ts)));
+        }
+    };
+    if (sparse_) {
+        validate([&](uint32_t key) {
+            ++lo[(key & lo_mask) + 1];
+            ++hi[(key >> lo_bits) + 1];
+        });
+        for (size_t k = 1; k < lo.size(); ++k) lo[k] += lo[k - 1];
+        for (size_t k = 1; k < hi.size(); ++k) hi[k] += hi[k - 1];
+    } else {
+        validate([&](uint32_t key) { ++count[key]; });
+        start_.assign(size_t(nkeys) + 1, 0);
+        for (int64_t k = 0; k < nkeys; ++k) start_[size_t(k) + 1] = start_[size_t(k)] + count[size_t(k)];
+        count = std::vector<int64_t>();
+    }
 
     int lbits = 0, vbits = 0;
     while ((stripe_entries_ - 1) >> lbits) ++lbits;
     while ((int64_t(2) * vmax) >> vbits) ++vbits;
-    std::vector<int64_t> cur(start_.begin(), start_.end() - 1);
+    const size_t room = size_t(std::max<int64_t>(n_, 1));
     auto place = [&](auto* out, int shift) {
         using Rec = std::remove_pointer_t<decltype(out)>;
-        for (int64_t t = 0; t < n_; ++t) {
+        // Triple t's key and record.
+        auto record = [&](int64_t t, uint32_t& key) {
             const int32_t ch = channel_[t], pos = position_[t];
             const int64_t r = div_wb(pos), c = pos - r * wb;
             const int64_t local = add[size_t(ch)] + ((c & tmask) >> half[size_t(ch)]) * bs +
                                   (r & row_mask) * row_entries;
-            out[cur[size_t((r >> rs) * ntiles + (c >> ts))]++] =
-                Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
+            key = uint32_t((r >> rs) * ntiles + (c >> ts));
+            return Rec(local) << shift | Rec(uint32_t(int64_t(value_[t]) + vmax));
+        };
+        if (!sparse_) {
+            std::vector<int64_t> cur(start_.begin(), start_.end() - 1);
+            uint32_t key;
+            for (int64_t t = 0; t < n_; ++t) {
+                const Rec x = record(t, key);
+                out[cur[key]++] = x;
+            }
+            return;
+        }
+        // By the low half of the key (in list order), then stably by the high half.
+        std::unique_ptr<uint32_t[]> key1(new uint32_t[room]);
+        std::unique_ptr<Rec[]> rec1(new Rec[room]);
+        uint32_t key;
+        for (int64_t t = 0; t < n_; ++t) {
+            const Rec x = record(t, key);
+            const int64_t i = lo[key & lo_mask]++;
+            key1[size_t(i)] = key;
+            rec1[size_t(i)] = x;
+        }
+        key_.reset(new uint32_t[room]);
+        for (int64_t i = 0; i < n_; ++i) {
+            const uint32_t k = key1[size_t(i)];
+            const int64_t j = hi[k >> lo_bits]++;
+            key_[size_t(j)] = k;
+            out[j] = rec1[size_t(i)];
         }
     };
-    const size_t room = size_t(std::max<int64_t>(n_, 1));
     if (lbits + vbits <= 32) {
         vbits_ = vbits;
         rec32_.reset(new uint32_t[room]);  // not zeroed: all written
@@ -754,10 +815,20 @@ Coeffs StripeScatter::scatter(int64_t s, int64_t t) {
         const int64_t key = s * ntiles_ + t;
         const int64_t vmax = vmax_;
         const int shift = vbits_;
+        int64_t b, e;
+        if (sparse_) {
+            // Tiles come in key order, so this tile's records (if any) are next.
+            b = e = cursor_;
+            while (e < n_ && key_[size_t(e)] == uint64_t(key)) ++e;
+            cursor_ = e;
+        } else {
+            b = start_[size_t(key)];
+            e = start_[size_t(key) + 1];
+        }
         auto put = [&](const auto* rec) {
             using Rec = std::remove_cv_t<std::remove_pointer_t<decltype(rec)>>;
             const Rec mask = (Rec(1) << shift) - 1;
-            for (int64_t i = start_[size_t(key)]; i < start_[size_t(key) + 1]; ++i) {
+            for (int64_t i = b; i < e; ++i) {
                 const Rec x = rec[i];
                 int32_t& slot = buf[x >> shift];
                 if (slot != 0) first_error();

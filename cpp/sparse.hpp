@@ -142,7 +142,8 @@ SparseList dense_to_list(const int32_t* dense, const Geometry& g, int32_t vmax, 
 // is read in place: each run keeps a cursor, and stripe s takes the run's
 // triples below the stripe's end (a tile: below the tile's end in each of
 // its rows), with no division and no copy. Any other list (e.g. shuffled) is
-// bucketed by (stripe, tile) with a counting sort.
+// bucketed by (stripe, tile) with a counting sort, in memory proportional to
+// the list, not to the stripes (a tall, narrow image has far more of them).
 class StripeScatter {
 public:
     StripeScatter(const int32_t* channel, const int32_t* position, const int32_t* value,
@@ -217,10 +218,14 @@ private:
     std::vector<int64_t> from_;               // run cursors before the last scatter
     std::vector<int64_t> row1_;               // tiled, 2-row stripes: cursors in the 2nd row
     int64_t stripe_entries_ = 0;
-    // Bucketed: tile k (= stripe * ntiles_ + tile) is records [start_[k],
-    // start_[k+1]), each the tile-local index << vbits_ | (value + vmax), in
-    // rec32_ where that fits.
+    // Bucketed: records sorted by tile (key = stripe * ntiles_ + tile), each
+    // the tile-local index << vbits_ | (value + vmax), in rec32_ where that
+    // fits. Tile k is records [start_[k], start_[k+1]); sparse_ (more tiles
+    // than triples): the records whose key_ is k, from cursor_ on.
+    bool sparse_ = false;
     std::vector<int64_t> start_;
+    std::unique_ptr<uint32_t[]> key_;
+    int64_t cursor_ = 0;
     std::unique_ptr<uint32_t[]> rec32_;
     std::unique_ptr<uint64_t[]> rec64_;
     int vbits_ = 32;

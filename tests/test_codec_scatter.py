@@ -203,6 +203,68 @@ def test_repeats_across_runs_of_one_channel():
     np.testing.assert_array_equal(raw_decode(s, c[perm], p[perm], v[perm]), dctsparse.decode(s))
 
 
+def few_triples(h, w, b, mode, sub, n, seed=0):
+    """An h x w image with n random non-zero coefficients (distinct pairs,
+    chroma on the 4:2:0 grid) in 3 channels (one a plane for RGB), in
+    canonical order: 3 runs, few enough to be read in place."""
+    rng = np.random.default_rng(seed)
+    unit = 2 * b if sub == "4:2:0" else b
+    hb, wb = -(-h // unit) * unit // b, -(-w // unit) * unit // b
+    bb = b * b
+    planes = 3 if mode == "RGB" else 1
+    chans = np.arange(3) * bb + rng.integers(0, bb, 3) if planes == 3 else rng.choice(bb, 3, replace=False)
+    pairs = set()
+    while len(pairs) < n:
+        ch = int(rng.choice(chans))
+        r, col = int(rng.integers(0, hb)), int(rng.integers(0, wb))
+        if ch >= bb and sub == "4:2:0":
+            r, col = r & ~1, col & ~1
+        pairs.add((ch, r * wb + col))
+    c, p = np.array(sorted(pairs), np.int32).T
+    v = rng.integers(1, 20, n) * rng.choice([-1, 1], n)
+    return dctsparse.SparseDCT(c, p, v, height=h, width=w, block_size=b, subsampling=sub, mode=mode)
+
+
+@pytest.mark.parametrize(
+    "h,w,b,mode,sub,n",
+    [
+        (2048, 16, 2, "L", "4:4:4", 300),  # 1024 stripes (4096 2-block tiles)
+        (1024, 24, 4, "RGB", "4:2:0", 40),  # 128 stripes
+        (8192, 2048, 64, "L", "4:4:4", 40),  # 128 stripes, 64-bit records (whole stripes)
+    ],
+)
+def test_fewer_triples_than_stripes(h, w, b, mode, sub, n):
+    """A tall image whose list has fewer triples than stripes (or tiles): out
+    of order, it is bucketed by sorting the triples' stripe keys, not with a
+    count per stripe (which grew with the declared height: 3 GB for a valid
+    2^28 x 1 greyscale file at B = 2). It decodes as the canonical list does
+    (read in place as runs) and fails exactly as the validator does."""
+    s = few_triples(h, w, b, mode, sub, n)
+    want = dctsparse.decode(s)
+    c, p, v = lists(s)
+    np.testing.assert_array_equal(raw_decode(s, c, p, v), want)
+    rng = np.random.default_rng(n)
+    for name, perm in rearrangements(s, rng).items():
+        np.testing.assert_array_equal(raw_decode(s, c[perm], p[perm], v[perm]), want, err_msg=name)
+    perm = rng.permutation(n)
+    c, p, v = c[perm], p[perm], v[perm]
+    k = n // 2
+    bad = [("value", 0, "value 0"), ("position", 10**8, "is out of range")]
+    for what, x, msg in bad:
+        c2, p2, v2 = c.copy(), p.copy(), v.copy()
+        {"value": v2, "position": p2}[what][k] = x
+        check_same_error(s, c2, p2, v2, k, msg)
+    # a repeated pair, found only when its tile is scattered
+    c2, p2 = c.copy(), p.copy()
+    c2[k], p2[k] = c2[0], p2[0]
+    check_same_error(s, c2, p2, v, k, "appears twice")
+    if sub == "4:2:0":
+        j = int(np.flatnonzero(c >= b * b)[0])
+        p2 = p.copy()
+        p2[j] += 1  # odd column
+        check_same_error(s, c, p2, v, j, "4:2:0 chroma grid")
+
+
 SMALL = dctsparse.encode(smooth_rgb(40, 56, 1), block_size=4, quality=95)
 GREY = dctsparse.encode(smooth_rgb(24, 40, 2)[..., 0], block_size=3, quality=95, subsampling="4:4:4")
 
