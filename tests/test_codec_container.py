@@ -515,6 +515,26 @@ def test_valid_thin_wide_image_decodes_in_bounded_memory(via, mode, sub, width):
     assert grown < bound, f"decoding {len(data)} bytes to {out_mb:.0f} MB grew the peak RSS by {grown:.0f} MB"
 
 
+@needs_proc
+def test_valid_tall_narrow_image_decodes_in_bounded_memory():
+    """Issue 19: a valid file of a 2^23 x 1 greyscale image at B = 2, a few
+    coefficients in every 512th block row (46 KB). Its list has far fewer
+    triples than the image has stripes (block rows), so the decoder buckets
+    it, and the buckets kept 24 bytes of counts per stripe: +96 MB for the
+    8 MB output (3 GB for a 2^28 x 1 header). Now they grow with the list."""
+    h, b = 2**23, 2
+    rows = np.arange(0, h // b, 512)
+    c = np.repeat([0, 1, 2], len(rows))
+    p = np.tile(rows, 3)
+    v = np.random.default_rng(0).integers(1, 20, len(c))
+    data = SparseDCT(c, p, v, height=h, width=1, block_size=b, subsampling="4:4:4", mode="L").to_bytes()
+    assert len(data) < 100_000
+    out_mb = h / 2**20
+    grown = decode_peak_growth_mb(data, "decode")
+    msg = f"decoding {len(data)} bytes to {out_mb:.0f} MB grew the peak RSS by {grown:.0f} MB"
+    assert grown < out_mb + DECODE_BOUND_MB, msg
+
+
 @pytest.mark.parametrize(
     "edit,match",
     [
