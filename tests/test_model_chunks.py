@@ -10,7 +10,7 @@ from dctmodel.chunks import build_chunk, chunk_probs, length_keep_prob, num_chun
 from dctmodel.config import get_config, override
 from dctmodel.data import Source, sample_batch
 from dctmodel.scenes import render_scene
-from dctmodel.tokens import channel_sequence, class_to_value, value_to_class
+from dctmodel.tokens import channel_sequence, class_to_value, dense_dct, dense_dct_device, value_to_class
 
 
 def random_tokens(rng, n, num_channels, positions, clip):
@@ -225,7 +225,17 @@ def test_folder_source_resizes_long_side_and_batches(tmp_path):
         assert sub == img.shape[0] * img.shape[1] * 3
         assert hw == tuple(dctsparse.encode(img, block_size=4).dct_image().shape[:2])
     b = sample_batch(cfg, train_src, 0, 0)
-    assert b["dct"].shape == (8, cfg.data.grid, cfg.data.grid, cfg.data.num_channels)
+    # The encoder's input travels as the prefix tokens, padded to a bucket of at least 256 rows;
+    # scattered on the device it is the host's dense DCT image of the same tokens.
+    assert b["prefix"].shape[0] == 8 and b["prefix"].shape[1] >= 256 and b["prefix"].shape[2] == 3
+    dense = np.asarray(dense_dct_device(b["prefix"], b["hw"], cfg.data.grid, cfg.data.num_channels))
+    assert dense.shape == (8, cfg.data.grid, cfg.data.grid, cfg.data.num_channels)
+    for k in range(8):
+        toks = b["prefix"][k][b["prefix"][k][:, 0] < cfg.data.num_channels]
+        hb, wb = b["hw"][k]
+        np.testing.assert_array_equal(
+            dense[k], dense_dct(toks, len(toks), hb, wb, cfg.data.grid, cfg.data.num_channels)
+        )
     assert len({tuple(x) for x in b["hw"]}) > 1  # several aspect ratios in one batch
     # Every chunk of the held-out images, padded to whole batches.
     total = sum(float(e["weight"].sum()) for e in eval_batches(cfg, eval_src, range(2), 8))

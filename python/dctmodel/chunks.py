@@ -84,6 +84,7 @@ def build_chunk(
     grid: int,
     num_channels: int,
     clip: int,
+    dense: bool = True,
 ) -> dict:
     """One training example from a token sequence.
 
@@ -92,7 +93,9 @@ def build_chunk(
       start: first target index ``s`` (a multiple of ``chunk`` in training).
       hb, wb: the image's luma block grid; ``grid``: the canvas side (config).
     Returns dict of numpy arrays:
-      ``dct`` int32 ``(grid, grid, num_channels)``: ``tokens[:start]`` scattered;
+      ``dct`` int32 ``(grid, grid, num_channels)``: ``tokens[:start]`` scattered, or with
+      ``dense=False`` ``prefix`` int32 ``(start, 3)``: ``tokens[:start]`` as they are (the
+      training step scatters them on the device, :func:`dctmodel.tokens.dense_dct_device`);
       ``inp`` int32 ``(O+C, 3)``: previous tokens (channel id, position, value class);
       ``tgt`` int32 ``(O+C, 3)``: tokens to predict, same encoding;
       ``weight`` float32 ``(O+C,)``: 1 on the target chunk, 0 on overlap and padding;
@@ -121,8 +124,11 @@ def build_chunk(
 
     tgt_idx = start - overlap + np.arange(S)
     weight = ((tgt_idx >= start) & (tgt_idx < L)).astype(np.float32)
+    encoder_input = (
+        dict(dct=dense_dct(tokens, start, hb, wb, grid, num_channels)) if dense else dict(prefix=tokens[:start].copy())
+    )
     return dict(
-        dct=dense_dct(tokens, start, hb, wb, grid, num_channels),
+        **encoder_input,
         inp=window(start - overlap - 1),
         tgt=window(start - overlap),
         weight=weight,

@@ -121,7 +121,13 @@ class TrainConfig:
     eval_images: int = 16
     checkpoint_every: int = 200
     keep_checkpoints: int = 2
-    prefetch: int = 4  # batches prepared ahead by the input thread
+    prefetch: int = 4  # batches prepared ahead by the input pipeline
+    # Input pipeline (data.py): worker processes that build batches (0: one thread in the
+    # trainer's process); the token cache's bound per process in MiB; the smallest padded
+    # length of the chunks' prefixes (powers of two above it: one compilation each)
+    workers: int = 0
+    cache_mb: float = 512.0
+    prefix_bucket: int = 256
 
 
 @dataclass(frozen=True)
@@ -230,6 +236,9 @@ def check_config(cfg: Config) -> None:
     need(t.checkpoint_every >= 0, "train.checkpoint_every", ">= 0 (0: only at the end)")
     need(t.keep_checkpoints >= 1, "train.keep_checkpoints", ">= 1")
     need(t.prefetch >= 1, "train.prefetch", ">= 1")
+    need(t.workers >= 0, "train.workers", ">= 0 (0: a thread of the training process)")
+    need(t.cache_mb >= 0, "train.cache_mb", ">= 0 (0: no token cache)")
+    need(t.prefix_bucket >= 1, "train.prefix_bucket", ">= 1")
 
 
 def _is_layer_spec(v) -> bool:

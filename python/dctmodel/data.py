@@ -1,18 +1,26 @@
 """Image sources -> token sequences -> batches of chunks.
 
-Every batch is a pure function of ``(seed, step)``: the sampler draws from
-``np.random.default_rng([seed, step])``, so a resumed run sees exactly the
-batches an uninterrupted run would, without saving any iterator state.  A
-background thread (:class:`Prefetcher`) prepares batches ahead of the model.
+Every row of every batch is a pure function of ``(seed, step, row)``: row
+``r`` of step ``k`` draws from ``np.random.default_rng([seed, k, r, ...])``.
+So a resumed run sees exactly the batches an uninterrupted run would without
+saving any iterator state, and a host of a multi-process run builds only the
+rows its devices hold (:func:`sample_batch`'s ``rows``; the union over hosts
+is the one-process batch).  :class:`Prefetcher` prepares batches ahead of the
+model with Grain, in threads or in worker processes (``train.workers``).
+
+The encoder's input travels as the chunk's *prefix*, the tokens before it
+(``prefix`` int16 ``(B, Lp, 3)``, padded to a power-of-two bucket); the
+jitted step scatters it into the dense DCT image on the device
+(:func:`dctmodel.tokens.dense_dct_device`), so host memory and host-to-device
+bytes grow with the tokens, not with the image's ``grid^2 * P*B*B``.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
-from collections.abc import Iterator
-from functools import lru_cache
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -39,13 +47,67 @@ def encode_tokens(image: np.ndarray, data: DataConfig) -> np.ndarray:
     return np.asarray(s.tokens(), np.int32)
 
 
-class Source:
-    """Indexable image source with cached tokens.  ``split`` is "train" or "eval"."""
+DEFAULT_CACHE_MB = 512
 
-    def __init__(self, data: DataConfig, split: str = "train"):
+
+class TokenCache:
+    """Least-recently-used cache of ``Source._encode`` results, bounded in bytes.
+
+    Why bytes, not entries: a token list of a 32 px scene is 1.5 KB, one of a
+    256 px photo 100 KB or more, so a count bound is either useless or huge.
+    ``max_bytes=0`` caches nothing.  Thread-safe (the prefetch threads share it).
+    """
+
+    def __init__(self, fn, max_bytes: int):
+        self.fn = fn
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, i: int):
+        with self._lock:
+            hit = self._items.get(i)
+            if hit is not None:
+                self._items.move_to_end(i)
+                return hit
+        value = self.fn(i)
+        size = int(value[0].nbytes) + 64  # the tuple and its ints, roughly
+        with self._lock:
+            if i not in self._items and size <= self.max_bytes:
+                self._items[i] = value
+                self.bytes += size
+                while self.bytes > self.max_bytes:
+                    _, old = self._items.popitem(last=False)
+                    self.bytes -= int(old[0].nbytes) + 64
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class Source:
+    """Indexable image source with cached tokens.  ``split`` is "train" or "eval".
+
+    ``cache_mb``: bound of the token cache in MiB (default 512; ``train.cache_mb``
+    in a training run).  A source is picklable (Grain's worker processes get a
+    copy with an empty cache of their own).
+    """
+
+    def __init__(self, data: DataConfig, split: str = "train", cache_mb: float = DEFAULT_CACHE_MB):
         self.data = data
         self.split = split
-        self._tokens = lru_cache(maxsize=200_000)(self._encode)
+        self.cache_mb = cache_mb
+        self._tokens = TokenCache(self._encode, int(cache_mb * 2**20))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_tokens"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._tokens = TokenCache(self._encode, int(self.cache_mb * 2**20))
 
     def __len__(self) -> int:
         raise NotImplementedError
@@ -109,8 +171,8 @@ class FolderSource(Source):
     directly in the folder make it unlabelled.
     """
 
-    def __init__(self, data: DataConfig, split: str = "train"):
-        super().__init__(data, split)
+    def __init__(self, data: DataConfig, split: str = "train", cache_mb: float = DEFAULT_CACHE_MB):
+        super().__init__(data, split, cache_mb)
         if not data.folder or not os.path.isdir(data.folder):
             raise ValueError(f"data.folder {data.folder!r} is not a directory")
         files = sorted(
@@ -154,8 +216,8 @@ class FolderSource(Source):
 class ArraySource(Source):
     """In-memory list of uint8 images (tests, notebooks), with optional int class labels."""
 
-    def __init__(self, data: DataConfig, images, labels=None, split: str = "train"):
-        super().__init__(data, split)
+    def __init__(self, data: DataConfig, images, labels=None, split: str = "train", cache_mb: float = DEFAULT_CACHE_MB):
+        super().__init__(data, split, cache_mb)
         if isinstance(labels, str):  # the old third positional argument was the split
             raise TypeError("ArraySource(data, images, labels=None, split='train'): pass split by keyword")
         self.images = list(images)
@@ -191,13 +253,15 @@ class DatasetSource(Source):
     re-encoding), so the dataset's settings must match the config: block
     size, quality, subsampling, order, mode, and ``clip <= data.clip``
     (checked); images must fit the config's grid (checked per image).  The
-    last ``num_eval`` images are the held-out split.
+    last ``num_eval`` images are the held-out split.  Nothing is cached: the
+    shards are memory-mapped, so the page cache holds what is read and a
+    process's memory does not grow with the dataset.
     """
 
-    def __init__(self, data: DataConfig, split: str = "train"):
+    def __init__(self, data: DataConfig, split: str = "train", cache_mb: float = DEFAULT_CACHE_MB):
         import dctsparse
 
-        super().__init__(data, split)
+        super().__init__(data, split, 0)
         if not data.folder:  # dctsparse.Dataset(None) would be a TypeError the CLIs do not report
             raise ValueError(
                 "data.source='dataset' needs data.folder: the output directory of `dctsparse encode-dataset`"
@@ -222,6 +286,18 @@ class DatasetSource(Source):
         if n <= data.num_eval:
             raise ValueError(f"{data.folder}: {n} images, need more than num_eval={data.num_eval}")
         self.index = np.arange(n - data.num_eval) if split == "train" else np.arange(n - data.num_eval, n)
+
+    def __getstate__(self):
+        # A worker process opens the dataset itself: pickling the memory maps would copy the shards.
+        state = super().__getstate__()
+        del state["ds"]
+        return state
+
+    def __setstate__(self, state):
+        import dctsparse
+
+        super().__setstate__(state)
+        self.ds = dctsparse.Dataset(str(self.data.folder))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -257,13 +333,14 @@ def check_labels(cfg: Config, source: Source) -> None:
         raise ValueError(f"the {source.split} source has {n} classes but model.num_classes={m}")
 
 
-def make_source(data: DataConfig, split: str = "train") -> Source:
+def make_source(data: DataConfig, split: str = "train", cache_mb: float = DEFAULT_CACHE_MB) -> Source:
+    """The configured source; ``cache_mb`` bounds its token cache (MiB)."""
     if data.source == "scenes":
-        return SceneSource(data, split)
+        return SceneSource(data, split, cache_mb)
     if data.source == "folder":
-        return FolderSource(data, split)
+        return FolderSource(data, split, cache_mb)
     if data.source == "dataset":
-        return DatasetSource(data, split)
+        return DatasetSource(data, split, cache_mb)
     raise ValueError(f"unknown data source {data.source!r}")
 
 
@@ -279,40 +356,89 @@ def _example(cfg: Config, source: Source, i: int, start: int) -> dict:
         grid=cfg.data.grid,
         num_channels=cfg.data.num_channels,
         clip=cfg.data.clip,
+        dense=False,
     )
     ex["label"] = np.int32(source.label(i))
     ex["subpixels"] = np.float32(subpixels)
     return ex
 
 
-def _stack(examples: list[dict]) -> dict:
-    return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
+def prefix_bucket(n: int, smallest: int) -> int:
+    """Padded prefix length for a batch whose longest prefix has ``n`` tokens: the next power
+    of two, at least ``smallest``.  Each bucket is one compilation of the step; powers of two
+    keep their number logarithmic and the padding under 2x."""
+    b = max(int(smallest), 1)
+    while b < n:
+        b *= 2
+    return b
 
 
-def sample_batch(cfg: Config, source: Source, seed: int, step: int, batch_size: int | None = None) -> dict:
-    """The training batch of ``step``: deterministic in ``(seed, step)``.
+def prefix_dtype(data: DataConfig) -> type:
+    """int16 when every channel id, position and value fits (every paper preset: the largest
+    position is ``grid^2 - 1`` = 4095 for ``plant_leaves``), else int32: half the bytes."""
+    small = max(data.num_channels, data.grid * data.grid, data.clip) < 2**15
+    return np.int16 if small else np.int32
 
-    Images are drawn uniformly, kept with :func:`length_keep_prob` under the
+
+def stack_examples(examples: list[dict], data: DataConfig, smallest_bucket: int) -> dict:
+    """Examples -> a batch: every key stacked; ``prefix`` (ragged ``(start, 3)``) padded with
+    ``(P*B*B, 0, 0)`` rows, a channel the device scatter drops, to :func:`prefix_bucket`,
+    as :func:`prefix_dtype`."""
+    num_channels = data.num_channels
+    out = {k: np.stack([e[k] for e in examples]) for k in examples[0] if k != "prefix"}
+    if "prefix" in examples[0]:
+        n = max(e["prefix"].shape[0] for e in examples)
+        pre: np.ndarray = np.zeros((len(examples), prefix_bucket(n, smallest_bucket), 3), prefix_dtype(data))
+        pre[:, :, 0] = num_channels
+        for r, e in enumerate(examples):
+            pre[r, : e["prefix"].shape[0]] = e["prefix"]
+        out["prefix"] = pre
+    return out
+
+
+def sample_row(cfg: Config, source: Source, seed: int, step: int, row: int) -> dict:
+    """Row ``row`` of the training batch of ``step``: deterministic in ``(seed, step, row)``.
+
+    An image is drawn uniformly, kept with :func:`length_keep_prob` under the
     configured chunk policy (so each chunk index is drawn at a rate that does
     not depend on the sequence's length up to ``length_filter_lmax``), and one
-    chunk per kept image is drawn with :func:`chunk_probs`.
+    chunk of a kept image is drawn with :func:`chunk_probs`; else draw again.
     """
     t = cfg.train
-    rng = np.random.default_rng([int(seed), int(step), 0xDC7])
-    out: list[dict] = []
-    while len(out) < (batch_size or t.batch_size):
+    rng = np.random.default_rng([int(seed), int(step), int(row), 0xDC7])
+    policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+    while True:
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]
         L = toks.shape[0]
         # train.target="chroma": chunks tile the colour part only (the luma is all in the input).
         base = target_start(toks, t.target, cfg.data.block_size)
-        policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
         if rng.random() >= length_keep_prob(L - base, t.length_filter_lmax, *policy):
             continue
         p = chunk_probs(L - base, *policy)
         k = int(rng.choice(p.size, p=p))
-        out.append(_example(cfg, source, i, base + k * cfg.model.chunk_size))
-    return _stack(out)
+        return _example(cfg, source, i, base + k * cfg.model.chunk_size)
+
+
+def sample_batch(
+    cfg: Config,
+    source: Source,
+    seed: int,
+    step: int,
+    batch_size: int | None = None,
+    rows: Sequence[int] | None = None,
+) -> dict:
+    """The training batch of ``step`` (:func:`sample_row` for each row), or only its ``rows``
+    (the rows a host's devices hold); ``batch_size`` defaults to ``train.batch_size``.
+
+    Returns numpy arrays with a leading axis over the rows: ``prefix`` int16 ``(R, Lp, 3)``
+    (see :func:`stack_examples`), ``inp``/``tgt`` int32 ``(R, O+C, 3)``, ``weight`` float32
+    ``(R, O+C)``, ``hw`` int32 ``(R, 2)``, ``chunk_index``/``label`` int32 ``(R,)``,
+    ``subpixels`` float32 ``(R,)``.
+    """
+    rows = range(batch_size or cfg.train.batch_size) if rows is None else rows
+    exs = [sample_row(cfg, source, seed, step, r) for r in rows]
+    return stack_examples(exs, cfg.data, cfg.train.prefix_bucket)
 
 
 def eval_batches(cfg: Config, source: Source, indices, batch_size: int) -> Iterator[dict]:
@@ -335,50 +461,64 @@ def eval_batches(cfg: Config, source: Source, indices, batch_size: int) -> Itera
             pad["weight"] = np.zeros_like(pad["weight"])
             pad["image"] = np.int32(-1)
             exs.append(pad)
-        yield _stack(exs)
+        yield stack_examples(exs, cfg.data, cfg.train.prefix_bucket)
+
+
+class _StepBatch:
+    """``step -> (step, its batch rows)``: what Grain maps over the steps (picklable, so that
+    worker processes can run it)."""
+
+    def __init__(self, cfg: Config, source: Source, seed: int, rows: Sequence[int] | None):
+        self.cfg, self.source, self.seed = cfg, source, seed
+        self.rows = None if rows is None else [int(r) for r in rows]
+
+    def __call__(self, step: int) -> tuple[int, dict]:
+        return int(step), sample_batch(self.cfg, self.source, self.seed, int(step), rows=self.rows)
 
 
 class Prefetcher:
-    """Prepares ``sample_batch(step)`` for ``step = start, start+1, ...`` on a thread.
+    """Prepares ``sample_batch(step, rows=rows)`` for ``step = start, ..., stop - 1`` ahead of
+    the model: a Grain ``MapDataset`` over the steps, read by one thread (``workers=0``) or by
+    ``workers`` worker processes (image decoding and encoding then run beside the trainer, not
+    under its GIL).
 
-    Iterate to get ``(step, batch)``; ``close()`` stops the thread.
+    Why Grain: the batches are a pure function of the step, so its deterministic, sharded
+    ``MapDataset`` fits as is, and its worker processes are the ecosystem's (no pool of our
+    own to start, feed, order and shut down).  Iterate to get ``(step, batch)`` in step order;
+    ``close()`` stops the readers.
     """
 
-    def __init__(self, cfg: Config, source: Source, seed: int, start: int, stop: int, depth: int = 4):
-        self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-        self._stop = threading.Event()
-        self._args = (cfg, source, seed)
-        self._range = range(start, stop)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+    def __init__(
+        self,
+        cfg: Config,
+        source: Source,
+        seed: int,
+        start: int,
+        stop: int,
+        depth: int = 4,
+        rows: Sequence[int] | None = None,
+        workers: int = 0,
+    ):
+        import grain
 
-    def _run(self):
-        cfg, source, seed = self._args
-        try:
-            for step in self._range:
-                item = (step, sample_batch(cfg, source, seed, step))
-                while not self._stop.is_set():
-                    try:
-                        self._q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        pass
-                if self._stop.is_set():
-                    return
-        except BaseException as e:  # surfaced in the consumer
-            self._q.put(e)
-            return
-        self._q.put(None)
+        ds = grain.MapDataset.range(start, stop).map(_StepBatch(cfg, source, seed, rows))
+        it = ds.to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=max(1, depth)))
+        if workers > 0:
+            from absl import flags
+
+            # Grain's workers read absl flags, which only an absl app parses: outside one they
+            # take their defaults (an absl app has parsed them before it gets here).
+            if not flags.FLAGS.is_parsed():
+                flags.FLAGS.mark_as_parsed()
+            it = it.mp_prefetch(
+                grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=max(1, depth // workers))
+            )
+        self._it = iter(it)
 
     def __iter__(self):
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from self._it
 
     def close(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()

@@ -27,6 +27,7 @@ from flax import nnx
 from . import masks as M
 from .config import Config
 from .layers import Dense, Stack, dense_dot_general
+from .tokens import dense_dct_device
 
 
 def _squash(v):
@@ -199,18 +200,26 @@ class DCTransformer(nnx.Module):
     ):
         """Logits for one batch of chunks.
 
-        ``batch``: ``dct`` int32 ``(B, G, G, P*B*B)``, ``inp``/``tgt`` int32
+        ``batch``: ``dct`` int32 ``(B, G, G, P*B*B)`` (or ``prefix``, see
+        :meth:`encoder_input`), ``inp``/``tgt`` int32
         ``(B, S, 3)``, ``hw`` int32 ``(B, 2)``, optional ``label`` int32 ``(B,)``.
         Returns float32 logits ``(B, S, P*B*B+1)``, ``(B, S, G*G)``, ``(B, S, 2*clip)``.
         """
         kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
         label = batch.get("label") if self.emb_class is not None else None
-        e_input = self.encode(batch["dct"], label, **kw)
+        e_input = self.encode(self.encoder_input(batch), label, **kw)
         logits = self.decode(e_input, inp, tgt, hw, label, **kw)
         if self.cfg.model.structure_masks if structure_masks is None else structure_masks:
             return M.mask_logits(self.mask_tables, logits, inp, tgt, hw)
         return logits
+
+    def encoder_input(self, batch: dict):
+        """The dense DCT image int32 ``(B, G, G, P*B*B)``: ``batch["dct"]``, or ``batch["prefix"]``
+        (int32 ``(B, Lp, 3)`` tokens, as the training batches carry it) scattered here."""
+        if "dct" in batch:
+            return batch["dct"]
+        return dense_dct_device(batch["prefix"], batch["hw"], self.grid, self.num_channels)
 
     def embed_inputs(self, inp, steps, hw, label=None):
         """Decoder input embeddings of previous tokens ``inp`` int32 ``(B, n, 3)`` at window

@@ -87,3 +87,24 @@ def dense_dct(tokens: np.ndarray, n: int, hb: int, wb: int, grid: int, num_chann
     t = t[t[:, 0] < num_channels]
     out[t[:, 1] // wb, t[:, 1] % wb, t[:, 0]] = t[:, 2]
     return out
+
+
+def dense_dct_device(prefix, hw, grid: int, num_channels: int):
+    """:func:`dense_dct` in JAX, batched, for the jitted steps: prefixes int16/int32 ``(B, Lp, 3)``
+    (rows with channel ``>= num_channels`` are padding and dropped) and each image's grid
+    ``hw`` int32 ``(B, 2)`` -> int32 ``(B, grid, grid, num_channels)``.
+
+    Why on the device: the dense image is ``grid^2 * P*B*B`` int32 per example, mostly zeros
+    (1.8 MB for ``lsun``), against 12 bytes per prefix token; the host ships the tokens.
+    ``vmap`` keeps the scatter per example, so a batch-sharded input stays sharded."""
+    import jax
+    import jax.numpy as jnp
+
+    def one(p, wb):
+        p = p.astype(jnp.int32)  # the host ships int16 where it fits (data.prefix_dtype)
+        ch, pos, val = p[:, 0], p[:, 1], p[:, 2]
+        ch = jnp.where((ch >= 0) & (ch < num_channels), ch, num_channels)  # padding -> out of range
+        out = jnp.zeros((grid, grid, num_channels), jnp.int32)
+        return out.at[pos // wb, pos % wb, ch].set(val, mode="drop")
+
+    return jax.vmap(one)(prefix, hw[:, 1])

@@ -13,7 +13,8 @@ Design:
   dicts/optax states (``nnx.to_pure_dict``), so sharding it, checkpointing it
   with orbax and restoring it are all one-liners.  The model is rebuilt from
   the params inside the jitted step (``model.model_from_params``).
-* Batches are a pure function of ``(seed, step)`` (``data.sample_batch``) and the
+* Batches are a pure function of ``(seed, step)`` (``data.sample_batch``; each
+  row of ``(seed, step, row)``, so a host builds only its own rows) and the
   dropout key is ``fold_in(seed, step)``, so ``--resume`` from a checkpoint at
   step ``k`` reproduces an uninterrupted run bit for bit.
 * A ``Mesh(("data", "model"))`` shards the batch over every device and, when
@@ -36,7 +37,7 @@ from .cli import main
 from .evaluation import evaluate
 from .loop import save_checkpoint, train
 from .optim import lr_schedule, make_optimizer
-from .sharding import batch_sharding, make_mesh, param_spec, put_batch, state_shardings
+from .sharding import batch_sharding, host_rows, make_mesh, param_spec, put_batch, state_shardings
 from .steps import LN2, Functions, functions
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "make_optimizer",
     "param_spec",
     "put_batch",
+    "host_rows",
     "save_checkpoint",
     "state_shardings",
     "train",

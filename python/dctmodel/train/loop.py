@@ -21,7 +21,7 @@ from ..loop import JsonLog, check_resume_config, stop_on_sigint
 from .evaluation import evaluate
 from .optim import lr_schedule
 from .progress import Accumulator, Progress
-from .sharding import make_mesh
+from .sharding import host_rows, make_mesh
 from .steps import functions
 
 
@@ -66,8 +66,8 @@ def train(
     ckpt.write_config(workdir, cfg)
     mesh = make_mesh(cfg.train.model_axis, devices)
     fns = functions(cfg)
-    source = source or make_source(cfg.data, "train")
-    eval_source = eval_source or make_source(cfg.data, "eval")
+    source = source or make_source(cfg.data, "train", cfg.train.cache_mb)
+    eval_source = eval_source or make_source(cfg.data, "eval", cfg.train.cache_mb)
     check_labels(cfg, source)
 
     state = fns.shard_state(fns.init(cfg.train.seed), mesh)
@@ -96,7 +96,11 @@ def train(
     bar = Progress(cfg.steps, progress, start)
     # The caller's SIGINT handler is back before the final checkpoint.
     with stop_on_sigint() as stop:
-        feed = Prefetcher(cfg, source, cfg.train.seed, start, end, depth=cfg.train.prefetch)
+        # Each process builds only the rows its devices hold (all of them in a one-process run).
+        rows = host_rows(mesh, cfg.train.batch_size)
+        feed = Prefetcher(
+            cfg, source, cfg.train.seed, start, end, depth=cfg.train.prefetch, rows=rows, workers=cfg.train.workers
+        )
         acc = Accumulator()
         t_last = time.time()
         step = start
@@ -104,8 +108,8 @@ def train(
             t_wait = time.time()
             for step_i, batch in feed:
                 wait = time.time() - t_wait
-                state, met = fns.train_step(state, batch, mesh)
-                acc.add(met, batch, wait)
+                state, met = fns.train_step(state, batch, mesh, rows)
+                acc.add(met, batch, wait, rows)
                 step = step_i + 1
                 # A stop request logs the steps since the last record, which would otherwise be lost.
                 if step % cfg.train.log_every == 0 or step == end or stop.requested:

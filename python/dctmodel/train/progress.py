@@ -48,7 +48,9 @@ class Accumulator:
         self.steps, self.loss, self.nats, self.tokens, self.wait, self.gnorm = 0, 0.0, np.zeros(3), 0.0, 0.0, 0.0
         self.chunk = defaultdict(list)
 
-    def add(self, met, batch, wait):
+    def add(self, met, batch, wait, rows=None):
+        """``met``: the step's metrics (global batch); ``batch``: the host batch, holding the
+        global ``rows`` (None: all): the per-chunk bits are those of this host's rows."""
         met = jax.device_get(met)
         self.steps += 1
         self.loss += float(met["loss"])
@@ -56,7 +58,8 @@ class Accumulator:
         self.tokens += float(met["tokens"])
         self.wait += wait
         self.gnorm += float(met["grad_norm"])
-        bpd = met["example_bits"].sum(-1) / batch["subpixels"]
+        bits = met["example_bits"] if rows is None else met["example_bits"][list(rows)]
+        bpd = bits.sum(-1) / batch["subpixels"]
         for k, b in zip(batch["chunk_index"], bpd, strict=True):
             self.chunk[int(k)].append(float(b))
 

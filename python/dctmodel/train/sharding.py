@@ -12,7 +12,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-BATCH_KEYS = ("dct", "inp", "tgt", "weight", "hw", "label")
+BATCH_KEYS = ("prefix", "dct", "inp", "tgt", "weight", "hw", "label")
 
 
 # ---------------------------------------------------------------------------
@@ -46,15 +46,48 @@ def batch_sharding(mesh) -> NamedSharding:
     return NamedSharding(mesh, P(("data", "model")))
 
 
-def put_batch(batch: dict, mesh) -> dict:
-    """Host numpy batch (identical on every host) -> global arrays sharded over the batch axis."""
+def host_rows(mesh, batch_size: int) -> list[int]:
+    """The rows of a global batch of ``batch_size`` that this process's devices hold, sorted.
+
+    One process: every row.  With ``process_count() > 1`` each host builds only these
+    (``data.sample_batch(rows=...)``); the hosts' rows together are the whole batch."""
     sh = batch_sharding(mesh)
+    rows: set[int] = set()
+    for idx in sh.addressable_devices_indices_map((batch_size,)).values():
+        assert idx is not None  # a NamedSharding always names each device's index
+        rows.update(range(batch_size)[idx[0]])
+    return sorted(rows)
+
+
+def put_batch(batch: dict, mesh, rows=None, batch_size: int | None = None) -> dict:
+    """Host numpy batch -> global arrays sharded over the batch axis.
+
+    ``rows=None``: ``batch`` is the whole global batch (on every host).  Otherwise it holds
+    only rows ``rows`` (sorted; :func:`host_rows`) of a global batch of ``batch_size``, and
+    they must include every row this process's devices hold."""
+    sh = batch_sharding(mesh)
+    if rows is not None and batch_size is None:
+        raise ValueError("put_batch: rows need the global batch_size")
     out: dict = {}
     for k in BATCH_KEYS + ("chunk_index", "subpixels", "image"):
         if k in batch:
-            out[k] = _global_array(np.asarray(batch[k]), sh)
+            out[k] = _global_array(np.asarray(batch[k]), sh, rows, batch_size)
     return out
 
 
-def _global_array(v: np.ndarray, sh: NamedSharding) -> jax.Array:
-    return jax.make_array_from_callback(v.shape, sh, lambda idx: v[idx])
+def _global_array(v: np.ndarray, sh: NamedSharding, rows=None, total: int | None = None) -> jax.Array:
+    if rows is None:
+        return jax.make_array_from_callback(v.shape, sh, lambda idx: v[idx])
+    rows = np.asarray(rows)
+    if rows.shape != (v.shape[0],):
+        raise ValueError(f"a host batch of {v.shape[0]} rows given with {rows.size} row indices")
+    assert total is not None
+
+    def local(idx):
+        want = np.arange(total)[idx[0]]
+        at = np.searchsorted(rows, want)
+        if not (at < rows.size).all() or not (rows[np.minimum(at, rows.size - 1)] == want).all():
+            raise ValueError(f"rows {want.tolist()} of the global batch are not among this host's rows")
+        return v[(at,) + tuple(idx[1:])]
+
+    return jax.make_array_from_callback((total, *v.shape[1:]), sh, local)

@@ -132,9 +132,11 @@ class Functions:
             self._jitted[mesh] = Compiled(train, ev)
         return self._jitted[mesh]
 
-    def train_step(self, state, batch, mesh):
-        """One optimiser step on a host batch; returns ``(new state, metrics)`` (state donated)."""
-        return self._for_mesh(mesh).train(state, put_batch(batch, mesh))
+    def train_step(self, state, batch, mesh, rows=None):
+        """One optimiser step on a host batch; returns ``(new state, metrics)`` (state donated).
+        ``rows``: the global rows ``batch`` holds (:func:`sharding.host_rows`), None: all."""
+        size = None if rows is None else self.cfg.train.batch_size
+        return self._for_mesh(mesh).train(state, put_batch(batch, mesh, rows, size))
 
     def eval_step(self, params, batch, mesh) -> ChunkBits:
         """Bits of each chunk of a host batch without and with the structure masks."""
