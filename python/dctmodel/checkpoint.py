@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 import warnings
@@ -333,10 +334,22 @@ def config_path(workdir: str) -> str:
 
 
 def write_config(workdir: str, config: Any) -> None:
-    """``workdir/config.json`` from a (nested) dataclass or a dict; the folder must exist."""
+    """``workdir/config.json`` from a (nested) dataclass or a dict; the folder must exist.
+
+    Written whole under another name, then renamed: in a multi-host run every
+    process writes the same file while the others may be reading it (a resume's
+    config check), and none may see it empty or half written.
+    """
     data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else config
-    with open(config_path(workdir), "w") as f:
-        json.dump(data, f, indent=1)
+    path = config_path(workdir)
+    tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # json.dump failed: no litter beside config.json
+            os.remove(tmp)
 
 
 def read_config(workdir: str, made_by: str = "dctmodel.train") -> dict:
