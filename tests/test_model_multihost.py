@@ -275,9 +275,13 @@ def test_cli_joins_a_multi_host_run_with_the_flags_given(monkeypatch, tmp_path):
         main(base + ["--coordinator", "10.0.0.1:1234", "--num-processes", "2", "--process-id", "1"])
     with pytest.raises(Joined):
         main(base + ["--distributed"])  # a TPU pod slice or SLURM: JAX detects all three
+    with pytest.raises(Joined):
+        main(base + ["--local-device-ids", "0,1,2,3"])  # SLURM, one task per node of 4 GPUs
+    none = {"coordinator_address": None, "num_processes": None, "process_id": None, "local_device_ids": None}
     assert calls == [
-        {"coordinator_address": "10.0.0.1:1234", "num_processes": 2, "process_id": 1},
-        {"coordinator_address": None, "num_processes": None, "process_id": None},
+        dict(none, coordinator_address="10.0.0.1:1234", num_processes=2, process_id=1),
+        none,
+        dict(none, local_device_ids=[0, 1, 2, 3]),
     ]
 
 
@@ -289,6 +293,8 @@ def test_cli_joins_a_multi_host_run_with_the_flags_given(monkeypatch, tmp_path):
         (["--num-processes", "0"], "num_processes=0: expected >= 1"),
         (["--num-processes", "2", "--process-id", "2"], "process_id=2: expected < num_processes=2"),
         (["--process-id", "-1"], "process_id=-1: expected >= 0"),
+        (["--local-device-ids", "0,x"], "expected comma-separated integers"),
+        (["--local-device-ids", "-1"], "expected device numbers >= 0"),
     ],
 )
 def test_cli_refuses_malformed_multi_host_flags_in_one_line(flags, message, monkeypatch, tmp_path, capsys):

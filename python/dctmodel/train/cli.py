@@ -37,6 +37,13 @@ def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2,3") from None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m dctmodel.train", description=DESCRIPTION)
     ap.add_argument("--config", default="tiny", help="preset name (dctmodel.config.PRESETS)")
@@ -47,7 +54,7 @@ def main(argv=None):
     ap.add_argument("--no-eval", action="store_true")
     mh = ap.add_argument_group(
         "multi-host",
-        "one process per host, every one started with the same command (docs/dctmodel.md, Multi-host); "
+        "one process per host (or per GPU), each started with the same command (docs/dctmodel.md, Multi-host); "
         "the workdir must be a folder that all of them see",
     )
     mh.add_argument(
@@ -59,8 +66,15 @@ def main(argv=None):
     mh.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (implies --distributed)")
     mh.add_argument("--num-processes", type=int, metavar="N", help="processes in the run (implies --distributed)")
     mh.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (implies --distributed)")
+    mh.add_argument(
+        "--local-device-ids",
+        type=_ints,
+        metavar="0,1,...",
+        help="the local GPUs this process uses (implies --distributed); under SLURM JAX otherwise "
+        "gives each process only the GPU of its local rank (one task per GPU)",
+    )
     args = ap.parse_args(argv)
-    joined = (args.coordinator, args.num_processes, args.process_id)
+    joined = (args.coordinator, args.num_processes, args.process_id, args.local_device_ids)
     if args.distributed or any(v is not None for v in joined):
         try:
             distributed.initialize(*joined)
