@@ -29,7 +29,8 @@ STEPS, HALF = 6, 3
 SETS = {
     "train.model_axis": 2,
     "train.total_tokens": 8 * 32 * STEPS,
-    "train.checkpoint_every": 0,
+    "train.checkpoint_every": 2,
+    "train.keep_checkpoints": 10,
     "train.log_every": 1,
     "train.prefetch": 1,
 }
@@ -200,6 +201,11 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
             {"workdir": wd["one_first"], "resume": False, "stop_after": HALF, "out": out["one_half"]},
         ],
     )
+    from helpers import damage_manifest_deleted  # here: the subprocesses need not import it
+
+    # The one-process run's last checkpoint damaged: the two processes resume from step 2, after
+    # setting step 3 aside together (each would otherwise rename the folder the others just moved).
+    damage_manifest_deleted(os.path.join(wd["one_first"], "checkpoints", str(HALF)))
     # Two processes, 2 devices each: the same first half from the command line (which joins the
     # run), then the one-process checkpoint resumed to the end.
     argv = ["--config", "micro", "--workdir", wd["two_first"], "--stop-after", str(HALF), "--no-eval"]
@@ -211,6 +217,7 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
         2,
         [{"argv": argv}, {"workdir": wd["one_first"], "resume": True, "stop_after": None, "out": out["two_resumed"]}],
     )
+    assert f"resume: checkpoint step {HALF} in " in texts[0] and "trying step 2" in texts[0]
     # Process 0 alone reports (the config line, the progress lines).
     assert "4 device(s) (cpu) in 2 processes" in texts[0] and f"step {HALF}/{STEPS}" in texts[0]
     assert "device(s)" not in texts[1] and f"step {HALF}/" not in texts[1]
@@ -248,9 +255,13 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
     moved = max(float(np.max(np.abs(p["one_full"][k] - p["one_half"][k]))) for k in p["one_full"])
     assert moved > 100 * ATOL
 
-    # Checkpoints at the steps where each run stopped, and one log line per step (process 0 only).
-    for name, steps in (("two_first", [HALF, STEPS]), ("one_first", [HALF, STEPS])):
-        assert sorted(int(s) for s in os.listdir(os.path.join(wd[name], "checkpoints")) if s.isdigit()) == steps
+    # Every checkpoint (the damaged step set aside once, by one process), and one log line per
+    # step (process 0 alone writes them).
+    for name, steps in (("two_first", [2, HALF, 4, STEPS]), ("one_first", [2, 4, STEPS])):
+        names = os.listdir(os.path.join(wd[name], "checkpoints"))
+        assert sorted(int(s) for s in names if s.isdigit()) == steps, (name, names)
+        aside = [s for s in names if s.startswith(f"{HALF}.unreadable-")]
+        assert len(aside) == (name == "one_first"), (name, names)
         with open(os.path.join(wd[name], "log.jsonl")) as f:
             assert [json.loads(line)["step"] for line in f] == list(range(1, STEPS + 1)), name
 
