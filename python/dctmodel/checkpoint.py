@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import time
 import warnings
@@ -217,14 +218,27 @@ def _set_aside(mngr, step: int) -> str:
     resume instead would leave the user to move it by hand; deleting it would
     lose what may still be recovered.  So it is moved to a name orbax does not
     list as a step (not all digits, no ``_N`` suffix) and the files stay.
+
+    In a multi-host run every process finds the step unreadable and gets here:
+    process 0 alone renames it, the others wait for it and then look up the
+    name it chose, the newest by ctime (each renaming would fail on the folder another
+    just moved).
     """
-    base = os.path.join(str(mngr.directory), str(step))
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    name, n = f"{step}.unreadable-{stamp}", 1
-    while os.path.exists(os.path.join(str(mngr.directory), name)):
-        n += 1
-        name = f"{step}.unreadable-{stamp}-{n}"
-    os.rename(base, os.path.join(str(mngr.directory), name))
+    folder = str(mngr.directory)
+    if jax.process_index() == 0:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        name, n = f"{step}.unreadable-{stamp}", 1
+        while os.path.exists(os.path.join(folder, name)):
+            n += 1
+            name = f"{step}.unreadable-{stamp}-{n}"
+        os.rename(os.path.join(folder, str(step)), os.path.join(folder, name))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"dctmodel.checkpoint: step {step} set aside")
+        if jax.process_index() != 0:
+            moved = [e for e in os.scandir(folder) if e.name.startswith(f"{step}.unreadable-")]
+            name = max(moved, key=lambda e: e.stat().st_ctime_ns).name if moved else f"{step}.unreadable-*"
     with _without_step_metadata_warnings():
         mngr.reload()
     return name
@@ -333,10 +347,22 @@ def config_path(workdir: str) -> str:
 
 
 def write_config(workdir: str, config: Any) -> None:
-    """``workdir/config.json`` from a (nested) dataclass or a dict; the folder must exist."""
+    """``workdir/config.json`` from a (nested) dataclass or a dict; the folder must exist.
+
+    Written whole under another name, then renamed: in a multi-host run every
+    process writes the same file while the others may be reading it (a resume's
+    config check), and none may see it empty or half written.
+    """
     data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) and not isinstance(config, type) else config
-    with open(config_path(workdir), "w") as f:
-        json.dump(data, f, indent=1)
+    path = config_path(workdir)
+    tmp = f"{path}.{socket.gethostname()}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):  # json.dump failed: no litter beside config.json
+            os.remove(tmp)
 
 
 def read_config(workdir: str, made_by: str = "dctmodel.train") -> dict:

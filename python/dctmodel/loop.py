@@ -21,6 +21,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+import jax
+
 
 class StopRequest:
     """The SIGINT handler; ``requested`` turns True on the first Ctrl-C."""
@@ -60,10 +62,16 @@ class JsonLog:
     ``resume_step=None`` starts an empty log; otherwise records after the
     restored step are dropped (a run killed after logging a step but before
     its checkpoint would log that step twice), as is a line torn by the kill.
+
+    In a multi-host run (``jax.distributed``) only process 0 touches the file:
+    every process logs the same records, and the others would repeat each line.
     """
 
     def __init__(self, path: str, resume_step: int | None):
         self.path = path
+        self.enabled = jax.process_index() == 0
+        if not self.enabled:
+            return
         if resume_step is None:
             open(path, "w").close()
         elif os.path.exists(path):
@@ -73,6 +81,8 @@ class JsonLog:
                 f.writelines(keep)
 
     def write(self, record: dict):
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
 

@@ -29,7 +29,8 @@ Design:
 Files: ``sharding`` (mesh, shardings, ``put_batch``), ``optim`` (schedule,
 optimiser), ``steps`` (``Functions``: init, loss, train and eval steps),
 ``evaluation`` (held-out bpd), ``progress`` (progress line, logged metrics),
-``loop`` (``train``), ``cli`` (``python -m dctmodel.train``); checkpoints and
+``loop`` (``train``), ``distributed`` (joining a multi-host run), ``cli``
+(``python -m dctmodel.train``); checkpoints and
 work directories are ``dctmodel.checkpoint``.
 """
 

@@ -13,6 +13,7 @@ import jax
 from ..checkpoint import UnreadableCheckpoint
 from ..config import check_config, get_config, override
 from ..data import check_labels, make_source
+from . import distributed
 from .loop import check_resume, train
 
 DESCRIPTION = "Training, evaluation and checkpointing of the DCTransformer."
@@ -36,6 +37,13 @@ def _tuples(v):
     return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2,3") from None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m dctmodel.train", description=DESCRIPTION)
     ap.add_argument("--config", default="tiny", help="preset name (dctmodel.config.PRESETS)")
@@ -44,10 +52,34 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", metavar="SECTION.FIELD=VALUE", help="override config fields")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many total steps")
     ap.add_argument("--no-eval", action="store_true")
-    ap.add_argument("--distributed", action="store_true", help="jax.distributed.initialize() (multi-host)")
+    mh = ap.add_argument_group(
+        "multi-host",
+        "one process per host (or per GPU), each started with the same command (docs/dctmodel.md, Multi-host); "
+        "the workdir must be a folder that all of them see",
+    )
+    mh.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-host run (jax.distributed.initialize); on a TPU pod slice or under SLURM "
+        "the flags below are detected and may be left out",
+    )
+    mh.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (implies --distributed)")
+    mh.add_argument("--num-processes", type=int, metavar="N", help="processes in the run (implies --distributed)")
+    mh.add_argument("--process-id", type=int, metavar="I", help="this process, 0..N-1 (implies --distributed)")
+    mh.add_argument(
+        "--local-device-ids",
+        type=_ints,
+        metavar="0,1,...",
+        help="the local GPUs this process uses (implies --distributed); under SLURM JAX otherwise "
+        "gives each process only the GPU of its local rank (one task per GPU)",
+    )
     args = ap.parse_args(argv)
-    if args.distributed:
-        jax.distributed.initialize()
+    joined = (args.coordinator, args.num_processes, args.process_id, args.local_device_ids)
+    if args.distributed or any(v is not None for v in joined):
+        try:
+            distributed.initialize(*joined)
+        except ValueError as e:
+            ap.error(str(e))
     # Mistakes in the command are reported in one line before anything compiles.
     try:
         cfg = override(get_config(args.config), **_parse_sets(args.set))
@@ -59,11 +91,14 @@ def main(argv=None):
         os.makedirs(args.workdir, exist_ok=True)
     except (ValueError, OSError) as e:
         ap.error(str(e))
-    print(
-        f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
-        f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})",
-        file=sys.stderr,
-    )
+    say = distributed.is_main()  # the other processes of a multi-host run would repeat each line
+    if say:
+        print(
+            f"config {cfg.name}: {cfg.steps} steps of {cfg.train.batch_size}x{cfg.model.chunk_size} tokens; "
+            f"{len(jax.devices())} device(s) ({jax.devices()[0].platform})"
+            + (f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""),
+            file=sys.stderr,
+        )
     try:
         _, records = train(
             cfg,
@@ -77,7 +112,7 @@ def main(argv=None):
     except UnreadableCheckpoint as e:  # every saved step damaged: nothing to resume from
         ap.exit(2, f"{ap.prog}: error: {e}\n")
     evals = [r for r in records if "eval" in r]
-    if evals:
+    if evals and say:
         last = evals[-1]["eval"]
         print(
             json.dumps(

@@ -11,9 +11,11 @@ import numpy as np
 
 
 class Progress:
-    """One-line progress display on stderr (no dependency)."""
+    """One-line progress display on stderr (no dependency); shown by process 0 only in a
+    multi-host run, where every process reaches the same steps."""
 
     def __init__(self, total: int, enabled: bool = True, start: int = 0):
+        enabled = enabled and jax.process_index() == 0
         self.total, self.enabled, self.t0 = total, enabled and sys.stderr.isatty(), time.time()
         self.start = start  # steps restored from a checkpoint: not timed by this run
         self.plain = enabled and not sys.stderr.isatty()
