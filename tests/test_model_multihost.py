@@ -9,6 +9,7 @@ process 0, writes each job's final parameters (gathered from every process) to a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -70,9 +71,14 @@ def _child(spec_path: str) -> None:
             main(job["argv"])
             continue
         t0 = time.time()
-        state, _ = train(
-            cfg, job["workdir"], resume=job["resume"], stop_after=job["stop_after"], progress=False, do_eval=False
-        )
+        with _sigint_in(job.get("sigint"), spec["process_id"]):
+            state, _ = train(
+                cfg, job["workdir"], resume=job["resume"], stop_after=job["stop_after"], progress=False, do_eval=False
+            )
+        if job.get("sigint"):  # every process says where it stopped
+            with open(f"{job['out']}.{spec['process_id']}.step", "w") as f:
+                f.write(str(int(jax.device_get(state["step"]))))
+            continue
         # Every process takes part in the gather (a collective); process 0 writes.
         params = multihost_utils.process_allgather(state["params"], tiled=True)
         sharded = sum(not x.sharding.is_fully_replicated for x in jax.tree.leaves(state["params"]))
@@ -88,6 +94,31 @@ def _child(spec_path: str) -> None:
             }
             with open(job["out"] + ".json", "w") as f:
                 json.dump(info, f)
+
+
+@contextlib.contextmanager
+def _sigint_in(sigint: dict | None, process_id: int):
+    """With ``sigint = {"process": P, "batch": K}``: process P alone gets a Ctrl-C as the batch
+    of step K reaches its training loop (the others get none)."""
+    if not sigint or sigint["process"] != process_id:
+        yield
+        return
+    import signal
+
+    import dctmodel.train.loop as T
+
+    class Interrupting(T.Prefetcher):
+        def __iter__(self):
+            for item in super().__iter__():
+                if item[0] == sigint["batch"]:
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield item
+
+    saved, T.Prefetcher = T.Prefetcher, Interrupting
+    try:
+        yield
+    finally:
+        T.Prefetcher = saved
 
 
 # ---------------------------------------------------------------------------
@@ -189,7 +220,7 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
     why = _have_cpu_collectives()
     if why:
         pytest.skip(why)
-    wd = {k: str(tmp_path / k) for k in ("uninterrupted", "one_first", "two_first")}
+    wd = {k: str(tmp_path / k) for k in ("uninterrupted", "one_first", "two_first", "two_sigint")}
     out = {k: str(tmp_path / f"{k}.npz") for k in ("one_full", "one_half", "two_resumed", "one_resumed")}
     # One process, 4 devices: an uninterrupted run, and a run stopped (with its checkpoint) at HALF.
     t1, _ = _run(
@@ -215,8 +246,25 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
         tmp_path,
         "two",
         2,
-        [{"argv": argv}, {"workdir": wd["one_first"], "resume": True, "stop_after": None, "out": out["two_resumed"]}],
+        [
+            {"argv": argv},
+            {"workdir": wd["one_first"], "resume": True, "stop_after": None, "out": out["two_resumed"]},
+            # A Ctrl-C in process 1 alone, as the batch of step index 1 arrives: both processes
+            # leave the loop after that step and checkpoint it together (one that stopped alone
+            # would leave the other waiting in the next step's all-reduce until the timeout).
+            {
+                "workdir": wd["two_sigint"],
+                "resume": False,
+                "stop_after": None,
+                "sigint": {"process": 1, "batch": 1},
+                "out": str(tmp_path / "two_sigint"),
+            },
+        ],
     )
+    stopped = [open(tmp_path / f"two_sigint.{i}.step").read() for i in range(2)]
+    assert stopped == ["2", "2"], stopped
+    names = os.listdir(os.path.join(wd["two_sigint"], "checkpoints"))
+    assert sorted(int(s) for s in names if s.isdigit()) == [2], names
     assert f"resume: checkpoint step {HALF} in " in texts[0] and "trying step 2" in texts[0]
     # Process 0 alone reports (the config line, the progress lines).
     assert "4 device(s) (cpu) in 2 processes" in texts[0] and f"step {HALF}/{STEPS}" in texts[0]

@@ -13,6 +13,7 @@ import sys
 import time
 
 import jax
+import numpy as np
 
 from .. import checkpoint as ckpt
 from ..config import Config, check_config
@@ -104,6 +105,7 @@ def train(
         acc = Accumulator()
         t_last = time.time()
         step = start
+        stopping = False
         try:
             t_wait = time.time()
             for step_i, batch in feed:
@@ -111,8 +113,9 @@ def train(
                 state, met = fns.train_step(state, batch, mesh, rows)
                 acc.add(met, batch, wait, rows)
                 step = step_i + 1
+                stopping = _stop_everywhere(stop)
                 # A stop request logs the steps since the last record, which would otherwise be lost.
-                if step % cfg.train.log_every == 0 or step == end or stop.requested:
+                if step % cfg.train.log_every == 0 or step == end or stopping:
                     rec = acc.record(step, time.time() - t_last, float(lr_schedule(cfg)(step - 1)))
                     t_last = time.time()
                     emit(rec)
@@ -121,7 +124,7 @@ def train(
                     save_checkpoint(mngr, state)
                 if do_eval and cfg.train.eval_every and step % cfg.train.eval_every == 0 and step < cfg.steps:
                     emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
-                if stop.requested:
+                if stopping:
                     break
                 t_wait = time.time()
         except Exception:
@@ -134,10 +137,22 @@ def train(
             feed.close()
             bar.close()
     _save_if_new(mngr, state)
-    if do_eval and step >= cfg.steps and not stop.requested:
+    if do_eval and step >= cfg.steps and not stopping:
         emit({"step": step, "eval": evaluate(cfg, state["params"], eval_source, mesh)})
     mngr.close()
     return state, records
+
+
+def _stop_everywhere(stop) -> bool:
+    """Whether any process got a Ctrl-C: every process of a multi-process run must leave the
+    loop after the same step (the checkpoint and the steps are collectives), so one that stopped
+    alone would leave the others waiting in the next step's all-reduce.  One small all-gather
+    per step, and only with several processes."""
+    if jax.process_count() == 1:
+        return stop.requested
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.bool_(stop.requested))).any())
 
 
 def _save_if_new(mngr, state) -> int:
