@@ -71,10 +71,13 @@ def _child(spec_path: str) -> None:
             main(job["argv"])
             continue
         t0 = time.time()
-        with _sigint_in(job.get("sigint"), spec["process_id"]):
+        built: dict[int, list[int]] = {}  # step -> the batch rows this process built
+        with _sigint_in(job.get("sigint"), spec["process_id"]), _rows_built(built):
             state, _ = train(
                 cfg, job["workdir"], resume=job["resume"], stop_after=job["stop_after"], progress=False, do_eval=False
             )
+        with open(f"{job['out']}.{spec['process_id']}.rows", "w") as f:
+            json.dump({str(k): sorted(v) for k, v in built.items()}, f)
         if job.get("sigint"):  # every process says where it stopped
             with open(f"{job['out']}.{spec['process_id']}.step", "w") as f:
                 f.write(str(int(jax.device_get(state["step"]))))
@@ -94,6 +97,24 @@ def _child(spec_path: str) -> None:
             }
             with open(job["out"] + ".json", "w") as f:
                 json.dump(info, f)
+
+
+@contextlib.contextmanager
+def _rows_built(built: dict):
+    """Records in ``built`` which rows of which step's batch this process builds."""
+    import dctmodel.data as D
+
+    saved = D.sample_row
+
+    def counting(cfg, source, seed, step, row):
+        built.setdefault(int(step), []).append(int(row))
+        return saved(cfg, source, seed, step, row)
+
+    D.sample_row = counting
+    try:
+        yield
+    finally:
+        D.sample_row = saved
 
 
 @contextlib.contextmanager
@@ -261,6 +282,14 @@ def test_two_processes_train_like_one_and_checkpoints_cross_over(tmp_path):
             },
         ],
     )
+    # Each process built only its own half of every batch: rows 0-3 and 4-7 of the 8.
+    for i, want in enumerate((list(range(4)), list(range(4, 8)))):
+        with open(out["two_resumed"] + f".{i}.rows") as f:
+            built = json.load(f)
+        assert sorted(int(k) for k in built) == list(range(2, STEPS)), built  # steps 3..6 (index 2..5)
+        assert all(v == want for v in built.values()), (i, built)
+    with open(out["one_half"] + ".0.rows") as f:
+        assert all(v == list(range(8)) for v in json.load(f).values())
     stopped = [open(tmp_path / f"two_sigint.{i}.step").read() for i in range(2)]
     assert stopped == ["2", "2"], stopped
     names = os.listdir(os.path.join(wd["two_sigint"], "checkpoints"))

@@ -76,6 +76,9 @@ def _paper(
             eval_every=5000,
             log_every=100,
             length_filter_lmax=None,
+            # Folder images are decoded, resized and encoded in worker processes, beside the
+            # trainer (benchmarks/model_input.py: lsun needs ~0.6 host cores per GPU).
+            workers=4,
         ),
         paper_params=params,
         paper_tpu_cores=cores,
