@@ -15,6 +15,8 @@ or Pillow's JPEG integers 2/0; default 4:2:0), ``order``, ``clip``, and
 
 from __future__ import annotations
 
+from typing import Any
+
 from PIL import Image, ImageFile
 
 from . import codec, container
@@ -52,7 +54,8 @@ class _DctsDecoder(ImageFile.PyDecoder):
         # The array itself, not pixels.tobytes(): Pillow's raw decoder reads
         # any C-contiguous buffer, and a bytes copy was a third full-size
         # image at the peak (the array and Pillow's own image are the other two).
-        self.set_as_raw(memoryview(pixels).cast("B"))
+        raw: Any = pixels.data.cast("B")  # Pillow's stub says bytes; its raw decoder takes any buffer
+        self.set_as_raw(raw)
         return -1, 0
 
 
