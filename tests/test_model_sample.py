@@ -188,6 +188,73 @@ def test_sampler_with_fake_logits_exact_sequence_and_per_sample_stop():
         np.testing.assert_array_equal(buf[b, : count + 1], np.array(expect), err_msg=f"sample {b}")
 
 
+@pytest.mark.parametrize("origin", [None, 37])
+def test_a_prefix_ending_inside_a_chunk_is_fed_from_the_chunk_boundary(origin):
+    """Chunks start where training's do (multiples of C from the origin): with a 37-token prefix
+    and C = 32 the encoder sees tokens [0, 32) and tokens 32-36 are fed as known tokens before
+    the first draw, at window steps O..O+4, so the first drawn token is at step O + 5.  A
+    colorisation model's origin is the prefix's end (its chunks start at the first chroma
+    token): then the first chunk starts at 37 and draws at step O."""
+    cfg = get_config("micro")  # C = 32, O = 8
+    n_pre, ov, C = 37, cfg.model.overlap, cfg.model.chunk_size
+    d = cfg.data
+
+    class Spy(FakeDecoder):
+        # The drawn value tells the window step and how many coefficients the encoder saw.
+        def value(self, st, j, p):
+            return 100.0 * jax.nn.one_hot(j + 16 * (st["start"] % 2), self.V), st
+
+    seq = channel_sequence(d.order, d.planes, d.block_size)
+    buf = np.zeros((2, 90, 3), np.int32)
+    dct = np.zeros((2, d.grid, d.grid, d.num_channels), np.int32)
+    for i in range(n_pre):
+        tok = (seq[i // 2], 0 if i % 2 == 0 else 10, (3 * i) % (2 * d.clip))
+        buf[:, i] = tok
+        dct[:, tok[1] // d.grid, tok[1] % d.grid, tok[0]] = class_to_value(np.array(tok[2]), d.clip)
+    f = jax.jit(
+        lambda key, buf, n, dct, hw, mr, org: sample_loop(
+            Spy(cfg, [1000, 1000]),
+            key,
+            buf,
+            n,
+            dct,
+            hw,
+            mr,
+            tables=M.MaskTables.from_config(cfg),
+            clip=d.clip,
+            overlap=ov,
+            chunk=C,
+            max_tokens=89,
+            max_chunks=3,
+            settings=SampleSettings(),
+            origin=org,
+        )
+    )
+    org = None if origin is None else np.full(2, origin, np.int32)
+    out, lens, _, _ = jax.device_get(
+        f(
+            jax.random.key(0),
+            buf,
+            np.full(2, n_pre, np.int32),
+            dct,
+            np.full((2, 2), d.grid, np.int32),
+            np.zeros(2, np.int32),
+            org,
+        )
+    )
+    np.testing.assert_array_equal(out[:, :n_pre], buf[:, :n_pre])  # the prefix stays as it was
+    first = out[0, n_pre]
+    if origin is None:
+        # Encoder input: tokens [0, 32) (an even count), first draw at window step O + 5.
+        assert first[2] == ov + (n_pre - C) + 16 * (C % 2), first
+    else:
+        assert first[2] == ov + 16 * (n_pre % 2), first  # encoder input: all 37 tokens
+    # The FakeDecoder's channel and position are those of token 37 either way (its index is
+    # encoder count + step - O), and every later chunk starts on a boundary again.
+    assert (first[0], first[1]) == (seq[n_pre // 2], 10)
+    assert lens[0] > n_pre + C
+
+
 def test_sampler_never_emits_an_invalid_token():
     # An adversarial fake that always wants (channel 0, position 0): the masks must steer it.
     cfg = get_config("micro")

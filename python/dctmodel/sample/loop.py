@@ -5,6 +5,14 @@ chunk.  Each step draws channel -> position -> value under the structure
 masks (and a per-sample ``min_rank``), writes the token and scatters the new
 coefficient into the DCT image that the next chunk encodes.  Each sample
 stops on its own stop token and then rides along, writing nothing.
+
+Chunks start where training's do: at ``origin + k * C`` (``origin`` 0, or the
+first chroma token for a ``train.target="chroma"`` model).  A prefix that
+ends inside a chunk is therefore not the encoder's whole input: the chunk
+starts at the boundary before its end, and its remaining tokens are fed
+through the decoders as known tokens (teacher-forced) before the first draw.
+Starting the chunk at the prefix's end instead would show the model a window
+it never saw in training (continuations of half a scene drew colour noise).
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ class StepCarry(NamedTuple):
     prev: Any  # int32 (B, 3) the token before step j
     samples: Samples
     key: Any
+    start: Any  # int32 (B,) the chunk's first token index (step O)
+    known: Any  # int32 (B,) tokens already in buf when the chunk began: steps before are forced
 
 
 class ChunkCarry(NamedTuple):
@@ -68,6 +78,7 @@ def sample_loop(
     max_chunks: int,
     settings: SampleSettings,
     early_exit: bool = True,
+    origin=None,
 ) -> Sampled:
     """Chunked autoregressive sampling; traceable (jit it).
 
@@ -80,6 +91,7 @@ def sample_loop(
         (in the order) a new token may have.
       early_exit: stop a chunk as soon as every sample is done (False: always run
         all ``C`` steps, for timing).
+      origin: int32 ``(B,)`` where chunk 0 starts (None: 0), see the module docstring.
     Returns :class:`Sampled` ``(buf, n, done, chunks)``.
     """
     B, L = buf.shape[0], buf.shape[1]
@@ -98,43 +110,60 @@ def sample_loop(
         g = jnp.where((idx >= 0)[..., None], g, pad)
         return jnp.where((idx == -1)[..., None], bos, g)
 
+    origin = jnp.zeros((B,), jnp.int32) if origin is None else origin
+    wb = hw[:, 1]
+
     def step(carry: StepCarry) -> StepCarry:
         j, prev, (buf, n, done, dct) = carry.j, carry.prev, carry.samples
+        # A token of the prefix inside this chunk: fed as known, not drawn (module docstring).
+        t = carry.start + j - overlap
+        forced = t < carry.known
+        f_tok = tokens_at(buf, t[:, None])[:, 0]
         key, k1, k2, k3 = jax.random.split(carry.key, 4)
         lc, st = dec.channel(carry.dec, j, prev)
         lc = M.mask_channel(tables, lc.astype(jnp.float32)[:, None], prev[:, None], hw, rank_ok[:, None])[:, 0]
         c = draw(k1, lc, T[0], K[0], Pp[0])
         c = jnp.where(done | (n >= max_tokens), nch, c)  # finished rows and full buffers: stop
+        c = jnp.where(forced, f_tok[:, 0], c)
         stop = c == nch
         lp, st = dec.position(st, j, c)
         lp = M.mask_position(tables, lp.astype(jnp.float32)[:, None], prev[:, None], c[:, None], hw)[:, 0]
-        p = jnp.where(stop, 0, draw(k2, lp, T[1], K[1], Pp[1]))
+        p = jnp.where(forced, f_tok[:, 1], jnp.where(stop, 0, draw(k2, lp, T[1], K[1], Pp[1])))
         lv, st = dec.value(st, j, p)
         v = jnp.where(stop, none_v, draw(k3, lv.astype(jnp.float32), T[2], K[2], Pp[2]))
+        v = jnp.where(forced, f_tok[:, 2], v)
         tok = jnp.stack([c, p, v], axis=-1)
-        write = ~done
+        write = ~done & ~forced  # a forced token is in buf already
         at = jnp.minimum(n, L - 1)
         buf = buf.at[rows, at].set(jnp.where(write[:, None], tok, buf[rows, at]))
-        # Scatter the new coefficient into the DCT image the next chunk will encode.
-        wb = hw[:, 1]
+        # Scatter the coefficient into the DCT image the next chunk will encode (a forced one
+        # goes back where the chunk's start took it out).
         r, col, ch = p // wb, p % wb, jnp.minimum(c, nch - 1)
         val = jnp.where(v < clip, v - clip, v - clip + 1)
-        dct = dct.at[rows, r, col, ch].set(jnp.where(write & ~stop, val, dct[rows, r, col, ch]))
-        return StepCarry(j + 1, st, tok, Samples(buf, n + write, done | stop, dct), key)
+        dct = dct.at[rows, r, col, ch].set(jnp.where((write | forced) & ~stop, val, dct[rows, r, col, ch]))
+        return carry._replace(j=j + 1, dec=st, prev=tok, samples=Samples(buf, n + write, done | stop, dct), key=key)
 
     def chunk_body(c: ChunkCarry) -> ChunkCarry:
         s = c.samples
-        start = s.n
+        known = s.n
+        start = origin + jnp.maximum(known - origin, 0) // chunk * chunk
+        # The encoder sees tokens [0, start): the prefix's tokens past the chunk boundary come out
+        # of the image (each (block, channel) holds one token, so zeroing removes exactly them).
+        idx = start[:, None] + jnp.arange(chunk)
+        late = tokens_at(s.buf, idx)
+        ch = jnp.where(idx < known[:, None], late[..., 0], nch)  # others: out of range, dropped
+        dct = s.dct.at[rows[:, None], late[..., 1] // wb[:, None], late[..., 1] % wb[:, None], ch].set(0, mode="drop")
         o = jnp.arange(overlap)
         st = dec.begin(
-            s.dct, tokens_at(s.buf, start[:, None] - overlap - 1 + o), tokens_at(s.buf, start[:, None] - overlap + o)
+            dct, tokens_at(s.buf, start[:, None] - overlap - 1 + o), tokens_at(s.buf, start[:, None] - overlap + o)
         )
         prev = tokens_at(s.buf, start[:, None] - 1)[:, 0]
 
         def cond(sc: StepCarry):
             return (sc.j < overlap + chunk) & (~jnp.all(sc.samples.done) if early_exit else True)
 
-        out = jax.lax.while_loop(cond, step, StepCarry(jnp.int32(overlap), st, prev, s, c.key))
+        first = StepCarry(jnp.int32(overlap), st, prev, s._replace(dct=dct), c.key, start, known)
+        out = jax.lax.while_loop(cond, step, first)
         return ChunkCarry(c.chunk + 1, out.samples, out.key)
 
     def chunk_cond(c: ChunkCarry):

@@ -54,7 +54,10 @@ def sample_tokens_reference(
     while not done.all():
         # Unfinished samples all advance one token per step, so they share the chunk start;
         # finished ones ride along (their windows are past their stop token, all padding).
-        start = max(len(s) for s, dn in zip(seqs, done, strict=True) if not dn)
+        # Chunks start at multiples of C, as in training: a prefix's tokens past the last
+        # boundary sit in the window as known tokens and are not drawn.
+        known = max(len(s) for s, dn in zip(seqs, done, strict=True) if not dn)
+        start = known // C * C
         exs = [
             build_chunk(
                 np.concatenate([s, stop]), start, C, ov, hb=hb, wb=wb, grid=d.grid, num_channels=n_ch, clip=d.clip
@@ -67,6 +70,8 @@ def sample_tokens_reference(
         for j in range(ov, ov + C):
             if done.all() or start + j - ov >= max_tokens:
                 break
+            if start + j - ov < known:
+                continue
             for field in range(3):
                 key, k = jax.random.split(key)
                 logits = fwd(batch)[field][:, j]

@@ -44,6 +44,9 @@ def _sampler(cfg: Config, method: str, max_tokens: int, max_chunks: int, setting
                 max_chunks=max_chunks,
                 settings=settings,
                 early_exit=early_exit,
+                # Chunks tile the list from where training's do: 0, or the colour part's start
+                # (a target="chroma" model's prefix is the whole luma).
+                origin=n if cfg.train.target == "chroma" else None,
             )
 
         _SAMPLERS[k] = jax.jit(run)
