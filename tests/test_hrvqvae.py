@@ -504,3 +504,23 @@ def test_prior_samples_valid_codes_that_decode(trained, scenes16):
     assert codes.min() >= 0 and codes.max() < model.vocab == 16
     imgs = P.sample_images(model, prior, 3, jax.random.key(1), latent_hw=(4, 4))
     assert imgs.shape == (3, 16, 16, 3) and imgs.min() >= 0 and imgs.max() <= 1
+
+
+# --------------------------------------------------------------------------- benchmark helpers
+
+
+def test_benchmark_plateau_interpolation_and_entropy_bits():
+    from benchmarks import hrvqvae as B
+
+    crit = B.Plateau(patience=2, tol=0.01)
+    assert not crit.reached([5.0, 4.0])  # fewer evaluations than patience + 1
+    assert not crit.reached([5.0, 4.0, 3.9, 3.95])  # 3.9 < 0.99 * 4.0: still improving
+    assert crit.reached([5.0, 4.0, 3.97, 3.99])  # 3.97 > 0.99 * 4.0
+    pts = [(100.0, 20.0), (400.0, 26.0)]
+    assert B.interpolate(pts, 200.0) == pytest.approx(23.0)  # halfway in log(bits)
+    assert B.interpolate(pts, 99.0) is None and B.interpolate(pts, 401.0) is None
+    # 16 px, latent 4x4: a leaf perplexity of 8 is 3 bits at each of 16 positions; vqvae2 adds its 2x2 top.
+    usage = [dict(quantizer=0, layer=0, perplexity=2.0), dict(quantizer=0, layer=1, perplexity=8.0)]
+    assert B.entropy_bits(H.VQConfig(layers=2, m=4), usage, 16) == pytest.approx(48.0)
+    two = [dict(quantizer=0, layer=0, perplexity=4.0), dict(quantizer=1, layer=0, perplexity=8.0)]
+    assert B.entropy_bits(H.VQConfig(model="vqvae2", layers=1, m=16), two, 16) == pytest.approx(4 * 2 + 16 * 3)
