@@ -241,6 +241,35 @@ def test_training_reduces_reconstruction_error(trained):
     assert lines[-1]["eval_mse"] == pytest.approx(res["mse"])
 
 
+def _png(path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_every_run_ends_with_a_reconstruction_grid(trained, scenes16, tmp_path, capsys):
+    cfg, work, model, _, _ = trained
+    test_x = scenes16[1]  # 16 images of 16 px: the first 8 are drawn
+    grid = _png(f"{work}/reconstructions.png")
+    assert grid.shape == (2 * 16, 8 * 16, 3)
+    tiles = grid.reshape(2, 16, 8, 16, 3).transpose(0, 2, 1, 3, 4)  # (row, column, y, x, rgb)
+    np.testing.assert_array_equal(tiles[0], (test_x[:8] * 255).round().astype(np.uint8))
+    recon = np.clip(np.asarray(model(jnp.asarray(test_x[:8]))[0]), 0, 1)
+    assert np.abs(tiles[1].astype(int) - recon * 255).max() <= 1  # rounding, float order
+    # The CLI on a finished run only evaluates, and draws the picture again (its own held-out scenes).
+    run = tmp_path / "run"
+    shutil.copytree(work, run)
+    os.remove(run / "reconstructions.png")
+    assert cli.main(["--workdir", str(run)]) == 0
+    assert f"wrote {run / 'reconstructions.png'}" in capsys.readouterr().out
+    again = _png(run / "reconstructions.png")
+    assert again.shape == grid.shape
+    held_out = D.load_images(cfg.data, "eval")[:8]
+    np.testing.assert_array_equal(
+        again.reshape(2, 16, 8, 16, 3).transpose(0, 2, 1, 3, 4)[0], (held_out * 255).round().astype(np.uint8)
+    )
+
+
 def test_checkpoint_resumes(trained, scenes16):
     cfg, work, model, _, res = trained
     m2, o2 = T.make_model(cfg)
@@ -402,7 +431,7 @@ def test_prior_fit_continues_from_a_checkpoint_and_after_ctrl_c(trained, scenes1
     assert T.load_checkpoint(str(run / "prior"), probe, P.prior_optimizer(probe)) == 3
     monkeypatch.setattr(P, "fit_prior", real)
     _, res = T.train(with_prior, str(run), **kw)
-    assert res["step"] == cfg.train.steps and (run / "samples.png").is_file()
+    assert res["step"] == cfg.train.steps and _png(run / "samples.png").shape == (2 * 16, 8 * 16, 3)
     assert T.load_checkpoint(str(run / "prior"), probe, P.prior_optimizer(probe)) == 6
 
 
@@ -475,3 +504,23 @@ def test_prior_samples_valid_codes_that_decode(trained, scenes16):
     assert codes.min() >= 0 and codes.max() < model.vocab == 16
     imgs = P.sample_images(model, prior, 3, jax.random.key(1), latent_hw=(4, 4))
     assert imgs.shape == (3, 16, 16, 3) and imgs.min() >= 0 and imgs.max() <= 1
+
+
+# --------------------------------------------------------------------------- benchmark helpers
+
+
+def test_benchmark_plateau_interpolation_and_entropy_bits():
+    from benchmarks import hrvqvae as B
+
+    crit = B.Plateau(patience=2, tol=0.01)
+    assert not crit.reached([5.0, 4.0])  # fewer evaluations than patience + 1
+    assert not crit.reached([5.0, 4.0, 3.9, 3.95])  # 3.9 < 0.99 * 4.0: still improving
+    assert crit.reached([5.0, 4.0, 3.97, 3.99])  # 3.97 > 0.99 * 4.0
+    pts = [(100.0, 20.0), (400.0, 26.0)]
+    assert B.interpolate(pts, 200.0) == pytest.approx(23.0)  # halfway in log(bits)
+    assert B.interpolate(pts, 99.0) is None and B.interpolate(pts, 401.0) is None
+    # 16 px, latent 4x4: a leaf perplexity of 8 is 3 bits at each of 16 positions; vqvae2 adds its 2x2 top.
+    usage = [dict(quantizer=0, layer=0, perplexity=2.0), dict(quantizer=0, layer=1, perplexity=8.0)]
+    assert B.entropy_bits(H.VQConfig(layers=2, m=4), usage, 16) == pytest.approx(48.0)
+    two = [dict(quantizer=0, layer=0, perplexity=4.0), dict(quantizer=1, layer=0, perplexity=8.0)]
+    assert B.entropy_bits(H.VQConfig(model="vqvae2", layers=1, m=16), two, 16) == pytest.approx(4 * 2 + 16 * 3)

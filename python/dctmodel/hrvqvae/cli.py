@@ -9,10 +9,11 @@ writes the work directory of ``dctmodel.hrvqvae.train``: ``config.json``,
 ``train.checkpoint_every`` steps and on Ctrl-C.  Running the same command
 again resumes with the run's own config.json and ends bit for bit where an
 uninterrupted run would (flags that change the model or data are refused).
-``--prior-steps N`` then fits the PixelCNN prior on the training codes
-(checkpointed the same way, in ``prior/checkpoints/``) and writes
-``samples.png``.  Presets (``--preset``, ``hrvqvae.config.PRESETS``): ``cpu``
-(default) and ``gpu``.
+Every run ends by writing ``reconstructions.png``: 8 held-out images in the
+top row, their reconstructions below.  ``--prior-steps N`` then fits the
+PixelCNN prior on the training codes (checkpointed the same way, in
+``prior/checkpoints/``) and writes ``samples.png`` (16 samples, 2 rows of 8).
+Presets (``--preset``, ``hrvqvae.config.PRESETS``): ``cpu`` (default) and ``gpu``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import jax
 from .. import checkpoint as ckpt
 from ..loop import check_resume_config
 from .config import PRESETS, check_config, config_from_dict, may_change_on_resume, override
-from .train import saved_steps, train
+from .train import RECONSTRUCTIONS, SAMPLES, saved_steps, train
 
 # Each flag and the config fields it sets.
 FIELDS = {
@@ -109,4 +110,6 @@ def main(argv=None, prog: str = "python -m dctmodel.hrvqvae") -> int:
     print(
         f"final eval: mse={res['mse']:.6f} psnr={res['psnr']:.2f} dB dead per layer={[u['dead'] for u in res['usage']]}"
     )
+    pictures = [RECONSTRUCTIONS] + ([SAMPLES] if cfg.train.prior_steps and v.model != "vqvae2" else [])
+    print("wrote " + " and ".join(os.path.join(a.workdir, f) for f in pictures))
     return 0

@@ -3,8 +3,10 @@
 A work directory holds what every dctmodel run's does (``dctmodel.checkpoint``):
 ``config.json``, ``log.jsonl`` (train loss and MSE, eval MSE/PSNR, code usage
 per layer) and orbax checkpoints of (model, optimiser) in ``checkpoints/STEP/``;
-the prior's fit keeps its own in ``prior/checkpoints/STEP/``, and its samples
-go to ``samples.png``.  Calling :func:`train` again on a work directory with a
+the prior's fit keeps its own in ``prior/checkpoints/STEP/``.  Pictures: every
+run ends by writing ``reconstructions.png`` (held-out images in the top row,
+their reconstructions below), and a fitted prior's samples go to
+``samples.png``.  Calling :func:`train` again on a work directory with a
 checkpoint resumes it, and ends bit for bit where an uninterrupted run would.
 """
 
@@ -28,6 +30,9 @@ from .data import load_images
 from .model import VQModel, psnr, usage_summary
 
 PRIOR = "prior"  # the prior's own work directory, inside the run's
+RECONSTRUCTIONS = "reconstructions.png"
+SAMPLES = "samples.png"
+GRID_COLUMNS = 8
 
 
 # --------------------------------------------------------------------------- steps
@@ -59,6 +64,33 @@ def train_step(model: VQModel, opt: nnx.Optimizer, x, key):
 def _eval_batch(model: VQModel, x):
     x_hat, aux = model(x)
     return jnp.mean((x - jnp.clip(x_hat, 0.0, 1.0)) ** 2, axis=(1, 2, 3)), aux["codes"]
+
+
+@nnx.jit
+def _reconstruct(model: VQModel, x):
+    return jnp.clip(model(x)[0], 0.0, 1.0)
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+    """float (rows*cols, S, S, 3) in [0, 1], row-major -> uint8 (rows*S, cols*S, 3)."""
+    n, s, w = images.shape[:3]
+    if n % rows:
+        raise ValueError(f"{n} images do not fill {rows} rows")
+    grid = images.reshape(rows, n // rows, s, w, 3).transpose(0, 2, 1, 3, 4).reshape(rows * s, n // rows * w, 3)
+    return (np.clip(grid, 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def save_grid(path: str, images: np.ndarray, rows: int) -> None:
+    from PIL import Image
+
+    Image.fromarray(image_grid(np.asarray(images), rows)).save(path)
+
+
+def save_reconstructions(model: VQModel, images: np.ndarray, path: str, columns: int = GRID_COLUMNS) -> None:
+    """The first ``columns`` held-out images (float32 (N, S, S, 3)) in the top row, their
+    reconstructions (clipped) below: a PNG of (2*S, columns*S) pixels."""
+    x = np.asarray(images[:columns], np.float32)
+    save_grid(path, np.concatenate([x, np.asarray(_reconstruct(model, jnp.asarray(x)))]), rows=2)
 
 
 def evaluate(model: VQModel, images: np.ndarray, batch_size: int = 64) -> dict:
@@ -216,6 +248,8 @@ def _run(cfg: Config, workdir, mngr, verbose, train_images, test_images, stop_af
                 break
     if res is None:
         res = evaluate(model, test_x)
+    if workdir:  # also after a stop: the picture shows the model as checkpointed
+        save_reconstructions(model, test_x, os.path.join(workdir, RECONSTRUCTIONS))
     if done >= t.steps and t.prior_steps and cfg.model.model != "vqvae2":
         _prior_and_samples(cfg, model, train_x, workdir, log)
     return model, dict(res, step=done)
@@ -245,7 +279,7 @@ def _logger(workdir: str | None, resume_step: int | None, verbose: bool):
 
 def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: str | None, log) -> None:
     """Fits the prior (checkpointed in ``workdir/prior``: a rerun continues it) and writes
-    ``workdir/samples.png``.  Ctrl-C stops after the running step with a checkpoint."""
+    ``workdir/samples.png`` (16 samples, 2 rows of 8).  Ctrl-C stops after the running step with a checkpoint."""
     t = cfg.train
     codes = evaluate(model, train_x)["codes"]
     leaves = model.leaves(codes)
@@ -279,13 +313,6 @@ def _prior_and_samples(cfg: Config, model: VQModel, train_x, workdir: str | None
             mngr.close()
     if start + len(losses) < t.prior_steps:
         raise KeyboardInterrupt  # stopped by Ctrl-C with its checkpoint written: a rerun continues it
-    imgs = P.sample_images(model, prior, 16, jax.random.key(t.seed), latent_hw=leaves.shape[1:])
+    imgs = P.sample_images(model, prior, 2 * GRID_COLUMNS, jax.random.key(t.seed), latent_hw=leaves.shape[1:])
     if workdir:
-        from PIL import Image
-
-        grid = (
-            imgs.reshape(2, 8, *imgs.shape[1:])
-            .transpose(0, 2, 1, 3, 4)
-            .reshape(2 * imgs.shape[1], 8 * imgs.shape[2], 3)
-        )
-        Image.fromarray((grid * 255).round().astype(np.uint8)).save(os.path.join(workdir, "samples.png"))
+        save_grid(os.path.join(workdir, SAMPLES), np.asarray(imgs), rows=2)
