@@ -135,10 +135,12 @@ class FakeDecoder:
         return 100.0 * jax.nn.one_hot((st["pv"] + p + 7) % self.V, self.V), st
 
 
-def _run_fake(cfg, dec, B, max_tokens, settings=SampleSettings(), min_rank=None):
+def _run_fake(cfg, dec, B, max_tokens, settings=SampleSettings(), min_rank=None, prefix=None, origin=None):
+    """``sample_loop`` jitted over ``dec``; ``prefix``: ``(buf, n, dct)`` to start from (default
+    empty), ``origin``: int32 ``(B,)`` or None."""
     d = cfg.data
     f = jax.jit(
-        lambda key, buf, n, dct, hw, mr: sample_loop(
+        lambda key, buf, n, dct, hw, mr, org: sample_loop(
             dec,
             key,
             buf,
@@ -153,16 +155,22 @@ def _run_fake(cfg, dec, B, max_tokens, settings=SampleSettings(), min_rank=None)
             max_tokens=max_tokens,
             max_chunks=10,
             settings=settings,
+            origin=org,
         )
     )
-    return jax.device_get(
-        f(
-            jax.random.key(0),
+    if prefix is None:
+        prefix = (
             np.zeros((B, max_tokens + 1, 3), np.int32),
             np.zeros(B, np.int32),
             np.zeros((B, d.grid, d.grid, d.num_channels), np.int32),
+        )
+    return jax.device_get(
+        f(
+            jax.random.key(0),
+            *prefix,
             np.full((B, 2), d.grid, np.int32),
             np.zeros(B, np.int32) if min_rank is None else min_rank,
+            origin,
         )
     )
 
@@ -205,43 +213,15 @@ def test_a_prefix_ending_inside_a_chunk_is_fed_from_the_chunk_boundary(origin):
             return 100.0 * jax.nn.one_hot(j + 16 * (st["start"] % 2), self.V), st
 
     seq = channel_sequence(d.order, d.planes, d.block_size)
+    pre = np.array([(seq[i // 2], 0 if i % 2 == 0 else 10, (3 * i) % (2 * d.clip)) for i in range(n_pre)], np.int32)
     buf = np.zeros((2, 90, 3), np.int32)
-    dct = np.zeros((2, d.grid, d.grid, d.num_channels), np.int32)
-    for i in range(n_pre):
-        tok = (seq[i // 2], 0 if i % 2 == 0 else 10, (3 * i) % (2 * d.clip))
-        buf[:, i] = tok
-        dct[:, tok[1] // d.grid, tok[1] % d.grid, tok[0]] = class_to_value(np.array(tok[2]), d.clip)
-    f = jax.jit(
-        lambda key, buf, n, dct, hw, mr, org: sample_loop(
-            Spy(cfg, [1000, 1000]),
-            key,
-            buf,
-            n,
-            dct,
-            hw,
-            mr,
-            tables=M.MaskTables.from_config(cfg),
-            clip=d.clip,
-            overlap=ov,
-            chunk=C,
-            max_tokens=89,
-            max_chunks=3,
-            settings=SampleSettings(),
-            origin=org,
-        )
-    )
+    buf[:, :n_pre] = pre  # value classes, as the sampler keeps them
+    values = pre.copy()
+    values[:, 2] = class_to_value(pre[:, 2], d.clip)
+    dct = np.stack([dense_dct(values, n_pre, d.grid, d.grid, d.grid, d.num_channels)] * 2)
     org = None if origin is None else np.full(2, origin, np.int32)
-    out, lens, _, _ = jax.device_get(
-        f(
-            jax.random.key(0),
-            buf,
-            np.full(2, n_pre, np.int32),
-            dct,
-            np.full((2, 2), d.grid, np.int32),
-            np.zeros(2, np.int32),
-            org,
-        )
-    )
+    prefix = (buf, np.full(2, n_pre, np.int32), dct)
+    out, lens, _, _ = _run_fake(cfg, Spy(cfg, [1000, 1000]), 2, 89, prefix=prefix, origin=org)
     np.testing.assert_array_equal(out[:, :n_pre], buf[:, :n_pre])  # the prefix stays as it was
     first = out[0, n_pre]
     if origin is None:

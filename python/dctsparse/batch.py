@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import _core, inputs
-from .codec import _header
+from .codec import _decode_args, _header
 from .sparse import SparseDCT
 
 #: A chunk ends after this many images or this many pixels, whichever first.
@@ -121,23 +121,5 @@ def decode_batch(items: Sequence[SparseDCT], *, threads: int | None = None) -> l
     t = _threads(threads, len(items))
     out = []
     for a, b in _chunks([s.height * s.width for s in items]):
-        out += _core.decode_many(
-            [
-                (
-                    s.channel,
-                    s.position,
-                    s.value,
-                    s.height,
-                    s.width,
-                    s.planes,
-                    s.block_size,
-                    s.quality,
-                    s.subsampling == "4:2:0",
-                    s.clip or 0,
-                )
-                for s in items[a:b]
-            ],
-            min(t, b - a),
-            a,
-        )
+        out += _core.decode_many([_decode_args(s) for s in items[a:b]], min(t, b - a), a)
     return out

@@ -63,7 +63,12 @@ def decode(s: SparseDCT) -> np.ndarray:
     """
     if not isinstance(s, SparseDCT):
         raise TypeError(f"decode expects a SparseDCT, got {type(s).__name__}")
-    return _core.decode(
+    return _core.decode(*_decode_args(s))
+
+
+def _decode_args(s: SparseDCT) -> tuple:
+    """The core decoder's arguments for ``s`` (``_core.decode`` and each item of ``decode_many``)."""
+    return (
         s.channel,
         s.position,
         s.value,
