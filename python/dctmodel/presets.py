@@ -117,24 +117,29 @@ PRESETS["clevr_scenes"] = dataclasses.replace(
     data=dataclasses.replace(PRESETS["clevr"].data, source="scenes", num_train=1_000_000),
 )
 
-# Laptop presets on generated scenes: tiny trains in ~3 minutes, small in ~1-2 hours on 2 CPU cores.
+# Laptop presets on generated scenes: tiny trains in ~4 minutes, small in ~1-2 hours on 2 CPU cores.
 PRESETS["tiny"] = Config(
     name="tiny",
     data=DataConfig(source="scenes", image_size=32, block_size=4, quality=50, clip=64, num_train=2000),
     model=ModelConfig(
         d_model=64, num_heads=4, encoder_spec=spec((1, 2)), channel_spec=spec((1, 2)),
         position_spec=spec((1, 2)), value_spec=spec((1, 2), (1, 2)),
-        downsample_kernel=3, downsample_stride=1, chunk_size=64, overlap=16, dropout=0.0,
+        downsample_kernel=3, downsample_stride=1, chunk_size=16, overlap=16, dropout=0.0,
         position_pointer=True,  # bpd 0.146 -> 0.139, FID 272 -> 260 at 600 steps
     ),
+    # chunk_size=16 (was 64): every token before the chunk reaches the decoders through the
+    # encoder's dense image, where a block's neighbours and its own earlier coefficients sit in
+    # one 3x3 cell window, instead of through attention over up to 80 decoder steps.  A tiny
+    # step costs about the same at either chunk size (its fixed costs dominate), so 2400 steps of
+    # 16 x 16 tokens take 1.35x the CPU of 1200 of 16 x 64; held-out bpd 0.118 -> 0.111 / 0.111,
+    # FID 249 -> 238 / 235 (two seeds; docs/dctmodel.md, "Sample quality").
     # downsample_kernel=3 (a 3x3 embedding of each block with its neighbours, no downsampling):
     # an AC coefficient's sign and presence follow the DC gradient across neighbouring blocks;
     # held-out bpd 0.130 / 0.126 (two seeds) -> 0.118, +10% CPU; FID 257 / 248 -> 249 (noise).
     # Uniform chunk selection: a tiny scene has 2-4 chunks and the l^-3 policy gave chunk 1 (the
     # chroma DC and first luma AC, most of the bits) 11% of the steps; uniform lowered held-out
     # bpd 0.161 -> 0.146 and FID 287 -> 272 at 600 steps (docs/dctmodel.md, "Sample quality").
-    # 1200 steps: 2 min 32 s wall on 2 idle CPU cores, compile and the final evaluation included.
-    train=TrainConfig(batch_size=16, micro_batch=4, learning_rate=2e-3, warmup_steps=50, total_tokens=16 * 64 * 1200,
+    train=TrainConfig(batch_size=16, micro_batch=4, learning_rate=2e-3, warmup_steps=50, total_tokens=16 * 16 * 2400,
                       checkpoint_every=200, log_every=20, eval_images=16, length_filter_lmax=200,
                       chunk_policy="uniform"),
 )
