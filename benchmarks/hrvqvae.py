@@ -343,12 +343,12 @@ def print_equal_bits(rows: list[dict], metric: str = "psnr") -> None:
 def fid_panel(res: dict, ax) -> None:
     """FID of reconstructions against bits: the DCT's three bit counts, the VQ models' fixed bits."""
     dct = sorted(res["dct"], key=lambda r: r["file_bits"])
-    for key, style, label in (
-        ("file_bits", "o-", ".dcts bits"),
-        ("payload_bits", "o:", ".dcts payload"),
-        ("triple_bits", "o--", "triple bits"),
+    for key, style, color, label in (
+        ("file_bits", "o-", "k", ".dcts bits"),
+        ("payload_bits", "o:", "k", ".dcts payload"),
+        ("triple_bits", "o--", "gray", "triple bits"),
     ):
-        ax.plot([d[key] for d in dct], [d["fid"] for d in dct], style, color="k", label=f"dctsparse, {label}")
+        ax.plot([d[key] for d in dct], [d["fid"] for d in dct], style, color=color, label=f"dctsparse, {label}")
     for method, marker, color in (("hrvqvae", "s", "C0"), ("vqvae", "^", "C1"), ("vqvae2", "D", "C2")):
         pts = sorted((r for r in res["rate_distortion"] if r["method"] == method), key=lambda r: r["bits_per_image"])
         ax.plot([p["bits_per_image"] for p in pts], [p["fid"] for p in pts], marker + "-", color=color, label=method)
