@@ -136,8 +136,8 @@ def picture(rows: list[np.ndarray], path: str, scale: int = 3, gap: int = 4) -> 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--vq-steps", type=int, default=3000)
-    p.add_argument("--prior-steps", type=int, default=3000)
+    p.add_argument("--vq-steps", type=int, default=2000)
+    p.add_argument("--prior-steps", type=int, default=2500)
     p.add_argument("--num", type=int, default=256, help="samples scored (dctmodel.evaluate's default)")
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--m", type=int, default=16)
