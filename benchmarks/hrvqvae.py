@@ -1,6 +1,6 @@
 """HR-VQVAE beside the flat VQ-VAE, VQ-VAE-2 and the sparse DCT: search cost, rate-distortion, codebook collapse.
 
-    python -m benchmarks.hrvqvae              # models trained to a plateau, FID of reconstructions: ~40 min, 2 cores
+    python -m benchmarks.hrvqvae              # models trained to a plateau, FID of reconstructions: ~35 CPU min
     python -m benchmarks.hrvqvae --quick      # about 4 min, no FID; its VQ points are training-limited
 
 Every VQ model has the same encoder and decoder (16x16 scenes, two stride-2
