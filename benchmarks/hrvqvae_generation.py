@@ -1,6 +1,6 @@
 """Generation side by side: HR-VQVAE + PixelCNN prior against the DCTransformer ``tiny`` preset.
 
-    python -m benchmarks.hrvqvae_generation          # about 10 CPU minutes on 2 cores, then ~3 min of FID
+    python -m benchmarks.hrvqvae_generation          # about 7 CPU minutes of training, then ~2 of FID
 
 Both models see the same data: the 2000 training scenes of ``get_config("tiny")``
 (32 px, dctmodel's scene generator), and both are scored by the same code,
