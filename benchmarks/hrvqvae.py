@@ -202,7 +202,7 @@ def interpolate(points: list[tuple[float, float | None]], bits: float) -> float 
     xs = [math.log(b) for b, _ in pts]
     if not pts or not xs[0] <= math.log(bits) <= xs[-1]:
         return None
-    return float(np.interp(math.log(bits), xs, [p for _, p in pts]))
+    return float(np.interp(math.log(bits), xs, [p for _, p in pts if p is not None]))
 
 
 def entropy_bits(vq: H.VQConfig, usage: list[dict], size: int) -> float:
@@ -231,7 +231,8 @@ def train_to_plateau(
     )
     key = jax.random.key(cfg.train.seed)
     curve: list[float] = []  # validation MSE, all phases
-    phase_start, stopped, step = 0, [], 0
+    stopped: list[str] = []
+    phase_start, step = 0, 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for step in range(1, crit.max_steps + 1):
         idx = np.random.default_rng([cfg.train.seed, step]).integers(0, len(train_x), cfg.train.batch_size)
@@ -514,7 +515,8 @@ def main(argv=None) -> int:
         print("   no FID of reconstructions (--fid-images 0)")
 
     def point(name: str, restarts: bool = True, fid: bool = False, **kw) -> dict:
-        vq = H.VQConfig(model=name, **kw, **({} if restarts else {"restart_after": crit.max_steps + 1}))
+        late: dict = {} if restarts else {"restart_after": crit.max_steps + 1}  # data init only, never restarted
+        vq = H.VQConfig(model=name, **kw, **late)
         return train_to_plateau(name, vq, base, crit, train_x, val_x, test_x, real if fid else None, restarts=restarts)
 
     print(
