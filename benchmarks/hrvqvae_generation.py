@@ -131,7 +131,7 @@ def picture(rows: list[np.ndarray], path: str, scale: int = 3, gap: int = 4) -> 
     white = np.full((gap, width, 3), 255, np.uint8)
     grid = np.concatenate(sum(([s, white] for s in strips), [])[:-1])
     img = Image.fromarray(grid)
-    img.resize((img.width * scale, img.height * scale), Image.NEAREST).save(path)
+    img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST).save(path)
 
 
 def main(argv=None) -> int:
