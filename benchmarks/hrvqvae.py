@@ -1,7 +1,7 @@
 """HR-VQVAE beside the flat VQ-VAE, VQ-VAE-2 and the sparse DCT: search cost, rate-distortion, codebook collapse.
 
-    python -m benchmarks.hrvqvae              # models trained to a plateau: about 20 min on 2 CPU cores
-    python -m benchmarks.hrvqvae --quick      # about 4 min; its VQ points are training-limited
+    python -m benchmarks.hrvqvae              # models trained to a plateau, FID of reconstructions: ~35 CPU min
+    python -m benchmarks.hrvqvae --quick      # about 4 min, no FID; its VQ points are training-limited
 
 Every VQ model has the same encoder and decoder (16x16 scenes, two stride-2
 convs: latent 4x4, D=16, 32 channels), the same 2048 training scenes, batch 32,
@@ -26,7 +26,15 @@ stopped it.  Test figures are on 256 other scenes.
    triples, ``s.bits_per_subpixel() * H*W*3``).  Equal-bits
    table: each VQ point against the DCT's PSNR at the same bits, interpolated
    linearly in log(bits) between the two nearest qualities (never
-   extrapolated: outside the DCT's range the cell is empty).
+   extrapolated: outside the DCT's range the cell is empty).  Beside PSNR,
+   the FID of reconstructions: Inception-v3 features (``dctmodel.inception``,
+   the network ``dctmodel.evaluate`` uses) of the first ``--fid-images`` test
+   scenes (128, the same set for every point; 16 px images, resized to 299 px
+   by the network's input step) against those of their reconstructions by
+   each VQ model and at each DCT quality, interpolated in log(bits) as PSNR
+   is.  With 128 images a side FID is biased upward (its estimate of each
+   covariance of 2048 features has rank < 128), so only differences between
+   points of this benchmark mean anything.
 3. Codebook collapse (the paper's figure 6 analogue): words used, perplexity
    and MSE as m grows, HR-VQVAE (n=2, branching m) against a flat VQ-VAE with
    the same m**2 words, with this project's dead-word restarts and without
@@ -75,7 +83,9 @@ class Plateau:
     patience: int = 3
     tol: float = 0.01
     phase1_cap: int = 1500
-    max_steps: int = 2400
+    # 2400 left 6 of 16 models at the cap with the validation MSE still falling by 1-2%
+    # per 450 steps; with 3600 phase 2 has 14 evaluations to level off.
+    max_steps: int = 3600
     drop: float = 0.1
 
     def reached(self, curve: list[float]) -> bool:
@@ -94,6 +104,22 @@ def _time(fn, *args, repeats: int) -> float:
         jax.block_until_ready(fn(*args))
         ts.append(time.perf_counter() - t)
     return statistics.median(ts)
+
+
+def to_uint8(images) -> np.ndarray:
+    """float (N, S, S, 3) in [0, 1] (clipped) -> uint8, as the images were before /255."""
+    return (np.clip(np.asarray(images), 0.0, 1.0) * 255).round().astype(np.uint8)
+
+
+def recon_fid(real: dict | None, recon_u8: np.ndarray) -> float | None:
+    """FID between ``real`` (Inception features of the reference images, or None: no FID)
+    and uint8 (N, S, S, 3) reconstructions of the same images."""
+    if real is None:
+        return None
+    from dctmodel import metrics
+    from dctmodel.inception import features
+
+    return metrics.fid(real["pool"], features(recon_u8)["pool"])
 
 
 def search_cost(shapes, n_vectors: int, dim: int, repeats: int) -> list[dict]:
@@ -126,11 +152,12 @@ def search_cost(shapes, n_vectors: int, dim: int, repeats: int) -> list[dict]:
     return rows
 
 
-def dct_points(images: np.ndarray, qualities) -> list[dict]:
+def dct_points(images: np.ndarray, qualities, real: dict | None = None) -> list[dict]:
     """dctsparse at each quality on float32 (N, S, S, 3) images: mean bits per image
     (``.dcts`` bytes x 8; its payload, that minus the bits of a file with no
-    triples, i.e. magic, header and checksum; and fixed-length triples) and the
-    MSE / PSNR on [0, 1]."""
+    triples, i.e. magic, header and checksum; and fixed-length triples), the
+    MSE / PSNR on [0, 1] and, given ``real`` (features of the first K images),
+    the FID of the first K reconstructions."""
     import dctsparse
 
     rows = []
@@ -140,10 +167,11 @@ def dct_points(images: np.ndarray, qualities) -> list[dict]:
         if len(grey.value):
             raise AssertionError("a mid-grey image should have no triples")
         empty = 8 * len(grey.to_bytes())
-        file_bits, triple_bits, errs = [], [], []
+        file_bits, triple_bits, errs, recs = [], [], [], []
         for img in u8:
             s = dctsparse.encode(img, block_size=8, quality=q)
-            rec = dctsparse.decode(s).astype(np.float32) / 255.0
+            recs.append(np.asarray(dctsparse.decode(s)))
+            rec = recs[-1].astype(np.float32) / 255.0
             file_bits.append(8 * len(s.to_bytes()))
             triple_bits.append(s.bits_per_subpixel() * img.shape[0] * img.shape[1] * 3)
             errs.append(float(np.mean((rec - img / 255.0) ** 2)))
@@ -158,19 +186,23 @@ def dct_points(images: np.ndarray, qualities) -> list[dict]:
                 triple_bits=float(np.mean(triple_bits)),
                 mse=mse,
                 psnr=H.psnr(mse),
+                fid=recon_fid(real, np.stack(recs[: 0 if real is None else len(real["pool"])])),
             )
         )
     return rows
 
 
-def interpolate(points: list[tuple[float, float]], bits: float) -> float | None:
-    """PSNR at ``bits`` on a curve of (bits, PSNR) points, linear in log(bits) between
-    the nearest two; None outside the points' range (no extrapolation)."""
+def interpolate(points: list[tuple[float, float | None]], bits: float) -> float | None:
+    """PSNR (or FID) at ``bits`` on a curve of (bits, value) points, linear in log(bits)
+    between the nearest two; None outside the points' range (no extrapolation) or where
+    the curve has no values (FID not computed)."""
+    if any(v is None for _, v in points):
+        return None
     pts = sorted(points)
     xs = [math.log(b) for b, _ in pts]
     if not pts or not xs[0] <= math.log(bits) <= xs[-1]:
         return None
-    return float(np.interp(math.log(bits), xs, [p for _, p in pts]))
+    return float(np.interp(math.log(bits), xs, [p for _, p in pts if p is not None]))
 
 
 def entropy_bits(vq: H.VQConfig, usage: list[dict], size: int) -> float:
@@ -185,8 +217,11 @@ def entropy_bits(vq: H.VQConfig, usage: list[dict], size: int) -> float:
     return total
 
 
-def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, train_x, val_x, test_x, **extra) -> dict:
-    """Trains one model until ``crit`` stops it; the test figures of its final state."""
+def train_to_plateau(
+    name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, train_x, val_x, test_x, real=None, **extra
+) -> dict:
+    """Trains one model until ``crit`` stops it; the test figures of its final state (with
+    ``real``, the features of the first K test images: the FID of their reconstructions)."""
     cfg = dataclasses.replace(base, model=vq)
     H.check_config(cfg)
     model, _ = T.make_model(cfg)
@@ -196,7 +231,8 @@ def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, t
     )
     key = jax.random.key(cfg.train.seed)
     curve: list[float] = []  # validation MSE, all phases
-    phase_start, stopped, step = 0, [], 0
+    stopped: list[str] = []
+    phase_start, step = 0, 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     for step in range(1, crit.max_steps + 1):
         idx = np.random.default_rng([cfg.train.seed, step]).integers(0, len(train_x), cfg.train.batch_size)
@@ -214,7 +250,13 @@ def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, t
             break
     if len(stopped) < 2:
         stopped.append(f"cap@{step}")
+    cpu_train, wall_train = time.process_time() - cpu0, time.perf_counter() - wall0
     res = T.evaluate(model, test_x)
+    fid = None
+    if real is not None:
+        k = len(real["pool"])
+        recon = [to_uint8(T._reconstruct(model, test_x[i : min(i + 64, k)])) for i in range(0, k, 64)]
+        fid = recon_fid(real, np.concatenate(recon))
     size = base.data.image_size
     top = {u["quantizer"]: u["layer"] for u in res["usage"]}  # usage lists layers in order
     last = [u for u in res["usage"] if u["layer"] == top[u["quantizer"]]]
@@ -228,6 +270,7 @@ def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, t
         entropy_bits=entropy_bits(vq, res["usage"], size),
         mse=res["mse"],
         psnr=res["psnr"],
+        fid=fid,
         used=[u["used"] for u in last],
         words=[u["words"] for u in last],
         perplexity=[u["perplexity"] for u in last],
@@ -236,15 +279,16 @@ def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, t
         stopped="/".join(stopped),
         capped=stopped[-1].startswith("cap"),
         val_curve=curve,
-        cpu_s=time.process_time() - cpu0,
-        wall_s=time.perf_counter() - wall0,
+        cpu_s=cpu_train,  # training only; the FID's Inception pass is in the run's total
+        wall_s=wall_train,
         **extra,
     )
     restarts = "restarts" if extra.get("restarts", True) else "no-restart"
     print(
         f"  {name:8s} n={vq.layers} m={vq.m:3d} words={vq.flat_size:5d} {restarts}"
         f"  bits/img={row['bits_per_image']:4.0f} (entropy {row['entropy_bits']:5.1f})"
-        f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB  leaves used={'/'.join(map(str, row['used']))}"
+        f"  mse={row['mse']:.5f} psnr={row['psnr']:6.2f} dB{'' if fid is None else f' FID {fid:5.1f}'}"
+        f"  leaves used={'/'.join(map(str, row['used']))}"
         f" of {'/'.join(map(str, row['words']))} perplexity={'/'.join(f'{p:.1f}' for p in row['perplexity'])}"
         f"  {row['steps']} steps ({row['stopped']}), {row['cpu_s']:.0f} s CPU / {row['wall_s']:.0f} s wall",
         flush=True,
@@ -253,50 +297,70 @@ def train_to_plateau(name: str, vq: H.VQConfig, base: H.Config, crit: Plateau, t
 
 
 def equal_bits(rd: list[dict], dct: list[dict]) -> list[dict]:
-    """Each VQ point beside the DCT's PSNR at the same bits (file and triple counts), and at its entropy bits."""
-    by_file = [(d["file_bits"], d["psnr"]) for d in dct]
-    by_payload = [(d["payload_bits"], d["psnr"]) for d in dct]
-    by_triples = [(d["triple_bits"], d["psnr"]) for d in dct]
+    """Each VQ point beside the DCT's PSNR and FID at the same bits (file, payload and triple
+    counts), and at its entropy bits."""
     rows = []
     for r in rd:
-        rows.append(
-            dict(
-                method=r["method"],
-                layers=r["layers"],
-                m=r["m"],
-                bits=r["bits_per_image"],
-                entropy_bits=r["entropy_bits"],
-                psnr=r["psnr"],
-                dct_file_psnr=interpolate(by_file, r["bits_per_image"]),
-                dct_payload_psnr=interpolate(by_payload, r["bits_per_image"]),
-                dct_triples_psnr=interpolate(by_triples, r["bits_per_image"]),
-                dct_file_psnr_at_entropy=interpolate(by_file, r["entropy_bits"]),
-                dct_payload_psnr_at_entropy=interpolate(by_payload, r["entropy_bits"]),
-                dct_triples_psnr_at_entropy=interpolate(by_triples, r["entropy_bits"]),
-                stopped=r["stopped"],
-            )
+        row = dict(
+            method=r["method"],
+            layers=r["layers"],
+            m=r["m"],
+            bits=r["bits_per_image"],
+            entropy_bits=r["entropy_bits"],
+            psnr=r["psnr"],
+            fid=r["fid"],
+            stopped=r["stopped"],
         )
+        for metric in ("psnr", "fid"):
+            for count in ("file", "payload", "triples"):
+                curve = [(d["triple_bits" if count == "triples" else f"{count}_bits"], d[metric]) for d in dct]
+                row[f"dct_{count}_{metric}"] = interpolate(curve, r["bits_per_image"])
+                row[f"dct_{count}_{metric}_at_entropy"] = interpolate(curve, r["entropy_bits"])
+        rows.append(row)
     return rows
 
 
-def _fmt(x: float | None) -> str:
-    return "    -" if x is None else f"{x:5.2f}"
+def _fmt(x: float | None, spec: str = "5.2f") -> str:
+    return " " * (int(spec.split(".")[0]) - 1) + "-" if x is None else format(x, spec)
 
 
-def print_equal_bits(rows: list[dict]) -> None:
+def print_equal_bits(rows: list[dict], metric: str = "psnr") -> None:
     cols = ("file", "payload", "triples")
+    spec, name = ("5.2f", " PSNR") if metric == "psnr" else ("5.1f", "  FID")
     print(
-        "  model           bits  PSNR | DCT: .dcts payload triples | entropy bits | DCT: .dcts payload triples"
+        f"  model           bits {name} | DCT: .dcts payload triples | entropy bits | DCT: .dcts payload triples"
         " | stopped by"
     )
     for r in rows:
         label = f"{r['method']} n={r['layers']} m={r['m']}"
-        fixed = "  ".join(_fmt(r[f"dct_{c}_psnr"]) for c in cols)
-        ent = "  ".join(_fmt(r[f"dct_{c}_psnr_at_entropy"]) for c in cols)
+        fixed = "  ".join(_fmt(r[f"dct_{c}_{metric}"], spec) for c in cols)
+        ent = "  ".join(_fmt(r[f"dct_{c}_{metric}_at_entropy"], spec) for c in cols)
         print(
-            f"  {label:15s} {r['bits']:4.0f} {r['psnr']:5.2f} |   {fixed}   |    {r['entropy_bits']:5.1f}     |"
+            f"  {label:15s} {r['bits']:4.0f} {_fmt(r[metric], spec)} |   {fixed}   |    {r['entropy_bits']:5.1f}     |"
             f"   {ent}   | {r['stopped']}"
         )
+
+
+def fid_panel(res: dict, ax) -> None:
+    """FID of reconstructions against bits: the DCT's three bit counts, the VQ models' fixed bits."""
+    dct = sorted(res["dct"], key=lambda r: r["file_bits"])
+    for key, style, color, label in (
+        ("file_bits", "o-", "k", ".dcts bits"),
+        ("payload_bits", "o:", "k", ".dcts payload"),
+        ("triple_bits", "o--", "gray", "triple bits"),
+    ):
+        ax.plot([d[key] for d in dct], [d["fid"] for d in dct], style, color=color, label=f"dctsparse, {label}")
+    for method, marker, color in (("hrvqvae", "s", "C0"), ("vqvae", "^", "C1"), ("vqvae2", "D", "C2")):
+        pts = sorted((r for r in res["rate_distortion"] if r["method"] == method), key=lambda r: r["bits_per_image"])
+        ax.plot([p["bits_per_image"] for p in pts], [p["fid"] for p in pts], marker + "-", color=color, label=method)
+    s = res["settings"]
+    ax.set(
+        xlabel="bits per image",
+        ylabel=f"FID of reconstructions ({s['fid_images']} test scenes)",
+        xscale="log",
+        title=f"FID of reconstructions, {s['image_size']}px (lower is better)",
+    )
+    ax.legend(fontsize=7)
 
 
 def plot(res: dict, path: str) -> None:
@@ -305,7 +369,11 @@ def plot(res: dict, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
+    has_fid = res["dct"][0].get("fid") is not None
+    fig, axes = plt.subplots(2, 3 if has_fid else 2, figsize=(19 if has_fid else 13, 9.5))
+    if has_fid:
+        fid_panel(res, axes[0, 2])
+        axes[1, 2].axis("off")
     ax = axes[0, 0]
     dct = sorted(res["dct"], key=lambda r: r["file_bits"])
     ax.plot([d["file_bits"] for d in dct], [d["psnr"] for d in dct], "o-", color="k", label="dctsparse, .dcts bits")
@@ -381,8 +449,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer models and steps, about 4 minutes; training-limited")
     p.add_argument("--out", default=OUT)
+    p.add_argument(
+        "--fid-images",
+        type=int,
+        default=None,
+        help="test scenes the FID of reconstructions uses (default 128; 0 with --quick: no FID)",
+    )
     a = p.parse_args(argv)
     quick = a.quick
+    fid_images = (0 if quick else 128) if a.fid_images is None else a.fid_images
+    if fid_images == 1 or fid_images < 0:
+        p.error("--fid-images must be 0 (no FID) or >= 2")
     size = 16
     crit = Plateau(phase1_cap=300, max_steps=450) if quick else Plateau()
     base = H.Config(
@@ -401,6 +478,7 @@ def main(argv=None) -> int:
         batch_size=base.train.batch_size,
         learning_rate=base.train.learning_rate,
         search_vectors=4096,
+        fid_images=fid_images,
         dim=base.model.dim,
         channels=base.model.channels,
         device=str(jax.devices()[0]),
@@ -422,10 +500,24 @@ def main(argv=None) -> int:
 
     train_x, test_x = H.load_images(base.data, "train"), H.load_images(base.data, "eval")
     val_x = H.scene_images(256, size, VALIDATION_SEED)
+    real = None
+    if fid_images:
+        from dctmodel.inception import features
 
-    def point(name: str, restarts: bool = True, **kw) -> dict:
-        vq = H.VQConfig(model=name, **kw, **({} if restarts else {"restart_after": crit.max_steps + 1}))
-        return train_to_plateau(name, vq, base, crit, train_x, val_x, test_x, restarts=restarts)
+        if fid_images > len(test_x):
+            p.error(f"--fid-images {fid_images} is more than the {len(test_x)} test scenes")
+        real = features(to_uint8(test_x[:fid_images]))
+        print(
+            f"   FID of reconstructions: the first {fid_images} test scenes ({size} px) against their reconstructions"
+            " (biased upward by the small set: compare points of this run only)"
+        )
+    else:
+        print("   no FID of reconstructions (--fid-images 0)")
+
+    def point(name: str, restarts: bool = True, fid: bool = False, **kw) -> dict:
+        late: dict = {} if restarts else {"restart_after": crit.max_steps + 1}  # data init only, never restarted
+        vq = H.VQConfig(model=name, **kw, **late)
+        return train_to_plateau(name, vq, base, crit, train_x, val_x, test_x, real if fid else None, restarts=restarts)
 
     print(
         f"2. rate-distortion on {len(test_x)} test scenes at {size}px"
@@ -435,18 +527,22 @@ def main(argv=None) -> int:
     rd_shapes = [("hrvqvae", 1, 8), ("hrvqvae", 2, 8), ("vqvae", 2, 8), ("vqvae2", 2, 8)]  # vqvae2: 64 words a level
     if not quick:
         rd_shapes += [("hrvqvae", 3, 8), ("vqvae", 3, 8), ("hrvqvae", 2, 16), ("vqvae", 2, 16)]
-    rd = [point(name, layers=n, m=m) for name, n, m in rd_shapes]
+    rd = [point(name, layers=n, m=m, fid=True) for name, n, m in rd_shapes]
     res["rate_distortion"] = rd
-    res["dct"] = dct_points(test_x, [1, 2, 3, 5, 8, 12, 20, 35, 50, 75, 90])
+    res["dct"] = dct_points(test_x, [1, 2, 3, 5, 8, 12, 20, 35, 50, 75, 90], real)
     for d in res["dct"]:
         print(
             f"  dctsparse q={d['quality']:3d} bits/img: .dcts {d['file_bits']:6.0f} (payload {d['payload_bits']:6.0f}),"
             f" triples {d['triple_bits']:6.0f}"
-            f"  mse={d['mse']:.5f} psnr={d['psnr']:6.2f} dB"
+            f"  mse={d['mse']:.5f} psnr={d['psnr']:6.2f} dB" + ("" if d["fid"] is None else f" FID {d['fid']:6.1f}"),
+            flush=True,
         )
     res["equal_bits"] = equal_bits(rd, res["dct"])
     print("   equal bits: each VQ point's test PSNR beside the DCT's, interpolated in log(bits) (dB)")
     print_equal_bits(res["equal_bits"])
+    if real is not None:
+        print(f"   equal bits: FID of reconstructions ({fid_images} test scenes), the same way")
+        print_equal_bits(res["equal_bits"], "fid")
 
     ms = [4, 8] if quick else [4, 8, 16]
     print(f"3. codebook collapse: n=2, m in {ms}, with restarts and without (data init only)")

@@ -519,6 +519,17 @@ def test_benchmark_plateau_interpolation_and_entropy_bits():
     pts = [(100.0, 20.0), (400.0, 26.0)]
     assert B.interpolate(pts, 200.0) == pytest.approx(23.0)  # halfway in log(bits)
     assert B.interpolate(pts, 99.0) is None and B.interpolate(pts, 401.0) is None
+    assert B.interpolate([(100.0, None), (400.0, 26.0)], 200.0) is None  # a run without FID
+    # The equal-bits rows interpolate FID as they do PSNR, on each of the DCT's bit counts.
+    dct = [
+        dict(file_bits=b + 400, payload_bits=b, triple_bits=2 * b, psnr=p, fid=f)
+        for b, p, f in ((100.0, 20.0, 300.0), (400.0, 26.0, 100.0))
+    ]
+    vq = dict(method="hrvqvae", layers=2, m=8, bits_per_image=200.0, entropy_bits=150.0, psnr=25.0, fid=120.0)
+    (row,) = B.equal_bits([dict(vq, stopped="plateau@1")], dct)
+    assert row["fid"] == 120.0 and row["dct_file_fid"] is None  # below the .dcts curve's range
+    assert row["dct_payload_fid"] == pytest.approx(200.0) and row["dct_payload_psnr"] == pytest.approx(23.0)
+    assert row["dct_triples_fid"] == pytest.approx(300.0)  # 200 bits is the triples' first point
     # 16 px, latent 4x4: a leaf perplexity of 8 is 3 bits at each of 16 positions; vqvae2 adds its 2x2 top.
     usage = [dict(quantizer=0, layer=0, perplexity=2.0), dict(quantizer=0, layer=1, perplexity=8.0)]
     assert B.entropy_bits(H.VQConfig(layers=2, m=4), usage, 16) == pytest.approx(48.0)
