@@ -145,7 +145,7 @@ def main(argv=None) -> int:
     p.add_argument(
         "--dct-workdir",
         nargs="*",
-        default=["/work/runs3/tiny_new", "/work/runs3/tiny_seed1"],
+        default=["runs/tiny"],
         help="evaluated DCTransformer runs on the tiny preset's data (the first gives the picture row)",
     )
     p.add_argument("--out", default=OUT)
