@@ -86,8 +86,9 @@ def train_vq(vq: H.VQConfig, x: np.ndarray, steps: int, batch: int, lr: float, s
 def dct_side(workdir: str, cfg) -> dict:
     """The DCTransformer run in ``workdir``: its default-settings evaluation, parameter count and
     the first ``COLUMNS`` samples of that evaluation decoded to uint8 images."""
-    from dctmodel.model import abstract_params
+    from dctmodel.model import count_params
     from dctmodel.sample import decode_tokens
+    from dctmodel.sample.folder import read_batch
 
     with open(os.path.join(workdir, "config.json")) as f:
         dcfg = config_from_dict(json.load(f))
@@ -104,8 +105,7 @@ def dct_side(workdir: str, cfg) -> dict:
     toks: list[np.ndarray] = []
     folder = rec["samples_folder"]
     for path in sorted(glob.glob(os.path.join(folder, "batch_*.npz"))):
-        with np.load(path) as z:
-            toks += np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+        toks += read_batch(path)
         if len(toks) >= COLUMNS:
             break
     side = dcfg.data.image_size
@@ -114,7 +114,7 @@ def dct_side(workdir: str, cfg) -> dict:
         workdir=workdir,
         step=rec["step"],
         seed=dcfg.train.seed,
-        params=param_count(abstract_params(dcfg)),
+        params=count_params(dcfg),
         samples=rec["samples"],
         codec=rec["codec"],
         bpd=rec["bpd"]["model"],

@@ -15,6 +15,13 @@ from ..loop import stop_on_sigint
 from .sampler import sample_tokens
 
 
+def read_batch(path: str) -> list[np.ndarray]:
+    """The token arrays of one ``batch_BBBBB.npz`` that :func:`sample_to_folder` wrote:
+    int32 ``(N_i + 1, 3)`` each, in draw order."""
+    with np.load(path) as z:
+        return np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+
+
 def sample_to_folder(
     cfg: Config,
     params,
@@ -67,8 +74,7 @@ def sample_to_folder(
         for b in range(nb):
             path = os.path.join(folder, f"batch_{b:05d}.npz")
             if os.path.exists(path):
-                with np.load(path) as z:
-                    out += np.split(z["tokens"], np.cumsum(z["lengths"])[:-1])
+                out += read_batch(path)
                 continue
             if stop.requested:
                 raise KeyboardInterrupt
