@@ -3,6 +3,8 @@
     python benchmarks/model_train.py                                  # tiny and small on this machine
     python benchmarks/model_train.py --one-thread --cpu 1             # one pinned CPU thread (steadier)
     python benchmarks/model_train.py --ab HEAD~1 --one-thread --cpu 1 # old code against the working tree
+    python benchmarks/model_train.py --configs tiny --ab 60f7ff0 --devices-a 1 --input-batches 0 \
+        --set model.chunk_size=16 model.downsample_kernel=3              # issue 22's code, as a user ran it
     python benchmarks/model_train.py --configs lsun --set train.batch_size=16 --input-batches 0   # on a GPU
 
 For each config it times, after compilation, three jitted functions on the
@@ -26,6 +28,12 @@ input pipeline (``data.sample_batch`` on one thread, cold and warm cache).
 extracted under ``build/ab-model/``) with the working tree's (B): each side
 runs in its own child process, the children alternate for ``--ab-rounds``
 rounds and the report gives each side's medians and B's speed-up.
+
+``--devices N`` makes JAX's CPU N devices and shards the batch over them, as
+``python -m dctmodel.train --cpu-devices`` does (default ``auto``: what the
+trainer chooses, one device per core); ``--devices-a`` sets the A side's
+count and ``--set-b`` overrides fields of the B side only (those REV's config
+lacks).
 
 ``--heap keep`` asks glibc to keep freed memory instead of unmapping it (see
 ``keep_heap``): XLA:CPU allocates a step's temporaries as one large block,
@@ -252,7 +260,7 @@ def extract_rev(rev: str) -> Path:
     return dest / "python"
 
 
-def child_argv(args, heap: str) -> list[str]:
+def child_argv(args, heap: str, devices: int, extra_sets: list[str]) -> list[str]:
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -268,25 +276,30 @@ def child_argv(args, heap: str) -> list[str]:
         "--configs",
         *args.configs,
     ]
-    if args.set:
-        argv += ["--set", *args.set]
+    if args.set or extra_sets:
+        argv += ["--set", *args.set, *extra_sets]
     if args.one_thread:
         argv.append("--one-thread")
     if args.cpu is not None:
         argv += ["--cpu", str(args.cpu)]
-    return argv
+    return argv + ["--devices", str(devices)]
 
 
 def run_ab(args) -> list[dict]:
     old = extract_rev(args.ab)
     here = ROOT / "python"
     # dctsparse (and its compiled core) always come from the working tree.
-    sides = {"A": (f"{old}{os.pathsep}{here}", args.heap_a), "B": (str(here), args.heap)}
+    sides = {
+        "A": (f"{old}{os.pathsep}{here}", args.heap_a, args.devices_a, []),
+        "B": (str(here), args.heap, args.devices, args.set_b),
+    }
     merged: dict = {}
     for r in range(args.ab_rounds):
-        for side, (path, heap) in sides.items():
+        for side, (path, heap, devices, sets) in sides.items():
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(ROOT)]))
-            res = subprocess.run(child_argv(args, heap), env=env, check=True, capture_output=True, text=True)
+            res = subprocess.run(
+                child_argv(args, heap, devices, sets), env=env, check=True, capture_output=True, text=True
+            )
             for row in json.loads(res.stdout.strip().splitlines()[-1]):
                 key = (side, row["config"])
                 if key not in merged:
@@ -295,6 +308,16 @@ def run_ab(args) -> list[dict]:
                     merged[key]["times"][k] += row["times"][k]
             print(f"round {r + 1}/{args.ab_rounds} side {side} done", file=sys.stderr)
     return [merged[(s, c)] for c in args.configs for s in sides]
+
+
+def resolve_devices(text, args) -> int:
+    """``--devices``: a count, or ``auto``, the trainer's choice for the first config's batch
+    (``dctmodel.train.sharding.cpu_device_count``; the cores this process may use, after ``--cpu``)."""
+    if str(text) != "auto":
+        return int(text)
+    from dctmodel.train.sharding import cpu_device_count
+
+    return cpu_device_count(preset(args.configs[0], args.set).train.batch_size)
 
 
 def main(argv=None):
@@ -315,6 +338,20 @@ def main(argv=None):
     ap.add_argument("--ab", metavar="REV", default=None, help="compare REV's dctmodel (A) with the working tree (B)")
     ap.add_argument("--heap-a", choices=("default", "keep"), default="default", help="--heap of the A side")
     ap.add_argument("--ab-rounds", type=int, default=3)
+    ap.add_argument(
+        "--devices",
+        default="auto",
+        help="CPU devices (the trainer's --cpu-devices; auto: as the trainer chooses for the first "
+        "config's batch): the batch is sharded over them, one share per core; B side with --ab",
+    )
+    ap.add_argument("--devices-a", default=None, help="--devices of the A side (default: --devices)")
+    ap.add_argument(
+        "--set-b",
+        nargs="*",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="overrides for the B side only, after --set (fields REV's config does not have)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_train.json"))
     args = ap.parse_args(argv)
@@ -325,6 +362,12 @@ def main(argv=None):
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
     heap_kept = keep_heap() if args.heap == "keep" else False
+    args.devices = resolve_devices(args.devices, args)
+    args.devices_a = resolve_devices(args.devices_a, args) if args.devices_a else args.devices
+    if not args.ab and args.devices != 1:
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", args.devices)
 
     if args.child:
         print(json.dumps(measure(args)))
@@ -340,6 +383,8 @@ def main(argv=None):
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "heap_kept": heap_kept,
+        "devices_b": args.devices,
+        "devices_a": args.devices_a if args.ab else None,
         "command": " ".join(["python", "benchmarks/model_train.py"] + (argv if argv is not None else sys.argv[1:])),
     }
     rows = run_ab(args) if args.ab else measure(args)
@@ -356,7 +401,8 @@ def main(argv=None):
             print(
                 f"{c}: B/A step time {b['step_ms'] / a['step_ms']:.3f}, "
                 f"throughput x{b['tokens_per_s'] / a['tokens_per_s']:.2f}"
-                f" (A = {args.ab} heap={args.heap_a}, B = working tree heap={args.heap})"
+                f" (A = {args.ab} heap={args.heap_a} devices={args.devices_a},"
+                f" B = working tree heap={args.heap} devices={args.devices})"
             )
     elif args.input_batches:
         for r in rows:

@@ -349,3 +349,47 @@ def test_progress_eta_after_a_resume_uses_this_runs_rate(monkeypatch):
     now[0] += 2.0
     assert bar.eta(901) == pytest.approx(198.0)
     assert T.Progress(1000, enabled=False).eta(0) == 0.0
+
+
+def test_cpu_device_count_is_the_largest_divisor_of_the_batch_within_the_cores():
+    from dctmodel.train.sharding import cpu_device_count
+
+    # (batch, cores) -> devices, worked out by hand
+    cases = {(16, 2): 2, (16, 3): 2, (16, 12): 8, (16, 64): 16, (6, 4): 3, (7, 6): 1, (1, 8): 1, (16, 1): 1}
+    for (batch, cores), want in cases.items():
+        assert cpu_device_count(batch, cores) == want, (batch, cores)
+    assert 1 <= cpu_device_count(16) <= 16  # this machine's cores
+    with pytest.raises(ValueError, match="batch_size"):
+        cpu_device_count(0, 2)
+
+
+def test_cpu_devices_cannot_change_once_jax_runs():
+    from dctmodel.train.sharding import use_cpu_devices
+
+    jax.devices()  # the backends are running in this process now
+    n = jax.device_count()
+    assert use_cpu_devices(n + 1) is False
+    assert jax.device_count() == n
+    with pytest.raises(ValueError, match=">= 1"):
+        use_cpu_devices(0)
+
+
+def test_cli_trains_on_one_device_per_core(tmp_path):
+    """``--cpu-devices 2`` gives a two-device data-parallel run; an explicit XLA_FLAGS device count wins."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+
+    def run(workdir, devices):
+        cmd = [sys.executable, "-m", "dctmodel.train", "--config", "micro", "--stop-after", "2", "--no-eval"]
+        cmd += ["--workdir", str(tmp_path / workdir), "--cpu-devices", devices]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    res = run("a", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 device(s) (cpu)" in res.stderr
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+    res = run("b", "2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 device(s) (cpu)" in res.stderr
+    res = run("c", "3")
+    assert res.returncode == 2 and "--cpu-devices 3: must divide train.batch_size=8" in res.stderr

@@ -15,6 +15,7 @@ from ..config import check_config, get_config, override
 from ..data import check_labels, make_source
 from . import distributed
 from .loop import check_resume, train
+from .sharding import cpu_device_count, use_cpu_devices
 
 DESCRIPTION = "Training, evaluation and checkpointing of the DCTransformer."
 
@@ -44,6 +45,18 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,1,2,3") from None
 
 
+def _cpu_devices(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected 'auto' or a device count >= 1")
+    return n
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m dctmodel.train", description=DESCRIPTION)
     ap.add_argument("--config", default="tiny", help="preset name (dctmodel.config.PRESETS)")
@@ -52,6 +65,16 @@ def main(argv=None):
     ap.add_argument("--set", nargs="*", metavar="SECTION.FIELD=VALUE", help="override config fields")
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many total steps")
     ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument(
+        "--cpu-devices",
+        type=_cpu_devices,
+        default="auto",
+        metavar="N|auto",
+        help="on a CPU, train data-parallel on N devices, one per core (default auto: as many as "
+        "there are cores, reduced to a divisor of train.batch_size); 1: one device, as before. "
+        "Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count, in multi-host runs, "
+        "and on GPUs and TPUs",
+    )
     mh = ap.add_argument_group(
         "multi-host",
         "one process per host (or per GPU), each started with the same command (docs/dctmodel.md, Multi-host); "
@@ -75,7 +98,8 @@ def main(argv=None):
     )
     args = ap.parse_args(argv)
     joined = (args.coordinator, args.num_processes, args.process_id, args.local_device_ids)
-    if args.distributed or any(v is not None for v in joined):
+    distributed_run = args.distributed or any(v is not None for v in joined)
+    if distributed_run:
         try:
             distributed.initialize(*joined)
         except ValueError as e:
@@ -84,6 +108,12 @@ def main(argv=None):
     try:
         cfg = override(get_config(args.config), **_parse_sets(args.set))
         check_config(cfg)
+        if not distributed_run:
+            # Before anything runs on JAX: the device count is fixed when its backends start.
+            n = args.cpu_devices
+            if n != "auto" and cfg.train.batch_size % n:
+                raise ValueError(f"--cpu-devices {n}: must divide train.batch_size={cfg.train.batch_size}")
+            use_cpu_devices(cpu_device_count(cfg.train.batch_size) if n == "auto" else n)
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
         check_labels(cfg, source)
         if args.resume:
