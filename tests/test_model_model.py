@@ -119,11 +119,11 @@ def _perturb(b, j, field, cfg):
     return b
 
 
-@pytest.mark.parametrize("masks", [False, True])
-def test_decoders_are_causal(masks):
+@pytest.mark.parametrize("masks,context", [(False, False), (True, False), (False, True)])
+def test_decoders_are_causal(masks, context):
     """Changing token j never changes logits of earlier steps; it only reaches its own step through
     the teacher-forced fields each decoder is allowed to see (eq. 2: p(c), p(p | c), p(v | c, p))."""
-    cfg = _cfg(**{"model.structure_masks": masks})
+    cfg = _cfg(**{"model.structure_masks": masks, "model.window_context": context})
     model = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)))
     fwd = jax.jit(lambda b: model(b))
     b0 = _batch(cfg, B=2, seed=3)
@@ -327,3 +327,58 @@ def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
     np.testing.assert_allclose(np.asarray(model.position_logits(n, None)), np.asarray(model.head_position(n)))
     assert not np.allclose(np.asarray(with_keys), np.asarray(model.head_position(n)))
     assert DCTransformer(_cfg(), rngs=nnx.Rngs(0)).pointer_keys(model.encode(base), hw) is None
+
+
+def test_window_context_reads_the_image_of_every_earlier_token():
+    """``model.window_context``: at each chunk step the value decoder's neighbourhood equals the
+    dense DCT image of every token before that step (numpy ``dense_dct``), read at the 3x3
+    blocks around the target in its plane's grid (4:2:0 chroma: two luma blocks apart)."""
+    from dctmodel.chunks import build_chunk
+    from dctmodel.data import ArraySource
+    from dctmodel.scenes import render_scene
+    from dctmodel.tokens import dense_dct
+
+    cfg = _cfg(**{"model.window_context": True, "model.chunk_size": 12, "model.overlap": 5})
+    d, m = cfg.data, cfg.model
+    model = DCTransformer(cfg, rngs=nnx.Rngs(0))
+    src = ArraySource(d, [render_scene(5, i, 16, max_objects=2) for i in range(3)])
+    b2 = d.block_size**2
+    checked_chroma = 0
+    for i in range(3):
+        tokens, (hb, wb), _ = src.tokens(i)
+        for start in range(0, len(tokens), m.chunk_size):
+            ex = build_chunk(
+                tokens,
+                start,
+                m.chunk_size,
+                m.overlap,
+                hb=hb,
+                wb=wb,
+                grid=d.grid,
+                num_channels=d.num_channels,
+                clip=d.clip,
+            )
+            ov, S = m.overlap, m.overlap + m.chunk_size
+            t = jnp.arange(S)
+            before = (t[None, :] < t[:, None]) & (t[None, :] >= ov)
+            inp = jnp.asarray(ex["inp"])[None]
+            tok = jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], d.num_channels + 2)], 1)
+            tgt = jnp.asarray(ex["tgt"])[None]
+            hw = jnp.asarray([[hb, wb]], jnp.int32)
+            got = np.asarray(
+                model.window_context_values(jnp.asarray(ex["dct"])[None], tgt[..., 0], tgt[..., 1], hw, (tok, before))
+            )[0]
+            for s in range(ov, S):
+                k = start + s - ov  # index of the step's target token
+                if k >= len(tokens) - 1:
+                    break  # the stop token and padding: no value
+                c, p, _ = tokens[k]
+                img = dense_dct(tokens, k, hb, wb, d.grid, d.num_channels)
+                step = 2 if c >= b2 else 1
+                r0, q0 = divmod(int(p), wb)
+                for n, (dy, dx) in enumerate((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)):
+                    r, q = r0 + dy * step, q0 + dx * step
+                    want = img[r, q] if 0 <= r < hb and 0 <= q < wb else np.zeros(d.num_channels)
+                    np.testing.assert_array_equal(got[s, n], want, err_msg=f"image {i} token {k} offset {n}")
+                checked_chroma += int(c >= b2)
+    assert checked_chroma > 0  # the two-block step of chroma was exercised

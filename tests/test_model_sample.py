@@ -61,8 +61,9 @@ def _random_window(cfg, B, seed):
     }
 
 
+@pytest.mark.parametrize("context", [False, True])
 @pytest.mark.parametrize("Dec", [CachedDecoder, RecomputeDecoder])
-def test_incremental_decoding_matches_full_forward(Dec):
+def test_incremental_decoding_matches_full_forward(Dec, context):
     # Downsampling (gather geometry), class conditioning and 2-layer decoders all on.
     cfg = override(
         get_config("micro"),
@@ -72,6 +73,7 @@ def test_incremental_decoding_matches_full_forward(Dec):
             "model.num_classes": 3,
             "model.value_spec": ((1, 1), (1, 1)),
             "model.position_pointer": True,
+            "model.window_context": context,
         },
     )
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))

@@ -83,6 +83,9 @@ class ModelConfig:
     structure_masks: bool = True  # mask impossible tokens' logits (see masks.py)
     value_position: bool = False  # add the next position's embedding to the value decoder's input
     position_pointer: bool = False  # position logits also score every block by its encoder cell (model.py)
+    # the value decoder also reads the target block's 3x3 neighbourhood (in its plane's block grid)
+    # of the dense image of every token before the step, the chunk's own included (model.py)
+    window_context: bool = False
 
     @property
     def heads_dim(self) -> int:

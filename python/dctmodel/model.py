@@ -27,7 +27,7 @@ from flax import nnx
 from . import masks as M
 from .config import Config
 from .layers import Dense, Stack, dense_dot_general
-from .tokens import dense_dct_device
+from .tokens import class_to_value_device, dense_dct_device
 
 
 def _squash(v):
@@ -104,6 +104,12 @@ class DCTransformer(nnx.Module):
         # one key per block from the encoder's cell there plus the block's position embedding.
         self.pointer_query = Dense(d, d, rngs=rngs) if m.position_pointer else None
         self.pointer_key = Dense(d, d, rngs=rngs) if m.position_pointer else None
+        # model.window_context: 3x3 neighbourhood x every channel -> d_model.
+        self.context_in = Dense(9 * self.num_channels, d, rngs=rngs) if m.window_context else None
+        b2 = cfg.data.block_size**2
+        halved = cfg.data.subsampling == "4:2:0" and cfg.data.planes == 3
+        # Block-grid step of each channel's plane: 4:2:0 chroma blocks sit at every other luma block.
+        self.plane_step = tuple(1 + int(halved and c >= b2) for c in range(self.num_channels))
 
     # -- pieces -------------------------------------------------------------
 
@@ -158,6 +164,53 @@ class DCTransformer(nnx.Module):
             x = x + self.embed_position(p, hw)
         return x
 
+    def window_context_values(self, dense, c, p, hw, window=None):
+        """What is drawn around each value's block: float32 ``(B, n, 9, P*B*B)`` coefficient values.
+
+        ``dense`` int32 ``(B, G, G, P*B*B)``: the DCT image before the window's first chunk
+        step; ``c``/``p`` int32 ``(B, n)``: the channel and position of the token whose value
+        comes next; ``window``: None, or ``(tokens, before)``: tokens int32 ``(B, T, 3)``
+        (channel, position, value class) drawn in the chunk so far and bool ``(n, T)``, which
+        of them precede each step.  Reads the 3x3 blocks around ``p`` in the grid of ``c``'s
+        plane (4:2:0 chroma: every other luma block; row-major offsets), every channel, 0
+        outside the image.
+
+        Why: a value follows its neighbours' values (an object's hue, an edge's sign), and
+        the encoder's image is refreshed once per chunk, its 3x3 embedding sees no chroma
+        neighbour at 4:2:0 (they lie two cells apart), and attention must learn to find a
+        neighbour drawn earlier in the chunk by its position embedding."""
+        B, n = p.shape
+        nch, g = self.num_channels, self.grid
+        hb, wb = hw[:, 0:1, None], hw[:, 1:2, None]
+        step = jnp.asarray(self.plane_step, jnp.int32)[jnp.clip(c, 0, nch - 1)][..., None]  # (B, n, 1)
+        off = jnp.arange(-1, 2)
+        dy, dx = jnp.repeat(off, 3) * step, jnp.tile(off, 3) * step  # (B, n, 9)
+        row, col = (p // hw[:, 1:2])[..., None], (p % hw[:, 1:2])[..., None]
+        r, q = row + dy, col + dx
+        inside = (r >= 0) & (r < hb) & (q >= 0) & (q < wb)
+        flat = jnp.clip(r, 0, g - 1) * g + jnp.clip(q, 0, g - 1)
+        vals = dense.reshape(B, g * g, nch)[jnp.arange(B)[:, None], flat.reshape(B, n * 9)]
+        vals = jnp.where(inside[..., None], vals.reshape(B, n, 9, nch), 0).astype(jnp.float32)
+        if window is not None:
+            tok, before = window
+            tc, tp = tok[..., 0], tok[..., 1]
+            real = tc < nch
+            tv = class_to_value_device(tok[..., 2], self.cfg.data.clip)
+            # Offset k of window token j from step t's block, if it is one of the nine.
+            ddy = (tp // hw[:, 1:2])[:, None, :] - row  # (B, n, T)
+            ddx = (tp % hw[:, 1:2])[:, None, :] - col
+            hit = (ddy[..., None] == dy[:, :, None, :]) & (ddx[..., None] == dx[:, :, None, :])  # (B, n, T, 9)
+            hit &= (before[None, :, :] & real[:, None, :])[..., None]
+            onehot = jax.nn.one_hot(jnp.where(real, tc, 0), nch, dtype=jnp.float32) * tv[..., None].astype(jnp.float32)
+            vals = vals + jnp.einsum("btjk,bjc->btkc", hit.astype(jnp.float32), onehot)
+        return vals
+
+    def window_context_input(self, dense, c, p, hw, window=None):
+        """:meth:`window_context_values` squashed and embedded: float32 ``(B, n, D)``, added to
+        the value decoder's input."""
+        x = _squash(self.window_context_values(dense, c, p, hw, window))
+        return cast(nnx.Linear, self.context_in)(x.reshape(*p.shape, -1))
+
     def pointer_keys(self, e_input, hw):
         """Keys of every position class for the pointer term, float32 ``(B, G*G, D)``, or None
         without ``model.position_pointer``.  Computed once per chunk (they depend on the
@@ -208,8 +261,9 @@ class DCTransformer(nnx.Module):
         kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
         inp, tgt, hw = batch["inp"], batch["tgt"], batch["hw"]
         label = batch.get("label") if self.emb_class is not None else None
-        e_input = self.encode(self.encoder_input(batch), label, **kw)
-        logits = self.decode(e_input, inp, tgt, hw, label, **kw)
+        dense = self.encoder_input(batch)
+        e_input = self.encode(dense, label, **kw)
+        logits = self.decode(e_input, inp, tgt, hw, label, dense=dense, **kw)
         if self.cfg.model.structure_masks if structure_masks is None else structure_masks:
             return M.mask_logits(self.mask_tables, logits, inp, tgt, hw)
         return logits
@@ -235,10 +289,13 @@ class DCTransformer(nnx.Module):
             e = e + self.emb_class(label)[:, None, :]
         return e
 
-    def decode(self, e_input, inp, tgt, hw, label=None, *, deterministic: bool = True, rngs=None, upto: int = 3):
+    def decode(
+        self, e_input, inp, tgt, hw, label=None, *, dense=None, deterministic: bool = True, rngs=None, upto: int = 3
+    ):
         """The three decoders over a whole window (teacher forcing), without masks.
 
-        ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``.  Returns the
+        ``e_input`` ``(B, G'^2, D)``; ``inp``/``tgt`` int32 ``(B, S, 3)``; ``dense`` the
+        encoder's int32 DCT image (needed with ``model.window_context``).  Returns the
         first ``upto`` of (channel, position, value) float32 logits, each ``(B, S, vocab)``.
         """
         kw: dict[str, Any] = dict(deterministic=deterministic, rngs=rngs)
@@ -251,7 +308,17 @@ class DCTransformer(nnx.Module):
             out.append(self.position_logits(n.astype(jnp.float32), self.pointer_keys(e_input, hw)))
         if upto > 2:
             # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
-            _, n = self.value_decoder(self.value_input(h_position, e_input, tgt[..., 1], hw), e_input, **kw)
+            x = self.value_input(h_position, e_input, tgt[..., 1], hw)
+            if self.context_in is not None:
+                if dense is None:
+                    raise ValueError("model.window_context: decode needs the encoder's dense DCT image")
+                # The chunk's own tokens (steps >= overlap) before each step; the overlap's are in
+                # `dense`.  Token j is read from the input of step j + 1 (what the sampler has).
+                t = jnp.arange(tgt.shape[1])
+                before = (t[None, :] < t[:, None]) & (t[None, :] >= self.cfg.model.overlap)
+                tok = jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], self.num_channels + 2)], 1)
+                x = x + self.window_context_input(dense, tgt[..., 0], tgt[..., 1], hw, (tok, before))
+            _, n = self.value_decoder(x, e_input, **kw)
             out.append(self.head_value(n.astype(jnp.float32)))
         return tuple(out)
 

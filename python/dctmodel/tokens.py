@@ -41,6 +41,14 @@ def class_to_value(k: np.ndarray, clip: int) -> np.ndarray:
     return np.where(k < clip, k - clip, k - clip + 1).astype(np.int32)
 
 
+def class_to_value_device(k, clip: int):
+    """:func:`class_to_value` in JAX, for the jitted model and sampler (the "none" class
+    ``2*clip`` maps to ``clip + 1``: callers mask it out)."""
+    import jax.numpy as jnp
+
+    return jnp.where(k < clip, k - clip, k - clip + 1)
+
+
 def channel_sequence(order: str, planes: int, block_size: int) -> np.ndarray:
     """Channel ids in list order (SPEC section 6), int32 ``(P*B*B,)``."""
     bb = block_size * block_size

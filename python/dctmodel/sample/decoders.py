@@ -14,6 +14,8 @@ from typing import Any, NamedTuple, Protocol
 import jax
 import jax.numpy as jnp
 
+from ..tokens import class_to_value_device
+
 
 class Decoder(Protocol):
     """Four pure functions over a per-chunk state pytree (any pytree: it rides in the loop's carry).
@@ -43,6 +45,8 @@ class CachedState(NamedTuple):
     h_c: Any  # (B, 1, D) the channel decoder's residual stream at this step
     h_p: Any  # (B, 1, D) the position decoder's
     keys: Any  # (B, G*G, D) the position pointer's keys, or None (model.pointer_keys)
+    dense: Any  # int32 (B, G, G, P*B*B): the DCT image of every token before this step, or None
+    c: Any  # int32 (B,) the channel drawn at this step (model.window_context), or None
 
 
 class CachedDecoder:
@@ -53,6 +57,8 @@ class CachedDecoder:
         self.label = label if model.emb_class is not None else None
         self.S = model.cfg.model.overlap + model.cfg.model.chunk_size
         self.stacks = (model.channel_decoder, model.position_decoder, model.value_decoder)
+        self.context = model.context_in is not None
+        self.overlap = model.cfg.model.overlap
 
     def begin(self, dct, inp_o, tgt_o) -> CachedState:
         m, B = self.m, dct.shape[0]
@@ -65,11 +71,20 @@ class CachedDecoder:
             h_c, _, caches[0] = self.stacks[0].cached(e, 0, caches[0], cross[0])
             h_p, _, caches[1] = self.stacks[1].cached(h_c + m.emb_channel(tgt_o[..., 0]), 0, caches[1], cross[1])
             x = m.value_input(h_p, e_input, tgt_o[..., 1], self.hw)
+            if self.context:  # the overlap's tokens are all in dct already
+                x = x + m.window_context_input(dct, tgt_o[..., 0], tgt_o[..., 1], self.hw)
             _, _, caches[2] = self.stacks[2].cached(x, 0, caches[2], cross[2])
         d = m.cfg.model.d_model
         zero = jnp.zeros((B, 1, d), e_input.dtype)
         return CachedState(
-            e_input=e_input, cross=cross, caches=caches, h_c=zero, h_p=zero, keys=m.pointer_keys(e_input, self.hw)
+            e_input=e_input,
+            cross=cross,
+            caches=caches,
+            h_c=zero,
+            h_p=zero,
+            keys=m.pointer_keys(e_input, self.hw),
+            dense=dct if self.context else None,
+            c=jnp.zeros((B,), jnp.int32) if self.context else None,
         )
 
     def _step(self, st: CachedState, i: int, x, j):
@@ -81,20 +96,40 @@ class CachedDecoder:
     def channel(self, st: CachedState, j, prev):
         x = self.m.embed_inputs(prev[:, None], j[None], self.hw, self.label)
         h, n, st = self._step(st, 0, x, j)
+        if self.context:  # the token of step j - 1 joins the image, unless the overlap's (in dct already)
+            st = st._replace(dense=_place(st.dense, prev, self.hw, (j > self.overlap), self.m))
         return self.m.head_channel(n), st._replace(h_c=h)
 
     def position(self, st: CachedState, j, c):
         h, n, st = self._step(st, 1, st.h_c + self.m.emb_channel(c[:, None]), j)
-        return self.m.position_logits(n, st.keys), st._replace(h_p=h)
+        return self.m.position_logits(n, st.keys), st._replace(h_p=h, c=c if self.context else None)
 
     def value(self, st: CachedState, j, p):
         x = self.m.value_input(st.h_p, st.e_input, p[:, None], self.hw)
+        if self.context:
+            x = x + self.m.window_context_input(st.dense, st.c[:, None], p[:, None], self.hw)
         _, n, st = self._step(st, 2, x, j)
         return self.m.head_value(n), st
 
 
+def _place(dense, tok, hw, when, model):
+    """``dense`` with the value of token ``tok`` int32 ``(B, 3)`` (channel, position, value
+    class) added at its place, where ``when`` and the token is a coefficient (not stop,
+    BOS or PAD)."""
+    nch, clip = model.num_channels, model.cfg.data.clip
+    c, p = tok[:, 0], tok[:, 1]
+    ok = when & (c < nch)
+    v = class_to_value_device(tok[:, 2], clip)
+    b = jnp.arange(dense.shape[0])
+    row, col = p // hw[:, 1], p % hw[:, 1]
+    # Added, not set: the image before the chunk never holds a chunk token, and adding is what
+    # the teacher-forced pass does (Model.window_context_values), for any window.
+    return dense.at[b, row, col, jnp.clip(c, 0, nch - 1)].add(jnp.where(ok, v, 0))
+
+
 class RecomputeState(NamedTuple):
     e_input: Any  # (B, G'^2, D) the encoded DCT image
+    dct: Any  # int32 (B, G, G, P*B*B) that image
     inp: Any  # int32 (B, O + C, 3) the window's decoder inputs, filled in step by step
     tgt: Any  # int32 (B, O + C, 3) its targets, likewise
 
@@ -115,12 +150,13 @@ class RecomputeDecoder:
         pad = jnp.broadcast_to(self.pad, (B, self.C, 3))
         return RecomputeState(
             e_input=self.m.encode(dct, self.label),
+            dct=dct,
             inp=jnp.concatenate([inp_o, pad], 1),
             tgt=jnp.concatenate([tgt_o, pad], 1),
         )
 
     def _logits(self, st: RecomputeState, upto: int, j):
-        out = self.m.decode(st.e_input, st.inp, st.tgt, self.hw, self.label, upto=upto)
+        out = self.m.decode(st.e_input, st.inp, st.tgt, self.hw, self.label, dense=st.dct, upto=upto)
         return jax.lax.dynamic_index_in_dim(out[upto - 1], j, axis=1, keepdims=False)
 
     def channel(self, st: RecomputeState, j, prev):
