@@ -123,7 +123,7 @@ def _perturb(b, j, field, cfg):
 def test_decoders_are_causal(masks, context):
     """Changing token j never changes logits of earlier steps; it only reaches its own step through
     the teacher-forced fields each decoder is allowed to see (eq. 2: p(c), p(p | c), p(v | c, p))."""
-    cfg = _cfg(**{"model.structure_masks": masks, "model.window_context": context})
+    cfg = _cfg(**{"model.structure_masks": masks, "model.window_context": context, "model.window_pointer": context})
     model = _nonzero_alphas(DCTransformer(cfg, rngs=nnx.Rngs(0)))
     fwd = jax.jit(lambda b: model(b))
     b0 = _batch(cfg, B=2, seed=3)
@@ -382,3 +382,28 @@ def test_window_context_reads_the_image_of_every_earlier_token():
                     np.testing.assert_array_equal(got[s, n], want, err_msg=f"image {i} token {k} offset {n}")
                 checked_chroma += int(c >= b2)
     assert checked_chroma > 0  # the two-block step of chroma was exercised
+
+
+def test_window_pointer_points_at_an_earlier_tokens_block_and_its_neighbours():
+    """``model.window_pointer``: one earlier chunk token moves the position logits of exactly
+    the 3x3 blocks around its own (two luma blocks apart for 4:2:0 chroma), inside the image,
+    and nothing when it is not before the step."""
+    cfg = _cfg(**{"model.window_pointer": True})
+    d = cfg.data
+    model = DCTransformer(cfg, rngs=nnx.Rngs(0))
+    g, b2 = d.grid, d.block_size**2
+    n = jax.random.normal(jax.random.key(1), (1, 1, cfg.model.d_model))
+    hw = jnp.array([[g, g]], jnp.int32)
+    for c, (r0, q0) in [(0, (1, 1)), (0, (0, g - 1)), (b2, (2, 2)), (b2 + 1, (0, 0))]:
+        tok = jnp.array([[[c, r0 * g + q0, 3]]], jnp.int32)
+        got = np.asarray(model.window_pointer_logits(n, hw, (tok, jnp.ones((1, 1), bool))))[0, 0]
+        step = 2 if c >= b2 else 1
+        want = {
+            (r0 + dy * step) * g + q0 + dx * step
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            if 0 <= r0 + dy * step < g and 0 <= q0 + dx * step < g
+        }
+        assert set(np.nonzero(got)[0].tolist()) == want, (c, r0, q0)
+        off = model.window_pointer_logits(n, hw, (tok, jnp.zeros((1, 1), bool)))
+        assert not np.asarray(off).any()

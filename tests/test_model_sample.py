@@ -74,6 +74,7 @@ def test_incremental_decoding_matches_full_forward(Dec, context):
             "model.value_spec": ((1, 1), (1, 1)),
             "model.position_pointer": True,
             "model.window_context": context,
+            "model.window_pointer": context,
         },
     )
     model = DCTransformer(cfg, rngs=nnx.Rngs(0))

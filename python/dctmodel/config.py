@@ -86,6 +86,9 @@ class ModelConfig:
     # the value decoder also reads the target block's 3x3 neighbourhood (in its plane's block grid)
     # of the dense image of every token before the step, the chunk's own included (model.py)
     window_context: bool = False
+    # the position logits also point at the blocks of the chunk's earlier tokens and their 3x3
+    # neighbours (in each token's plane grid), scored by the token's channel and value (model.py)
+    window_pointer: bool = False
 
     @property
     def heads_dim(self) -> int:

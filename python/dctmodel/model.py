@@ -104,6 +104,10 @@ class DCTransformer(nnx.Module):
         # one key per block from the encoder's cell there plus the block's position embedding.
         self.pointer_query = Dense(d, d, rngs=rngs) if m.position_pointer else None
         self.pointer_key = Dense(d, d, rngs=rngs) if m.position_pointer else None
+        # model.window_pointer: a query from H_position against 9 keys (one per neighbour offset)
+        # of each earlier chunk token's channel + value embedding.
+        self.copy_query = Dense(d, d, rngs=rngs) if m.window_pointer else None
+        self.copy_key = Dense(d, 9 * d, rngs=rngs) if m.window_pointer else None
         # model.window_context: 3x3 neighbourhood x every channel -> d_model.
         self.context_in = Dense(9 * self.num_channels, d, rngs=rngs) if m.window_context else None
         b2 = cfg.data.block_size**2
@@ -211,6 +215,36 @@ class DCTransformer(nnx.Module):
         x = _squash(self.window_context_values(dense, c, p, hw, window))
         return cast(nnx.Linear, self.context_in)(x.reshape(*p.shape, -1))
 
+    def window_pointer_logits(self, n, hw, window):
+        """Extra position logits float32 ``(B, n, G*G)`` from the position decoder's normalised
+        output ``n`` ``(B, n, D)`` and ``window`` = ``(tokens, before)`` as in
+        :meth:`window_context_values`: each earlier chunk token adds, to the block it sits on
+        and to each of its 3x3 neighbours (in its plane's grid), the dot product of a query
+        from ``n`` with a key of (its channel, its value, the offset).
+
+        Why: the pointer's keys come from the image before the chunk, so a block that got its
+        Cb value earlier in the chunk does not yet tell the pointer that its Cr (or the next
+        block of the object) belongs there; attention has to learn that from position
+        embeddings."""
+        tok, before = window
+        B, T = tok.shape[:2]
+        nch, d = self.num_channels, n.shape[-1]
+        tc, tp = tok[..., 0], tok[..., 1]
+        real = tc < nch
+        e = self.emb_channel(jnp.where(real, tc, 0)) + self.emb_value(jnp.where(real, tok[..., 2], 0))
+        keys = cast(nnx.Linear, self.copy_key)(e.astype(jnp.float32)).reshape(B, T, 9, d)
+        q = cast(nnx.Linear, self.copy_query)(n)
+        a = jnp.einsum("bnd,btkd->bntk", q, keys) / math.sqrt(d)
+        a = a * (before[None, :, :] & real[:, None, :])[..., None]
+        step = jnp.asarray(self.plane_step, jnp.int32)[jnp.clip(tc, 0, nch - 1)][..., None]  # (B, T, 1)
+        off = jnp.arange(-1, 2)
+        hb, wb = hw[:, 0:1, None], hw[:, 1:2, None]
+        r = (tp // hw[:, 1:2])[..., None] + jnp.repeat(off, 3) * step  # (B, T, 9)
+        q_ = (tp % hw[:, 1:2])[..., None] + jnp.tile(off, 3) * step
+        inside = (r >= 0) & (r < hb) & (q_ >= 0) & (q_ < wb)
+        where = jax.nn.one_hot(jnp.where(inside, r * wb + q_, -1), self.grid * self.grid, dtype=jnp.float32)
+        return jnp.einsum("bntk,btkp->bnp", a, where)
+
     def pointer_keys(self, e_input, hw):
         """Keys of every position class for the pointer term, float32 ``(B, G*G, D)``, or None
         without ``model.position_pointer``.  Computed once per chunk (they depend on the
@@ -302,22 +336,26 @@ class DCTransformer(nnx.Module):
         e = self.drop(self.embed_inputs(inp, jnp.arange(inp.shape[1]), hw, label), **kw)
         h_channel, n = self.channel_decoder(e, e_input, **kw)
         out = [self.head_channel(n.astype(jnp.float32))]
+        # The chunk's own tokens (steps >= overlap) before each step; the overlap's are in the
+        # encoder's image.  Token j is read from the input of step j + 1 (what the sampler has).
+        t = jnp.arange(tgt.shape[1])
+        before = (t[None, :] < t[:, None]) & (t[None, :] >= self.cfg.model.overlap)
+        window = (jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], self.num_channels + 2)], 1), before)
         if upto > 1:
             # Teacher forcing: the position decoder knows the next channel (eq. 6)...
             h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)
-            out.append(self.position_logits(n.astype(jnp.float32), self.pointer_keys(e_input, hw)))
+            n = n.astype(jnp.float32)
+            pos = self.position_logits(n, self.pointer_keys(e_input, hw))
+            if self.copy_query is not None:
+                pos = pos + self.window_pointer_logits(n, hw, window)
+            out.append(pos)
         if upto > 2:
             # ...and the value decoder the next position, through the encoder's cell there (eq. 8).
             x = self.value_input(h_position, e_input, tgt[..., 1], hw)
             if self.context_in is not None:
                 if dense is None:
                     raise ValueError("model.window_context: decode needs the encoder's dense DCT image")
-                # The chunk's own tokens (steps >= overlap) before each step; the overlap's are in
-                # `dense`.  Token j is read from the input of step j + 1 (what the sampler has).
-                t = jnp.arange(tgt.shape[1])
-                before = (t[None, :] < t[:, None]) & (t[None, :] >= self.cfg.model.overlap)
-                tok = jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], self.num_channels + 2)], 1)
-                x = x + self.window_context_input(dense, tgt[..., 0], tgt[..., 1], hw, (tok, before))
+                x = x + self.window_context_input(dense, tgt[..., 0], tgt[..., 1], hw, window)
             _, n = self.value_decoder(x, e_input, **kw)
             out.append(self.head_value(n.astype(jnp.float32)))
         return tuple(out)

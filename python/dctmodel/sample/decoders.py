@@ -47,6 +47,7 @@ class CachedState(NamedTuple):
     keys: Any  # (B, G*G, D) the position pointer's keys, or None (model.pointer_keys)
     dense: Any  # int32 (B, G, G, P*B*B): the DCT image of every token before this step, or None
     c: Any  # int32 (B,) the channel drawn at this step (model.window_context), or None
+    window: Any  # int32 (B, O + C, 3): token j of the chunk at row j, PAD elsewhere (model.window_pointer)
 
 
 class CachedDecoder:
@@ -58,6 +59,7 @@ class CachedDecoder:
         self.S = model.cfg.model.overlap + model.cfg.model.chunk_size
         self.stacks = (model.channel_decoder, model.position_decoder, model.value_decoder)
         self.context = model.context_in is not None
+        self.copy = model.copy_query is not None
         self.overlap = model.cfg.model.overlap
 
     def begin(self, dct, inp_o, tgt_o) -> CachedState:
@@ -85,6 +87,7 @@ class CachedDecoder:
             keys=m.pointer_keys(e_input, self.hw),
             dense=dct if self.context else None,
             c=jnp.zeros((B,), jnp.int32) if self.context else None,
+            window=jnp.full((B, self.S, 3), m.num_channels + 2, jnp.int32) if self.copy else None,
         )
 
     def _step(self, st: CachedState, i: int, x, j):
@@ -98,11 +101,18 @@ class CachedDecoder:
         h, n, st = self._step(st, 0, x, j)
         if self.context:  # the token of step j - 1 joins the image, unless the overlap's (in dct already)
             st = st._replace(dense=_place(st.dense, prev, self.hw, (j > self.overlap), self.m))
+        if self.copy:  # row j - 1 of the window (the overlap's rows are masked out when read)
+            st = st._replace(window=jax.lax.dynamic_update_slice(st.window, prev[:, None], (0, j - 1, 0)))
         return self.m.head_channel(n), st._replace(h_c=h)
 
     def position(self, st: CachedState, j, c):
         h, n, st = self._step(st, 1, st.h_c + self.m.emb_channel(c[:, None]), j)
-        return self.m.position_logits(n, st.keys), st._replace(h_p=h, c=c if self.context else None)
+        logits = self.m.position_logits(n, st.keys)
+        if self.copy:
+            t = jnp.arange(self.S)
+            before = ((t < j) & (t >= self.overlap))[None, :]
+            logits = logits + self.m.window_pointer_logits(n[:, None], self.hw, (st.window, before))[:, 0]
+        return logits, st._replace(h_p=h, c=c if self.context else None)
 
     def value(self, st: CachedState, j, p):
         x = self.m.value_input(st.h_p, st.e_input, p[:, None], self.hw)
