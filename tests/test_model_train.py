@@ -375,20 +375,30 @@ def test_cpu_devices_cannot_change_once_jax_runs():
 
 
 def test_cli_trains_on_one_device_per_core(tmp_path):
-    """``--cpu-devices 2`` gives a two-device data-parallel run; an explicit XLA_FLAGS device count wins."""
+    """``--cpu-devices 2`` gives a two-device data-parallel run that resumes bit for bit; an
+    explicit XLA_FLAGS device count wins; a count that does not divide the batch is refused."""
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
 
-    def run(workdir, devices):
-        cmd = [sys.executable, "-m", "dctmodel.train", "--config", "micro", "--stop-after", "2", "--no-eval"]
-        cmd += ["--workdir", str(tmp_path / workdir), "--cpu-devices", devices]
+    def run(workdir, devices, *extra):
+        cmd = [sys.executable, "-m", "dctmodel.train", "--config", "micro", "--no-eval"]
+        cmd += ["--set", "train.total_tokens=1536", "train.log_every=1", "train.checkpoint_every=2"]  # 6 steps
+        cmd += ["--workdir", str(tmp_path / workdir), "--cpu-devices", devices, *extra]
         return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    def losses(workdir):
+        with open(tmp_path / workdir / "log.jsonl") as f:
+            return [(r["step"], r["loss"]) for r in map(json.loads, f) if "loss" in r]
 
     res = run("a", "2")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "2 device(s) (cpu)" in res.stderr
+    assert run("d", "2", "--stop-after", "3").returncode == 0
+    res = run("d", "2", "--resume")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert len(losses("a")) == 6 and losses("d") == losses("a")
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
-    res = run("b", "2")
+    res = run("b", "2", "--stop-after", "1")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "1 device(s) (cpu)" in res.stderr
     res = run("c", "3")
