@@ -359,14 +359,11 @@ def test_window_context_reads_the_image_of_every_earlier_token():
                 clip=d.clip,
             )
             ov, S = m.overlap, m.overlap + m.chunk_size
-            t = jnp.arange(S)
-            before = (t[None, :] < t[:, None]) & (t[None, :] >= ov)
-            inp = jnp.asarray(ex["inp"])[None]
-            tok = jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], d.num_channels + 2)], 1)
+            window = model.window(jnp.asarray(ex["inp"])[None], jnp.arange(S))
             tgt = jnp.asarray(ex["tgt"])[None]
             hw = jnp.asarray([[hb, wb]], jnp.int32)
             got = np.asarray(
-                model.window_context_values(jnp.asarray(ex["dct"])[None], tgt[..., 0], tgt[..., 1], hw, (tok, before))
+                model.window_context_values(jnp.asarray(ex["dct"])[None], tgt[..., 0], tgt[..., 1], hw, window)
             )[0]
             for s in range(ov, S):
                 k = start + s - ov  # index of the step's target token

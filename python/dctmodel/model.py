@@ -168,6 +168,26 @@ class DCTransformer(nnx.Module):
             x = x + self.embed_position(p, hw)
         return x
 
+    def neighbours(self, c, p, hw):
+        """The 3x3 blocks around positions ``p`` int32 ``(B, n)`` in the grid of channels ``c``'s
+        planes (4:2:0 chroma: every other luma block), row-major: block rows and columns int32
+        ``(B, n, 9)`` each, and bool ``(B, n, 9)``: inside the image ``hw`` ``(B, 2)``."""
+        step = jnp.asarray(self.plane_step, jnp.int32)[jnp.clip(c, 0, self.num_channels - 1)][..., None]
+        off = jnp.arange(-1, 2)
+        r = (p // hw[:, 1:2])[..., None] + jnp.repeat(off, 3) * step
+        q = (p % hw[:, 1:2])[..., None] + jnp.tile(off, 3) * step
+        return r, q, (r >= 0) & (r < hw[:, 0:1, None]) & (q >= 0) & (q < hw[:, 1:2, None])
+
+    def window(self, inp, steps):
+        """The chunk's own earlier tokens, as :meth:`window_context_values` and
+        :meth:`window_pointer_logits` read them: ``(tokens, before)``.  Token ``j`` of the window is
+        the input of step ``j + 1`` (what the sampler has when it draws step ``j + 1``); ``before``
+        bool ``(len(steps), S)`` marks, for each of ``steps``, the tokens of steps ``>= overlap``
+        (the overlap's are in the encoder's image) that precede it."""
+        tok = jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], self.num_channels + 2)], 1)
+        t = jnp.arange(inp.shape[1])
+        return tok, (t[None, :] < steps[:, None]) & (t[None, :] >= self.cfg.model.overlap)
+
     def window_context_values(self, dense, c, p, hw, window=None):
         """What is drawn around each value's block: float32 ``(B, n, 9, P*B*B)`` coefficient values.
 
@@ -185,13 +205,9 @@ class DCTransformer(nnx.Module):
         neighbour drawn earlier in the chunk by its position embedding."""
         B, n = p.shape
         nch, g = self.num_channels, self.grid
-        hb, wb = hw[:, 0:1, None], hw[:, 1:2, None]
-        step = jnp.asarray(self.plane_step, jnp.int32)[jnp.clip(c, 0, nch - 1)][..., None]  # (B, n, 1)
-        off = jnp.arange(-1, 2)
-        dy, dx = jnp.repeat(off, 3) * step, jnp.tile(off, 3) * step  # (B, n, 9)
         row, col = (p // hw[:, 1:2])[..., None], (p % hw[:, 1:2])[..., None]
-        r, q = row + dy, col + dx
-        inside = (r >= 0) & (r < hb) & (q >= 0) & (q < wb)
+        r, q, inside = self.neighbours(c, p, hw)
+        dy, dx = r - row, q - col  # (B, n, 9)
         flat = jnp.clip(r, 0, g - 1) * g + jnp.clip(q, 0, g - 1)
         vals = dense.reshape(B, g * g, nch)[jnp.arange(B)[:, None], flat.reshape(B, n * 9)]
         vals = jnp.where(inside[..., None], vals.reshape(B, n, 9, nch), 0).astype(jnp.float32)
@@ -236,13 +252,8 @@ class DCTransformer(nnx.Module):
         q = cast(nnx.Linear, self.copy_query)(n)
         a = jnp.einsum("bnd,btkd->bntk", q, keys) / math.sqrt(d)
         a = a * (before[None, :, :] & real[:, None, :])[..., None]
-        step = jnp.asarray(self.plane_step, jnp.int32)[jnp.clip(tc, 0, nch - 1)][..., None]  # (B, T, 1)
-        off = jnp.arange(-1, 2)
-        hb, wb = hw[:, 0:1, None], hw[:, 1:2, None]
-        r = (tp // hw[:, 1:2])[..., None] + jnp.repeat(off, 3) * step  # (B, T, 9)
-        q_ = (tp % hw[:, 1:2])[..., None] + jnp.tile(off, 3) * step
-        inside = (r >= 0) & (r < hb) & (q_ >= 0) & (q_ < wb)
-        where = jax.nn.one_hot(jnp.where(inside, r * wb + q_, -1), self.grid * self.grid, dtype=jnp.float32)
+        r, q_, inside = self.neighbours(tc, tp, hw)
+        where = jax.nn.one_hot(jnp.where(inside, r * hw[:, 1:2, None] + q_, -1), self.grid**2, dtype=jnp.float32)
         return jnp.einsum("bntk,btkp->bnp", a, where)
 
     def pointer_keys(self, e_input, hw):
@@ -336,11 +347,7 @@ class DCTransformer(nnx.Module):
         e = self.drop(self.embed_inputs(inp, jnp.arange(inp.shape[1]), hw, label), **kw)
         h_channel, n = self.channel_decoder(e, e_input, **kw)
         out = [self.head_channel(n.astype(jnp.float32))]
-        # The chunk's own tokens (steps >= overlap) before each step; the overlap's are in the
-        # encoder's image.  Token j is read from the input of step j + 1 (what the sampler has).
-        t = jnp.arange(tgt.shape[1])
-        before = (t[None, :] < t[:, None]) & (t[None, :] >= self.cfg.model.overlap)
-        window = (jnp.concatenate([inp[:, 1:], jnp.full_like(inp[:, :1], self.num_channels + 2)], 1), before)
+        window = self.window(inp, jnp.arange(inp.shape[1]))
         if upto > 1:
             # Teacher forcing: the position decoder knows the next channel (eq. 6)...
             h_position, n = self.position_decoder(h_channel + self.emb_channel(tgt[..., 0]), e_input, **kw)

@@ -109,8 +109,7 @@ class CachedDecoder:
         h, n, st = self._step(st, 1, st.h_c + self.m.emb_channel(c[:, None]), j)
         logits = self.m.position_logits(n, st.keys)
         if self.copy:
-            t = jnp.arange(self.S)
-            before = ((t < j) & (t >= self.overlap))[None, :]
+            _, before = self.m.window(st.window, j[None])
             logits = logits + self.m.window_pointer_logits(n[:, None], self.hw, (st.window, before))[:, 0]
         return logits, st._replace(h_p=h, c=c if self.context else None)
 
