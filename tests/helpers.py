@@ -223,3 +223,57 @@ def snapshot(folder):
             with open(os.path.join(root, name), "rb") as f:
                 out[os.path.join(rel, name)] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+def render_scene_full_frame(
+    seed: int, index: int, size: int, *, height: int | None = None, max_objects: int = 4, supersample: int = 2
+) -> np.ndarray:
+    """``dctmodel.scenes.render_scene`` as first written: every shadow and object computed over
+    the whole frame (the reference its windowed version must match bit for bit)."""
+    from dctmodel import scenes as S  # here: the codec's tests import this module without the model
+
+    w = int(size)
+    h = int(height or size)
+    s = int(supersample)
+    ys, xs = np.mgrid[0 : h * s, 0 : w * s].astype(np.float64)
+    # Unit coordinates relative to the width so the aspect ratio is preserved.
+    u = (xs + 0.5) / (w * s)
+    v = (ys + 0.5) / (w * s)
+    # Background: grey floor with a gentle vertical light falloff, like CLEVR renders.
+    base = 0.55 + 0.12 * (1.0 - v / max(v.max(), 1e-9))
+    img = np.repeat(base[..., None], 3, axis=-1)
+    objs = S.scene_params(seed, index, max_objects)
+
+    for o in objs:  # soft shadows first, so no object is darkened by a later shadow
+        d = np.hypot(
+            (u - o["cx"] - 0.35 * o["size"]) / (1.3 * o["size"]), (v - o["cy"] - 0.85 * o["size"]) / (0.45 * o["size"])
+        )
+        img *= (1.0 - 0.35 * np.clip(1.2 - d, 0.0, 1.0))[..., None]
+
+    for o in objs:
+        col = S._COLOURS[o["colour"]]
+        dx = (u - o["cx"]) / o["size"]
+        dy = (v - o["cy"]) / o["size"]
+        if o["kind"] == 0:  # sphere: Lambertian + specular highlight on the disc
+            r2 = dx * dx + dy * dy
+            inside = r2 < 1.0
+            nz = np.sqrt(np.clip(1.0 - r2, 0.0, 1.0))
+            lam = np.clip(dx * S._LIGHT[0] + dy * S._LIGHT[1] + nz * S._LIGHT[2], 0.0, 1.0)
+            spec = o["shine"] * np.clip(lam, 0, 1) ** 30
+            shade = (0.25 + 0.75 * lam)[..., None] * col + spec[..., None]
+        elif o["kind"] == 1:  # cube: front face plus a lighter top face
+            front = (np.abs(dx) < 0.8) & (dy > -0.5) & (dy < 0.9)
+            top = (dy <= -0.5) & (dy > -1.0) & (np.abs(dx + (dy + 0.5) * 0.6) < 0.8)
+            inside = front | top
+            lam = np.where(top, 0.95, 0.55 + 0.15 * (dx + 0.8) / 1.6)
+            shade = lam[..., None] * col
+        else:  # cylinder: side shaded across x, elliptic cap
+            side = (np.abs(dx) < 0.7) & (dy > -0.6) & (dy < 0.9)
+            cap = ((dx / 0.7) ** 2 + ((dy + 0.6) / 0.25) ** 2) < 1.0
+            inside = side | cap
+            lam = np.where(cap, 0.95, 0.35 + 0.6 * np.cos(np.clip(dx / 0.7, -1, 1) * 1.2 + 0.5) ** 2)
+            shade = lam[..., None] * col
+        img = np.where(inside[..., None], shade, img)
+
+    img = img.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+    return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)

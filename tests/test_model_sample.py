@@ -366,6 +366,20 @@ def test_samples_of_trained_model_decode_to_requested_size(trained):
         np.testing.assert_array_equal(a, b)
 
 
+def test_super_resolution_needs_an_order_that_starts_with_the_dc_channels():
+    """luma_first lists the luma AC before the chroma DC, so the DC tokens are no prefix: a clear
+    ValueError, not an assertion; a permutation that starts with every plane's DC works."""
+    cfg = get_config("micro")  # B = 4: DC channels 0, 16, 32
+    low = render_scene(0, 3, 16)[::4, ::4]
+    with pytest.raises(ValueError, match="data.order='luma_first'"):
+        upsample_prefix(override(cfg, **{"data.order": "luma_first"}), low)
+    order = (0, 16, 32) + tuple(c for c in range(48) if c % 16)
+    prefix, _, min_rank, _ = upsample_prefix(override(cfg, **{"data.order": order}), low)
+    want, _, _, _ = upsample_prefix(cfg, low)  # frequency order: Y_0, Cb_0, Cr_0 first as well
+    assert min_rank == 3 and set(prefix[:, 0]) <= {0, 16, 32}
+    np.testing.assert_array_equal(prefix, want)
+
+
 def test_super_resolution_keeps_dc_exactly(trained):
     import dctsparse
 

@@ -54,6 +54,15 @@ def scene_params(seed: int, index: int, max_objects: int = 4) -> list[dict]:
     return objs
 
 
+def _window(lo_u: float, hi_u: float, lo_v: float, hi_v: float, n: int, rows: int, cols: int) -> tuple[slice, slice]:
+    """Rows and columns of the pixels whose centres ``((x + 0.5) / n, (y + 0.5) / n)`` may lie in
+    the unit box ``[lo_u, hi_u] x [lo_v, hi_v]`` (one pixel of margin against rounding)."""
+    x0, x1 = int(np.floor(lo_u * n - 0.5)) - 1, int(np.ceil(hi_u * n - 0.5)) + 2
+    y0, y1 = int(np.floor(lo_v * n - 0.5)) - 1, int(np.ceil(hi_v * n - 0.5)) + 2
+    x0, y0 = min(max(x0, 0), cols), min(max(y0, 0), rows)
+    return slice(y0, min(max(y1, y0), rows)), slice(x0, min(max(x1, x0), cols))
+
+
 def render_scene(
     seed: int, index: int, size: int, *, height: int | None = None, max_objects: int = 4, supersample: int = 2
 ) -> np.ndarray:
@@ -61,25 +70,33 @@ def render_scene(
     w = int(size)
     h = int(height or size)
     s = int(supersample)
+    n = w * s  # pixels per unit length (units are fractions of the width)
     ys, xs = np.mgrid[0 : h * s, 0 : w * s].astype(np.float64)
     # Unit coordinates relative to the width so the aspect ratio is preserved.
-    u = (xs + 0.5) / (w * s)
-    v = (ys + 0.5) / (w * s)
+    u = (xs + 0.5) / n
+    v = (ys + 0.5) / n
     # Background: grey floor with a gentle vertical light falloff, like CLEVR renders.
     base = 0.55 + 0.12 * (1.0 - v / max(v.max(), 1e-9))
     img = np.repeat(base[..., None], 3, axis=-1)
     objs = scene_params(seed, index, max_objects)
 
+    # Each shadow and object is computed only in the window of pixels it can touch: outside it
+    # a shadow's factor is exactly 1 and an object's mask is empty, so every pixel gets the
+    # same float64 value as a whole-frame computation (a tenth of the time at 32 px).
     for o in objs:  # soft shadows first, so no object is darkened by a later shadow
-        d = np.hypot(
-            (u - o["cx"] - 0.35 * o["size"]) / (1.3 * o["size"]), (v - o["cy"] - 0.85 * o["size"]) / (0.45 * o["size"])
-        )
-        img *= (1.0 - 0.35 * np.clip(1.2 - d, 0.0, 1.0))[..., None]
+        ex, ey = o["cx"] + 0.35 * o["size"], o["cy"] + 0.85 * o["size"]
+        rx, ry = 1.3 * o["size"], 0.45 * o["size"]  # the factor is 1 where d >= 1.2
+        win = _window(ex - 1.2 * rx, ex + 1.2 * rx, ey - 1.2 * ry, ey + 1.2 * ry, n, h * s, w * s)
+        d = np.hypot((u[win] - ex) / rx, (v[win] - ey) / ry)
+        img[win] *= (1.0 - 0.35 * np.clip(1.2 - d, 0.0, 1.0))[..., None]
 
     for o in objs:
         col = _COLOURS[o["colour"]]
-        dx = (u - o["cx"]) / o["size"]
-        dy = (v - o["cy"]) / o["size"]
+        # Every kind lies within |dx| <= 1.1, |dy| <= 1 (in units of its size); 1.2 for margin.
+        r = 1.2 * o["size"]
+        win = _window(o["cx"] - r, o["cx"] + r, o["cy"] - r, o["cy"] + r, n, h * s, w * s)
+        dx = (u[win] - o["cx"]) / o["size"]
+        dy = (v[win] - o["cy"]) / o["size"]
         if o["kind"] == 0:  # sphere: Lambertian + specular highlight on the disc
             r2 = dx * dx + dy * dy
             inside = r2 < 1.0
@@ -99,7 +116,7 @@ def render_scene(
             inside = side | cap
             lam = np.where(cap, 0.95, 0.35 + 0.6 * np.cos(np.clip(dx / 0.7, -1, 1) * 1.2 + 0.5) ** 2)
             shade = lam[..., None] * col
-        img = np.where(inside[..., None], shade, img)
+        img[win] = np.where(inside[..., None], shade, img[win])
 
     img = img.reshape(h, s, w, s, 3).mean(axis=(1, 3))
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
