@@ -298,30 +298,6 @@ def test_dense_matches_nnx_linear_values_and_gradients():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("bf16", [False, True])
-def test_keys_and_values_are_the_kv_layer_split_in_two(bf16):
-    """``project_kv`` multiplies by the kernel's halves; the result and the gradients are those of
-    the layer's whole product split into keys then values (heads in order)."""
-    dtype = jnp.bfloat16 if bf16 else jnp.float32
-    att = Attention(16, 2, 8, dtype=dtype, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(1), (3, 5, 16))
-
-    def whole(m, x):
-        return tuple(jnp.split(m.kv(x).reshape(3, 5, 4, 8), 2, axis=2))
-
-    def loss(f):
-        return lambda m, x: sum(((t.astype(jnp.float32) - 0.3) ** 2).sum() for t in f(m, x))
-
-    for got, want in zip(att.project_kv(x), whole(att, x), strict=True):
-        assert got.shape == (3, 5, 2, 8) and got.dtype == dtype
-        np.testing.assert_array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32))
-    (gm, gx), (wm, wx) = (nnx.grad(loss(f), argnums=(0, 1))(att, x) for f in (lambda m, x: m.project_kv(x), whole))
-    tol = 2e-2 if bf16 else 1e-5
-    np.testing.assert_allclose(np.asarray(gx), np.asarray(wx), rtol=tol, atol=tol)
-    for a, b in zip(jax.tree.leaves(nnx.state(gm)), jax.tree.leaves(nnx.state(wm)), strict=True):
-        np.testing.assert_allclose(np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=tol, atol=tol)
-
-
 @pytest.mark.parametrize("stride", [1, 2])
 def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
     """model.position_pointer: a block's key reads the encoder cell of that block (and only it), so

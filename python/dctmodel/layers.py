@@ -52,18 +52,8 @@ class Attention(nnx.Module):
 
     def project_kv(self, ctx):
         """Keys and values of ``ctx`` ``(B, T, D)`` -> two ``(B, T, heads, head_dim)``."""
-        # Two products with the kernel's halves, not one product split in two: the split copied
-        # the (B*T, 2*inner) activations forward and concatenated their gradients backward.
         B, T, _ = ctx.shape
-        inner = self.heads * self.head_dim
-        assert self.kv.bias is not None  # Dense layers have a bias
-        x, w, b = self.kv.promote_dtype((ctx, self.kv.kernel[...], self.kv.bias[...]), dtype=self.kv.dtype)
-
-        def half(i):
-            y = dense_dot_general(x, w[:, i * inner : (i + 1) * inner], (((x.ndim - 1,), (0,)), ((), ())))
-            return (y + b[i * inner : (i + 1) * inner]).reshape(B, T, self.heads, self.head_dim)
-
-        return half(0), half(1)
+        return tuple(jnp.split(self.kv(ctx).reshape(B, T, 2 * self.heads, self.head_dim), 2, axis=2))
 
     def attend(self, x, k, v, valid=None):
         """Queries from ``x`` ``(B, S, D)`` against keys/values ``(B, T, heads, head_dim)``;
