@@ -82,7 +82,7 @@ def render_scene(
 
     # Each shadow and object is computed only in the window of pixels it can touch: outside it
     # a shadow's factor is exactly 1 and an object's mask is empty, so every pixel gets the
-    # same float64 value as a whole-frame computation (a tenth of the time at 32 px).
+    # same float64 value as a whole-frame computation (~2/3 of the time at 32 px).
     for o in objs:  # soft shadows first, so no object is darkened by a later shadow
         ex, ey = o["cx"] + 0.35 * o["size"], o["cy"] + 0.85 * o["size"]
         rx, ry = 1.3 * o["size"], 0.45 * o["size"]  # the factor is 1 where d >= 1.2

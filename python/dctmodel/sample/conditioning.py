@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import Config
-from ..tokens import channel_rank, channel_sequence, grid_of
+from ..tokens import channel_rank, grid_of
 
 
 def _encode(cfg: Config, img: np.ndarray):
@@ -37,9 +37,10 @@ def upsample_prefix(cfg: Config, low: np.ndarray) -> tuple[np.ndarray, tuple[int
     """
     d = cfg.data
     B = d.block_size
-    # The kept DC tokens must be a prefix of the list: the order has to start with the planes' DC
-    # channels (frequency order does; luma_first lists the luma AC before the chroma DC).
-    if sorted(channel_sequence(d.order, d.planes, B)[: d.planes].tolist()) != [p * B * B for p in range(d.planes)]:
+    rank = channel_rank(d.order, d.planes, B)
+    # The kept DC tokens must be a prefix of the list: the planes' DC channels (ids p*B*B) must come
+    # first in the order (frequency order does; luma_first lists the luma AC before the chroma DC).
+    if not (rank[:: B * B] < d.planes).all():
         raise ValueError(
             f"super-resolution needs a model whose data.order starts with the DC channels of every plane; "
             f"data.order={d.order!r} does not"
@@ -56,9 +57,7 @@ def upsample_prefix(cfg: Config, low: np.ndarray) -> tuple[np.ndarray, tuple[int
         low = np.repeat(low[..., None], 3, axis=2)
     big = np.repeat(np.repeat(low, B, axis=0), B, axis=1)
     toks = np.asarray(_encode(cfg, big).tokens(), np.int32)[:-1]
-    rank = channel_rank(d.order, d.planes, B)
     dc = rank[toks[:, 0]] < d.planes
-    assert dc[: dc.sum()].all()  # the order starts with the DC channels (checked above)
     return toks[dc], grid_of(big.shape[0], big.shape[1], B, d.subsampling), d.planes, big
 
 
