@@ -181,15 +181,16 @@ def test_sampler_is_deterministic_per_step():
 
 
 @pytest.mark.parametrize(
-    "size, height, supersample, max_objects", [(32, None, 2, 4), (16, None, 2, 2), (48, 30, 1, 4), (37, 53, 3, 6)]
+    "size, height, supersample, max_objects, scale",
+    [(32, None, 2, 4, 1.0), (16, None, 2, 2, 1.0), (48, 30, 1, 4, 1.0), (37, 53, 3, 6, 1.0), (32, None, 2, 4, 1.7)],
 )
-def test_scenes_windowed_rendering_equals_the_whole_frame(size, height, supersample, max_objects, monkeypatch):
+def test_scenes_windowed_rendering_equals_the_whole_frame(size, height, supersample, max_objects, scale, monkeypatch):
     """Shadows and objects drawn only in their windows: the same pixels, bit for bit, as the same
     renderer with every window the whole frame (objects at the borders and overlapping included)."""
     from dctmodel import scenes
 
     cases = [(0, i) for i in range(120)] + [(7, i) for i in range(40)]
-    kw = dict(height=height, supersample=supersample, max_objects=max_objects)
+    kw = dict(height=height, supersample=supersample, max_objects=max_objects, object_scale=scale)
     windowed = [render_scene(seed, index, size, **kw) for seed, index in cases]
     monkeypatch.setattr(scenes, "_window", lambda *a: (slice(None), slice(None)))
     for (seed, index), got in zip(cases, windowed, strict=True):
@@ -209,6 +210,25 @@ def test_scenes_deterministic_any_resolution():
     assert render_scene(1, 7, 40, height=24).shape == (24, 40, 3)
     # Shapes on a flat background: several distinct colours, mostly background.
     assert len(np.unique(a.reshape(-1, 3), axis=0)) > 20
+
+
+def test_scene_object_scale_changes_sizes_only():
+    from dctmodel.scenes import scene_params
+
+    for index in range(50):
+        one, big = scene_params(3, index), scene_params(3, index, object_scale=1.5)
+        assert len(one) == len(big)
+        for a, b in zip(one, big, strict=True):
+            assert b["size"] == pytest.approx(1.5 * a["size"])
+            assert {k: v for k, v in a.items() if k != "size"} == {k: v for k, v in b.items() if k != "size"}
+    # Bigger objects cover more of the frame (the floor is the only pixels equal in both).
+    floor = render_scene(3, 0, 32, supersample=1) == render_scene(3, 0, 32, supersample=1, object_scale=1.5)
+    assert 0.3 < floor.all(-1).mean() < 0.99
+    # The training source renders what the config asks for.
+    from dctmodel.data import make_source
+
+    src = make_source(override(get_config("micro"), **{"data.object_scale": 1.5}).data, "train")
+    np.testing.assert_array_equal(src.image(4), render_scene(0, 4, 16, max_objects=2, object_scale=1.5))
 
 
 def test_channel_sequence_orders():

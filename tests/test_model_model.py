@@ -211,6 +211,7 @@ def test_config_checks_name_the_field(tmp_path, capsys):
         ({"data.block_size": 65}, r"data.block_size must be in 2\.\.64"),
         ({"data.quality": 0}, r"data.quality must be in 1\.\.100"),
         ({"data.subsampling": "4:2:2"}, "data.subsampling must be '4:2:0' or '4:4:4'"),
+        ({"data.object_scale": 0.0}, r"data.object_scale must be in \(0, 5\]"),
         ({"data.order": perm[1:] + (48,)}, "permutation of the 48 channel ids"),
         ({"model.num_heads": 3}, "a divisor of model.d_model=32"),
         ({"model.value_spec": ()}, "model.value_spec must be one"),

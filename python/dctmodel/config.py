@@ -45,6 +45,7 @@ class DataConfig:
     num_eval: int = 64  # held-out images for bpd evaluation
     seed: int = 0  # scenes: dataset seed (train and eval are disjoint)
     max_objects: int = 4  # scenes: objects per image, 1..max_objects
+    object_scale: float = 1.0  # scenes: every object's size times this (sizes 0.09-0.2 of the width at 1)
 
     @property
     def planes(self) -> int:
@@ -180,6 +181,7 @@ def check_config(cfg: Config) -> None:
     need(d.num_train >= 1, "data.num_train", ">= 1")
     need(d.num_eval >= 1, "data.num_eval", ">= 1")
     need(d.max_objects >= 1, "data.max_objects", ">= 1")
+    need(0.0 < d.object_scale <= 5.0, "data.object_scale", "in (0, 5]")
     n = d.planes * d.block_size**2
     need(
         d.order in ("frequency", "luma_first")

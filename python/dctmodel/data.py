@@ -156,7 +156,8 @@ class SceneSource(Source):
     def image(self, i: int) -> np.ndarray:
         # Eval scenes live far above any train index, so the splits never overlap.
         idx = int(i) if self.split == "train" else (1 << 40) + int(i)
-        img = render_scene(self.data.seed, idx, self.data.image_size, max_objects=self.data.max_objects)
+        d = self.data
+        img = render_scene(d.seed, idx, d.image_size, max_objects=d.max_objects, object_scale=d.object_scale)
         if self.data.grey:
             img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
         return img

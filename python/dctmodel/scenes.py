@@ -32,13 +32,16 @@ _LIGHT = np.array([-0.45, -0.6, 0.66])
 _LIGHT = _LIGHT / np.linalg.norm(_LIGHT)
 
 
-def scene_params(seed: int, index: int, max_objects: int = 4) -> list[dict]:
-    """The objects of scene ``index`` of dataset ``seed``: kind, centre, size, colour (unit square)."""
+def scene_params(seed: int, index: int, max_objects: int = 4, object_scale: float = 1.0) -> list[dict]:
+    """The objects of scene ``index`` of dataset ``seed``: kind, centre, size, colour (unit square).
+
+    ``object_scale`` multiplies every size after it is drawn, so the same ``(seed, index)`` gives
+    the same kinds, places and colours at any scale."""
     rng = np.random.default_rng([int(seed), int(index), 0x5CE7E])
     n = int(rng.integers(1, max_objects + 1))
     objs = []
     for _ in range(n):
-        size = float(rng.uniform(0.09, 0.2))
+        size = float(rng.uniform(0.09, 0.2)) * float(object_scale)
         objs.append(
             dict(
                 kind=int(rng.integers(0, 3)),  # 0 sphere, 1 cube, 2 cylinder
@@ -64,7 +67,14 @@ def _window(lo_u: float, hi_u: float, lo_v: float, hi_v: float, n: int, rows: in
 
 
 def render_scene(
-    seed: int, index: int, size: int, *, height: int | None = None, max_objects: int = 4, supersample: int = 2
+    seed: int,
+    index: int,
+    size: int,
+    *,
+    height: int | None = None,
+    max_objects: int = 4,
+    object_scale: float = 1.0,
+    supersample: int = 2,
 ) -> np.ndarray:
     """Render scene ``index`` as uint8 ``(height or size, size, 3)`` RGB."""
     w = int(size)
@@ -78,7 +88,7 @@ def render_scene(
     # Background: grey floor with a gentle vertical light falloff, like CLEVR renders.
     base = 0.55 + 0.12 * (1.0 - v / max(v.max(), 1e-9))
     img = np.repeat(base[..., None], 3, axis=-1)
-    objs = scene_params(seed, index, max_objects)
+    objs = scene_params(seed, index, max_objects, object_scale)
 
     # Each shadow and object is computed only in the window of pixels it can touch: outside it
     # a shadow's factor is exactly 1 and an object's mask is empty, so every pixel gets the
