@@ -8,7 +8,7 @@ import pytest
 import dctsparse
 from dctmodel.chunks import build_chunk, chunk_probs, length_keep_prob, num_chunks
 from dctmodel.config import get_config, override
-from dctmodel.data import Source, sample_batch
+from dctmodel.data import Source, make_source, sample_batch
 from dctmodel.scenes import render_scene
 from dctmodel.tokens import channel_sequence, class_to_value, dense_dct, dense_dct_device, value_to_class
 
@@ -225,8 +225,6 @@ def test_scene_object_scale_changes_sizes_only():
     floor = render_scene(3, 0, 32, supersample=1) == render_scene(3, 0, 32, supersample=1, object_scale=1.5)
     assert 0.3 < floor.all(-1).mean() < 0.99
     # The training source renders what the config asks for.
-    from dctmodel.data import make_source
-
     src = make_source(override(get_config("micro"), **{"data.object_scale": 1.5}).data, "train")
     np.testing.assert_array_equal(src.image(4), render_scene(0, 4, 16, max_objects=2, object_scale=1.5))
 

@@ -158,7 +158,7 @@ class SceneSource(Source):
         idx = int(i) if self.split == "train" else (1 << 40) + int(i)
         d = self.data
         img = render_scene(d.seed, idx, d.image_size, max_objects=d.max_objects, object_scale=d.object_scale)
-        if self.data.grey:
+        if d.grey:
             img = np.round(img @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
         return img
 
