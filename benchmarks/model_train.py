@@ -326,7 +326,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=7, help="round-robin passes over forward/fwd+bwd/step")
     ap.add_argument("--reps", type=int, default=3, help="calls of each function per pass")
     ap.add_argument("--input-batches", type=int, default=50, help="0: skip the input pipeline")
-    ap.add_argument("--set", nargs="*", default=[], metavar="SECTION.FIELD=VALUE")
+    ap.add_argument("--set", nargs="*", action="extend", default=[], metavar="SECTION.FIELD=VALUE")
     ap.add_argument("--one-thread", action="store_true", help=f"XLA_FLAGS+='{ONE_THREAD}'")
     ap.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
     ap.add_argument(
@@ -348,6 +348,7 @@ def main(argv=None):
     ap.add_argument(
         "--set-b",
         nargs="*",
+        action="extend",
         default=[],
         metavar="SECTION.FIELD=VALUE",
         help="overrides for the B side only, after --set (fields REV's config does not have)",

@@ -374,6 +374,20 @@ def test_cpu_devices_cannot_change_once_jax_runs():
         use_cpu_devices(0)
 
 
+def test_cli_applies_every_set_option(tmp_path, capsys):
+    """``--set a --set b`` applies both: argparse's default would keep only the last ``--set``
+    and train with the first override silently dropped."""
+    from dctmodel.train.cli import main
+
+    argv = ["--config", "micro", "--workdir", str(tmp_path), "--no-eval", "--stop-after", "1"]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--set", "model.d_model=0", "--set", "train.log_every=1"])
+    assert e.value.code == 2 and "model.d_model" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--set", "train.log_every=1", "--set", "model.d_model=0"])
+    assert e.value.code == 2 and "model.d_model" in capsys.readouterr().err
+
+
 def test_cli_trains_on_one_device_per_core(tmp_path):
     """``--cpu-devices 2`` gives a two-device data-parallel run that resumes bit for bit; an
     explicit XLA_FLAGS device count wins; a count that does not divide the batch is refused."""

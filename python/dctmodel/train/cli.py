@@ -62,7 +62,14 @@ def main(argv=None):
     ap.add_argument("--config", default="tiny", help="preset name (dctmodel.config.PRESETS)")
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in workdir")
-    ap.add_argument("--set", nargs="*", metavar="SECTION.FIELD=VALUE", help="override config fields")
+    ap.add_argument(
+        "--set",
+        nargs="*",
+        action="extend",  # "--set a=1 --set b=2" applies both (argparse's default keeps only the last)
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override config fields (may be repeated)",
+    )
     ap.add_argument("--stop-after", type=int, default=None, help="stop after this many total steps")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument(
