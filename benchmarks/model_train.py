@@ -312,13 +312,14 @@ def run_ab(args) -> list[dict]:
 
 
 def resolve_devices(text, args) -> int:
-    """``--devices``: a count, or ``auto``, the trainer's choice for the first config's batch
-    (``dctmodel.train.sharding.cpu_device_count``; the cores this process may use, after ``--cpu``)."""
+    """``--devices``: a count, or ``auto``, the trainer's choice for the first config
+    (``train.cpu_devices``, or one per core: ``dctmodel.train.sharding.train_cpu_devices``; the
+    cores this process may use, after ``--cpu``)."""
     if str(text) != "auto":
         return int(text)
-    from dctmodel.train.sharding import cpu_device_count
+    from dctmodel.train.sharding import train_cpu_devices
 
-    return cpu_device_count(preset(args.configs[0], args.set).train.batch_size)
+    return train_cpu_devices(preset(args.configs[0], args.set))
 
 
 def main(argv=None):

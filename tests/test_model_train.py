@@ -417,3 +417,25 @@ def test_cli_trains_on_one_device_per_core(tmp_path):
     assert "1 device(s) (cpu)" in res.stderr
     res = run("c", "3")
     assert res.returncode == 2 and "--cpu-devices 3: must divide train.batch_size=8" in res.stderr
+
+
+def test_cli_takes_the_device_count_from_the_config(tmp_path):
+    """Without ``--cpu-devices`` the run uses ``train.cpu_devices`` (the ``tiny`` preset sets 1),
+    and ``--cpu-devices`` wins over it; a count that does not divide the batch is refused."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+
+    def run(workdir, *extra):
+        cmd = [sys.executable, "-m", "dctmodel.train", "--config", "micro", "--no-eval", "--stop-after", "1"]
+        cmd += ["--workdir", str(tmp_path / workdir), "--set", "train.total_tokens=1536", *extra]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+    res = run("a", "train.cpu_devices=2")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "2 device(s) (cpu)" in res.stderr
+    res = run("b", "train.cpu_devices=2", "--cpu-devices", "1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 device(s) (cpu)" in res.stderr
+    res = run("c", "train.cpu_devices=3")
+    assert res.returncode == 2 and "train.cpu_devices" in res.stderr
+    assert get_config("tiny").train.cpu_devices == 1

@@ -105,6 +105,10 @@ class TrainConfig:
     # update; on a CPU a slice's activations stay in cache, 1.4x faster for tiny at chunk 64, but
     # 1.7x slower at chunk 16, where each slice's products are too small); 0: the whole batch
     micro_batch: int = 0
+    # On a CPU, the JAX devices `python -m dctmodel.train` makes of the cores for data parallelism
+    # (its --cpu-devices wins): 0 one per core (the largest divisor of batch_size not above them),
+    # n > 0 that many.  Two devices pay when each one's share of the step is large enough.
+    cpu_devices: int = 0
     learning_rate: float = 3e-3
     warmup_steps: int = 1000
     total_tokens: float = 1e6  # token budget: steps = total_tokens / (batch_size * chunk_size)
@@ -214,6 +218,11 @@ def check_config(cfg: Config) -> None:
     need(m.chunk_size >= 1, "model.chunk_size", ">= 1")
     need(m.overlap >= 0, "model.overlap", ">= 0")
     need(t.batch_size >= 1, "train.batch_size", ">= 1")
+    need(
+        t.cpu_devices >= 0 and (t.cpu_devices == 0 or t.batch_size % t.cpu_devices == 0),
+        "train.cpu_devices",
+        f"0 (one per core) or a divisor of train.batch_size={t.batch_size}",
+    )
     need(
         t.micro_batch == 0 or (t.micro_batch >= 1 and t.batch_size % t.micro_batch == 0),
         "train.micro_batch",

@@ -15,7 +15,7 @@ from ..config import check_config, get_config, override
 from ..data import check_labels, make_source
 from . import distributed
 from .loop import check_resume, train
-from .sharding import cpu_device_count, use_cpu_devices
+from .sharding import cpu_device_count, train_cpu_devices, use_cpu_devices
 
 DESCRIPTION = "Training, evaluation and checkpointing of the DCTransformer."
 
@@ -75,10 +75,11 @@ def main(argv=None):
     ap.add_argument(
         "--cpu-devices",
         type=_cpu_devices,
-        default="auto",
+        default=None,
         metavar="N|auto",
-        help="on a CPU, train data-parallel on N devices, one per core (default auto: as many as "
-        "there are cores, reduced to a divisor of train.batch_size); 1: one device, as before. "
+        help="on a CPU, train data-parallel on N devices, one per core (auto: as many as there are "
+        "cores, reduced to a divisor of train.batch_size; default: the config's train.cpu_devices, "
+        "where 0 means auto); 1: one device. "
         "Ignored when XLA_FLAGS sets --xla_force_host_platform_device_count, in multi-host runs, "
         "and on GPUs and TPUs",
     )
@@ -118,8 +119,10 @@ def main(argv=None):
         if not distributed_run:
             # Before anything runs on JAX: the device count is fixed when its backends start.
             n = args.cpu_devices
-            if n != "auto" and cfg.train.batch_size % n:
+            if n not in (None, "auto") and cfg.train.batch_size % n:
                 raise ValueError(f"--cpu-devices {n}: must divide train.batch_size={cfg.train.batch_size}")
+            if n is None:
+                n = train_cpu_devices(cfg)
             use_cpu_devices(cpu_device_count(cfg.train.batch_size) if n == "auto" else n)
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
         check_labels(cfg, source)

@@ -39,6 +39,12 @@ def cpu_device_count(batch_size: int, cores: int | None = None) -> int:
     return max(d for d in range(1, min(cores, batch_size) + 1) if batch_size % d == 0)
 
 
+def train_cpu_devices(cfg) -> int:
+    """The CPU devices a run of ``cfg`` trains on: ``train.cpu_devices``, or with 0 one per core
+    (:func:`cpu_device_count`)."""
+    return cfg.train.cpu_devices or cpu_device_count(cfg.train.batch_size)
+
+
 def use_cpu_devices(n: int) -> bool:
     """Make JAX's CPU platform ``n`` devices; must run before JAX computes anything.
 
