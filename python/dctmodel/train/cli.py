@@ -119,11 +119,13 @@ def main(argv=None):
         if not distributed_run:
             # Before anything runs on JAX: the device count is fixed when its backends start.
             n = args.cpu_devices
-            if n not in (None, "auto") and cfg.train.batch_size % n:
-                raise ValueError(f"--cpu-devices {n}: must divide train.batch_size={cfg.train.batch_size}")
             if n is None:
-                n = train_cpu_devices(cfg)
-            use_cpu_devices(cpu_device_count(cfg.train.batch_size) if n == "auto" else n)
+                n = train_cpu_devices(cfg)  # checked against the batch by check_config
+            elif n == "auto":
+                n = cpu_device_count(cfg.train.batch_size)
+            elif cfg.train.batch_size % n:
+                raise ValueError(f"--cpu-devices {n}: must divide train.batch_size={cfg.train.batch_size}")
+            use_cpu_devices(n)
         source, eval_source = make_source(cfg.data, "train"), make_source(cfg.data, "eval")
         check_labels(cfg, source)
         if args.resume:
