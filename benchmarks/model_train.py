@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import inspect
 import json
 import os
 import platform
@@ -126,14 +128,17 @@ def compiled_fns(cfg) -> tuple[dict, dict]:
         logits = fns.model(params)(batch, deterministic=False, rngs=nnx.Rngs(dropout=key))
         return fns.token_nats(logits, batch).sum() / jnp.maximum(batch["weight"].sum(), 1.0)
 
+    def on_mesh(f):  # the trainer passes its mesh (the gradient's reduction may depend on it)
+        return functools.partial(f, mesh=mesh) if "mesh" in inspect.signature(f).parameters else f
+
     # The trainer's own gradient function (micro-batched when train.micro_batch is set);
     # revisions before it (--ab) take the gradient of the whole batch's loss.
-    grad_fn = getattr(fns, "grads", None) or jax.value_and_grad(loss)
+    grad_fn = on_mesh(fns.grads) if hasattr(fns, "grads") else jax.value_and_grad(loss)
     t0 = time.perf_counter()
     fwd = jax.jit(loss).lower(params, batch, step).compile()
     vg = jax.jit(grad_fn).lower(params, batch, step).compile()
     # Not donated (unlike the trainer's step), so every call starts from the same state.
-    train = jax.jit(fns._train_step).lower(state, batch).compile()
+    train = jax.jit(on_mesh(fns._train_step)).lower(state, batch).compile()
     facts = {"compile_s": time.perf_counter() - t0}
     # FLOPs of the whole batch in one pass: XLA counts a scanned loop body once, so the
     # micro-batched step would report a fraction of its work.
@@ -142,7 +147,7 @@ def compiled_fns(cfg) -> tuple[dict, dict]:
         if hasattr(cfg.train, "micro_batch")
         else fns
     )
-    cost = jax.jit(whole._train_step).lower(state, batch).cost_analysis()
+    cost = jax.jit(on_mesh(whole._train_step)).lower(state, batch).cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     facts["flops_per_step"] = float(cost.get("flops", float("nan"))) if cost else float("nan")
     mem = train.memory_analysis()

@@ -254,11 +254,12 @@ def _sigint_after_batch(step, times=1):
 
 
 MULTI_DEVICE = textwrap.dedent(r"""
-    import json, sys
+    import json, re, sys
     import jax, numpy as np
     from dctmodel.config import get_config, override
     from dctmodel.data import make_source, sample_batch
-    from dctmodel.train import functions, make_mesh, main
+    from dctmodel.model import count_params
+    from dctmodel.train import functions, make_mesh, main, put_batch
     assert len(jax.devices()) == 4, jax.devices()
     # Exactly the config of the CLI run below, so that run reuses the compiled 4-device step.
     cfg = override(get_config("micro"), **{"train.total_tokens": 1024, "train.log_every": 2})
@@ -267,14 +268,21 @@ MULTI_DEVICE = textwrap.dedent(r"""
     batch = sample_batch(cfg, src, 0, 0)
     out = {}
     sliced = functions(override(cfg, **{"train.micro_batch": 2}))  # 4 slices of 2, each from all 4 devices
+    halves = functions(override(cfg, **{"train.micro_batch": 4}))  # 2 slices: each device's 2 rows split alike
+    dropout = functions(override(cfg, **{"model.dropout": 0.1}))
     for name, mesh, fns in [("one", make_mesh(1, jax.devices()[:1]), fns), ("data4", make_mesh(1), fns),
-                            ("fsdp2x2", make_mesh(2), fns), ("data4_micro", make_mesh(1), sliced)]:
+                            ("fsdp2x2", make_mesh(2), fns), ("data4_micro", make_mesh(1), sliced),
+                            ("data4_halves", make_mesh(1), halves), ("data4_dropout", make_mesh(1), dropout)]:
         state = fns.shard_state(fns.init(0), mesh)
         sharded = sum(1 for x in jax.tree.leaves(state["params"]) if not x.sharding.is_fully_replicated)
+        # The result types of the step's all-reduces (the gradients' reduction among them).
+        hlo = fns._for_mesh(mesh).train.lower(state, put_batch(batch, mesh)).compile().as_text()
+        hlo = re.sub(r"/\*index=\d+\*/", "", hlo)  # long tuples' element markers
+        reduced = re.findall(r"= ([^=]*?) all-reduce(?:-start)?\(", hlo)
         for _ in range(2):
             state, met = fns.train_step(state, batch, mesh)
         out[name] = dict(loss=float(met["loss"]), grad_norm=float(met["grad_norm"]), sharded=sharded,
-                         shape=dict(mesh.shape),
+                         shape=dict(mesh.shape), all_reduces=reduced, num_params=count_params(fns.cfg),
                          params=[np.asarray(x).tolist() for x in jax.tree.leaves(state["params"])])
     # The CLI end to end on 4 devices, a few steps.
     main(["--config", "micro", "--workdir", sys.argv[1], "--set", "train.total_tokens=1024", "train.log_every=2"])
@@ -300,7 +308,19 @@ def test_four_devices_match_one_device(tmp_path):
     assert out["fsdp2x2"]["shape"] == {"data": 2, "model": 2}
     assert out["one"]["sharded"] == 0 and out["data4"]["sharded"] == 0 and out["fsdp2x2"]["sharded"] > 0
     assert out["data4_micro"]["shape"] == {"data": 4, "model": 1}
-    for name in ("data4", "fsdp2x2", "data4_micro"):
+    # Data parallelism on CPU devices sums the gradients as one flat vector (steps.flat_reduce),
+    # not as a tuple of every parameter's gradient (one rendezvous of the devices per element).
+    flat = f"f32[{out['one']['num_params']}]"
+    for name in ("data4", "data4_halves"):
+        reduced = out[name]["all_reduces"]
+        assert any(flat in r for r in reduced) and max(r.count("[") for r in reduced) <= 8, reduced
+    # Where one buffer would change the program (FSDP shards, dropout drawn per device, slices
+    # that split the devices' rows differently) XLA's partitioned gradient stays.
+    for name in ("fsdp2x2", "data4_dropout", "data4_micro"):
+        assert not any(flat in r for r in out[name]["all_reduces"]), (name, out[name]["all_reduces"])
+    for name in ("data4_dropout", "data4_micro"):  # replicated parameters: a tuple of their gradients
+        assert max(r.count("[") for r in out[name]["all_reduces"]) > 10, out[name]["all_reduces"]
+    for name in ("data4", "fsdp2x2", "data4_micro", "data4_halves"):
         assert out[name]["loss"] == pytest.approx(out["one"]["loss"], rel=1e-5)
         # Adam is blind to the gradient's scale; the norm is not (e.g. a sum instead of a mean over shards).
         assert out[name]["grad_norm"] == pytest.approx(out["one"]["grad_norm"], rel=1e-4)

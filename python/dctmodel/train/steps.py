@@ -8,6 +8,7 @@ uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, NamedTuple
 
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -75,11 +77,20 @@ class Functions:
             [ce(ch_l, tgt[..., 0], w), ce(pos_l, tgt[..., 1], real), ce(val_l, tgt[..., 2], real)], axis=-1
         )
 
-    def grads(self, params, batch, step):
+    def grads(self, params, batch, step, mesh=None):
         """Loss, ``(B, 3)`` nats of each chunk and the gradients of the loss (mean nats per target
-        token), for the dropout key of ``step``; in ``train.micro_batch`` slices if set."""
+        token), for the dropout key of ``step``; in ``train.micro_batch`` slices if set.
+        ``mesh``: the mesh ``batch`` is sharded over, where :func:`flat_reduce` picks the
+        one-buffer reduction (None: XLA's partitioning, whatever the shardings)."""
+        if mesh is not None and flat_reduce(self.cfg, mesh):
+            return _grads_flat_reduce(self._local_grads, params, batch, step, mesh)
+        return self._local_grads(params, batch, step, batch["weight"].sum())
+
+    def _local_grads(self, params, batch, step, weight_total):
+        """``grads`` of the rows of ``batch`` with the loss divided by ``weight_total`` (all
+        rows' target tokens, which may lie on other devices)."""
         key = jax.random.fold_in(jax.random.key(self.cfg.train.seed), step)
-        ntok = jnp.maximum(batch["weight"].sum(), 1.0)
+        ntok = jnp.maximum(weight_total, 1.0)
 
         def loss_fn(params, part, key):
             logits = self.model(params)(part, deterministic=False, rngs=nnx.Rngs(dropout=key))
@@ -93,8 +104,8 @@ class Functions:
             return loss, chunk_nats, grads
         return _accumulate(grad_fn, params, batch, key, slices)
 
-    def _train_step(self, state, batch):
-        loss, chunk_nats, grads = self.grads(state["params"], batch, state["step"])
+    def _train_step(self, state, batch, mesh=None):
+        loss, chunk_nats, grads = self.grads(state["params"], batch, state["step"], mesh)
         updates, opt = self.tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics = {
@@ -126,7 +137,10 @@ class Functions:
             st = state_shardings(abstract, mesh)
             rep = NamedSharding(mesh, P())
             train = jax.jit(
-                self._train_step, in_shardings=(st, batch_sharding(mesh)), out_shardings=(st, rep), donate_argnums=(0,)
+                functools.partial(self._train_step, mesh=mesh),
+                in_shardings=(st, batch_sharding(mesh)),
+                out_shardings=(st, rep),
+                donate_argnums=(0,),
             )
             ev = jax.jit(self._eval_step, in_shardings=(st["params"], batch_sharding(mesh)), out_shardings=rep)
             self._jitted[mesh] = Compiled(train, ev)
@@ -141,6 +155,51 @@ class Functions:
     def eval_step(self, params, batch, mesh) -> ChunkBits:
         """Bits of each chunk of a host batch without and with the structure masks."""
         return self._for_mesh(mesh).eval(params, put_batch(batch, mesh))
+
+
+def flat_reduce(cfg: Config, mesh) -> bool:
+    """Whether the gradient step reduces the devices' gradients as one flat buffer
+    (:func:`_grads_flat_reduce`) instead of through XLA's partitioned program.
+
+    Why: on CPU devices XLA sums the per-device gradients in one all-reduce of a tuple of
+    every parameter's gradient, and its in-process collectives meet the other devices once
+    per tuple element: for ``tiny`` on two devices 156 rendezvous per call, and a gradient
+    step of 23-24 ms.  One psum of one raveled vector meets them once: 16-17 ms, the same
+    gradients to float rounding (docs/dctmodel.md, "Measured figures").  Only where that is
+    the same program: several devices, parameters replicated (no FSDP axis), on the CPU
+    (accelerators' collectives batch the tuple), and no dropout (each device would draw the
+    masks of its own rows from the step's key, not those the whole batch draws).
+    """
+    slices = cfg.train.batch_size // (cfg.train.micro_batch or cfg.train.batch_size)
+    return (
+        mesh.size > 1
+        and mesh.shape["model"] == 1
+        and cfg.model.dropout == 0.0
+        and all(d.platform == "cpu" for d in mesh.devices.flat)
+        # micro-batch slice j holds rows j, j + slices, ...: each device's rows split alike
+        and (cfg.train.batch_size // mesh.size) % slices == 0
+    )
+
+
+def _grads_flat_reduce(local_grads, params, batch, step, mesh):
+    """``local_grads`` on each device's rows (``jax.shard_map``), then one ``psum`` of the
+    gradients raveled into one vector, and of the loss; the rows' nats stay sharded."""
+    axes = ("data", "model")  # the batch's sharding (sharding.batch_sharding)
+
+    def local(params, part):
+        total = jax.lax.psum(part["weight"].sum(), axes)
+        loss, chunk_nats, grads = local_grads(params, part, step, total)
+        flat, unravel = ravel_pytree(grads)
+        return jax.lax.psum(loss, axes), chunk_nats, unravel(jax.lax.psum(flat, axes))
+
+    rep = jax.tree.map(lambda _: P(), params)
+    return jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(rep, jax.tree.map(lambda _: P(axes), batch)),
+        out_specs=(P(), P(axes), rep),
+        check_vma=False,
+    )(params, batch)
 
 
 def _accumulate(grad_fn, params, batch, key, slices: int):
