@@ -98,7 +98,7 @@ class Functions:
             return nats.sum() / ntok, nats.sum(axis=1)  # (loss share, (b, 3) nats of each chunk)
 
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-        slices = self.cfg.train.batch_size // (self.cfg.train.micro_batch or self.cfg.train.batch_size)
+        slices = _slices(self.cfg)
         if slices == 1:
             (loss, chunk_nats), grads = grad_fn(params, batch, key)
             return loss, chunk_nats, grads
@@ -170,21 +170,25 @@ def flat_reduce(cfg: Config, mesh) -> bool:
     (accelerators' collectives batch the tuple), and no dropout (each device would draw the
     masks of its own rows from the step's key, not those the whole batch draws).
     """
-    slices = cfg.train.batch_size // (cfg.train.micro_batch or cfg.train.batch_size)
     return (
         mesh.size > 1
         and mesh.shape["model"] == 1
         and cfg.model.dropout == 0.0
         and all(d.platform == "cpu" for d in mesh.devices.flat)
         # micro-batch slice j holds rows j, j + slices, ...: each device's rows split alike
-        and (cfg.train.batch_size // mesh.size) % slices == 0
+        and (cfg.train.batch_size // mesh.size) % _slices(cfg) == 0
     )
+
+
+def _slices(cfg: Config) -> int:
+    """How many ``train.micro_batch`` slices a step runs the batch in (1: the whole batch)."""
+    return cfg.train.batch_size // (cfg.train.micro_batch or cfg.train.batch_size)
 
 
 def _grads_flat_reduce(local_grads, params, batch, step, mesh):
     """``local_grads`` on each device's rows (``jax.shard_map``), then one ``psum`` of the
     gradients raveled into one vector, and of the loss; the rows' nats stay sharded."""
-    axes = ("data", "model")  # the batch's sharding (sharding.batch_sharding)
+    (axes,) = batch_sharding(mesh).spec  # the mesh axes the batch's rows are split over
 
     def local(params, part):
         total = jax.lax.psum(part["weight"].sum(), axes)
