@@ -3,6 +3,7 @@
     python -m benchmarks.ab --build-rev HEAD~1          # build that commit, compare with the installed one
     python -m benchmarks.ab --build-rev HEAD --build-tree   # HEAD against the working tree, same flags
     python -m benchmarks.ab OLD.so NEW.so --rounds 5    # two builds you already have
+    python -m benchmarks.ab --levels avx2,avx512        # one build, two SIMD levels
 
 Two builds of ``dctsparse._core`` cannot be compared in one process: the
 second import hands back the first module. So each build is timed in its own
@@ -13,7 +14,9 @@ ratio per build over the rounds: read the change in ratio, not in MP/s.
 
 ``--build-rev`` checks the revision out into a git worktree under
 ``build/ab/`` and builds it with CMake (Release, same flags as the wheel);
-``--build-tree`` builds the working tree the same way, for B. Compare builds
+``--build-tree`` builds the working tree the same way, for B.
+``--levels A,B`` times one build (the installed one, the one given, or
+``--build-tree``'s) at two SIMD levels (``DCTSPARSE_SIMD`` in each child). Compare builds
 made the same way: an editable install built with other options (symbols
 kept, test levels) can differ by a few per cent on its own.
 """
@@ -50,6 +53,10 @@ def load_core(so: str):
 
 def child(so: str, blocks: list[int], quality: int, reps: int, size: int) -> dict:
     dctsparse = load_core(so)
+    forced = os.environ.get("DCTSPARSE_SIMD")
+    # (_core.simd_level, not simd_info: older builds lack simd_stages)
+    if forced and dctsparse._core.simd_level() != forced:
+        raise SystemExit(f"DCTSPARSE_SIMD={forced} is not available: {list(dctsparse._core.simd_levels())}")
     from .codec import interleaved, peers
     from .images import tiled
 
@@ -69,6 +76,9 @@ def child(so: str, blocks: list[int], quality: int, reps: int, size: int) -> dic
             out[f"B{b} {d} / turbo"] = t[f"turbo {d}"] / t[f"B{b} {d}"]
     mp = img.shape[0] * img.shape[1] / 1e6
     out["B8 encode MP/s"] = mp / t["B8 encode"] if 8 in blocks else float("nan")
+    out["B8 decode MP/s"] = mp / t["B8 decode"] if 8 in blocks else float("nan")
+    out["turbo encode MP/s"] = mp / t["turbo encode"]
+    out["turbo decode MP/s"] = mp / t["turbo decode"]
     return out
 
 
@@ -120,6 +130,7 @@ def main(argv=None) -> dict:
     ap.add_argument(
         "--build-tree", action="store_true", help="with --build-rev: B is the working tree, built the same way"
     )
+    ap.add_argument("--levels", help="A,B: one build at two SIMD levels (DCTSPARSE_SIMD per side)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reps", type=int, default=7, help="repetitions per figure within a child")
     ap.add_argument("--blocks", default="8,16,32")
@@ -133,16 +144,27 @@ def main(argv=None) -> dict:
         return {}
 
     builds = list(args.builds)
+    if args.build_tree and not args.build_rev:
+        builds = [cmake_build(ROOT, ROOT / "build" / "ab" / "build-worktree")]
     if args.build_rev:
         if args.build_tree:
             builds = [cmake_build(ROOT, ROOT / "build" / "ab" / "build-worktree")]
         builds = [build_rev(args.build_rev)] + (builds or [installed_core()])
+    levels = [None, None]
+    if args.levels:
+        levels = args.levels.split(",")
+        if len(levels) != 2 or len(builds) > 1 or args.build_rev:
+            ap.error("--levels takes A,B and at most one build")
+        builds = (builds or [installed_core()]) * 2
     if len(builds) != 2:
-        ap.error("give two builds, or --build-rev REV (and optionally one build)")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    runs = {so: [] for so in builds}
+        ap.error("give two builds, or --build-rev REV (and optionally one build), or --levels A,B")
+    sides = list(zip("AB", builds, levels, strict=True))
+    runs = {side: [] for side, _, _ in sides}
     for r in range(args.rounds):
-        for so in builds:
+        for side, so, level in sides:
+            env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+            if level:
+                env["DCTSPARSE_SIMD"] = level
             out = subprocess.check_output(
                 [
                     sys.executable,
@@ -163,11 +185,13 @@ def main(argv=None) -> dict:
                 env=env,
                 text=True,
             )
-            runs[so].append(json.loads(out))
+            runs[side].append(json.loads(out))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
-    med = {so: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for so, rs in runs.items()}
-    a, b = builds
-    print(f"A: {a}\nB: {b}\nmedians of {args.rounds} rounds (ratios against libjpeg-turbo in the same process)")
+    med = {side: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for side, rs in runs.items()}
+    for side, so, level in sides:
+        print(f"{side}: {so}" + (f" at DCTSPARSE_SIMD={level}" if level else ""))
+    a, b = "A", "B"
+    print(f"medians of {args.rounds} rounds (ratios against libjpeg-turbo in the same process)")
     print(f"{'':<24}{'A':>9}{'B':>9}{'B/A':>8}")
     for k in med[a]:
         print(f"{k:<24}{med[a][k]:9.3f}{med[b][k]:9.3f}{med[b][k] / med[a][k]:8.3f}")

@@ -407,6 +407,7 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("simd_level", [] { return std::string(kernels().name); });
     m.def("simd_levels", [] { return available_simd_levels(); });
+    m.def("simd_stages", [] { return simd_stages(); });
     m.def("set_simd_level", [](const std::string& level) { set_simd_level(level); },
           py::arg("level"));
     // Tests: cut the decoder's stripes into tiles of this many luma block

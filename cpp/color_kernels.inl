@@ -10,6 +10,13 @@
 // bytes stay identical to the scalar level's. The AVX2 bodies are also what
 // the avx512 level runs, so they are the code tested on AVX2-only machines.
 
+// What runs the colour stages at this level (Kernels::stages).
+#if defined(__AVX2__)
+static constexpr const char* kColorKernels = "avx2";  // the avx512 level too
+#else
+static constexpr const char* kColorKernels = DCTS_ISA_NAME;
+#endif
+
 // Round half away from zero to int32, exactly, for |x| < 2^23: x - trunc(x)
 // is exact there, so the comparison with 0.5 decides ties correctly (the
 // usual floor(x + 0.5) misrounds 0.49999997). Vectorises to truncating converts.

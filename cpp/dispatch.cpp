@@ -26,6 +26,41 @@ DCTS_DECLARE(isa_avx2_w16)
 
 namespace {
 
+#if defined(DCTS_HAVE_AVX512)
+// The avx512 level, stage by stage: where its kernels measured slower than
+// the avx2 level's on an AVX-512 CPU, the avx2 kernels run instead (same
+// bytes: every level is bit-identical). Block transforms above B = 16 span
+// several 16-lane chunks per row and lost to the 8-lane code on Zen 4 (one
+// core, tiled 2048x2048, q75, `benchmarks.ab --levels avx2,avx512`, 5
+// rounds, ratios to libjpeg-turbo): B = 64 encode -11 to -30% and decode
+// -12 to -30% (three runs), B = 32 encode -4 to -5% and decode -3 to +2%.
+// Up to B = 16 the level's own kernels run: B = 16 encode +12 to +19%,
+// decode +3 to +5%; B = 8 takes the two-block encoder kernel (+3 to +4%).
+constexpr int kAvx512MaxBlock = 16;
+int64_t fdct_quant_extract_avx512(const float* src, int64_t stride, int64_t nblocks,
+                                  const BlockTables& t, uint32_t* records, uint16_t* counts,
+                                  int32_t* qbuf, float* scratch) {
+    const Kernels& k = t.block > kAvx512MaxBlock ? isa_avx2::table() : isa_avx512::table();
+    return k.fdct_quant_extract(src, stride, nblocks, t, records, counts, qbuf, scratch);
+}
+void dequant_idct_avx512(const int32_t* in, int64_t nblocks, int64_t block_stride,
+                         const BlockTables& t, float* dst, int64_t stride, float* scratch) {
+    const Kernels& k = t.block > kAvx512MaxBlock ? isa_avx2::table() : isa_avx512::table();
+    k.dequant_idct(in, nblocks, block_stride, t, dst, stride, scratch);
+}
+const Kernels& avx512_by_stage() {
+    static const Kernels k = [] {
+        Kernels t = isa_avx512::table();
+        t.fdct_quant_extract = fdct_quant_extract_avx512;
+        t.dequant_idct = dequant_idct_avx512;
+        t.stages[2] = "avx512 (B = 8: two blocks a register); avx2 above B = 16";
+        t.stages[5] = "avx512; avx2 above B = 16";
+        return t;
+    }();
+    return k;
+}
+#endif
+
 struct Level {
     const char* name;
     const Kernels& (*table)();
@@ -66,7 +101,7 @@ const Level kLevels[] = {
     {"avx2", isa_avx2::table, has_avx2},
 #endif
 #if defined(DCTS_HAVE_AVX512)
-    {"avx512", isa_avx512::table, has_avx512},
+    {"avx512", avx512_by_stage, has_avx512},
 #endif
 };
 
@@ -103,6 +138,13 @@ const Kernels& kernels() {
         g_active.store(k, std::memory_order_release);
     }
     return *k;
+}
+
+std::vector<std::pair<std::string, std::string>> simd_stages() {
+    const Kernels& k = kernels();
+    std::vector<std::pair<std::string, std::string>> out;
+    for (int i = 0; i < kNumStages; ++i) out.emplace_back(stage_names()[i], k.stages[i]);
+    return out;
 }
 
 std::vector<std::string> available_simd_levels() {

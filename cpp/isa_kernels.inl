@@ -21,7 +21,10 @@ namespace DCTS_ISA_NS {
 
 const Kernels& table() {
     static const Kernels k = {
-        DCTS_ISA_NAME, rgb_to_ycbcr, grey_to_y, rgb_to_ycbcr420, ycbcr_to_rgb, ycbcr420_to_rgb2,
+        DCTS_ISA_NAME,
+        {kColorKernels, kColorKernels, kFdctKernels, kQuantKernels, kQuantKernels, kIdctKernels,
+         kColorKernels},
+        rgb_to_ycbcr, grey_to_y, rgb_to_ycbcr420, ycbcr_to_rgb, ycbcr420_to_rgb2,
         y_to_grey,     fdct_quant_extract, dequant_idct, fdct, idct, quantize, nonzero_mask,
     };
     return k;

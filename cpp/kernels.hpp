@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace dcts {
@@ -30,8 +31,19 @@ struct BlockTables {
 // Floats of scratch every block kernel may use, for block size B.
 inline size_t block_scratch_floats(int block) { return size_t(4 * block * block + 2 * block); }
 
+// The stages simd_info() reports, in the order of Kernels::stages.
+constexpr int kNumStages = 7;
+inline const char* const* stage_names() {
+    static const char* const names[kNumStages] = {
+        "color", "downsample", "dct", "quantize", "sparsify", "dequantize+idct", "upsample+color"};
+    return names;
+}
+
 struct Kernels {
     const char* name;
+    // Per stage (stage_names() order): which code runs it at this level,
+    // e.g. "avx2" where the avx512 level runs hand-written AVX2 bodies.
+    const char* stages[kNumStages];
     // Colour: n pixels of one row -> centred planes (Y - 128, Cb - 128, Cr - 128).
     void (*rgb_to_ycbcr)(const uint8_t* rgb, int64_t n, float* y, float* cb, float* cr);
     void (*grey_to_y)(const uint8_t* grey, int64_t n, float* y);
@@ -75,6 +87,8 @@ struct Kernels {
 
 // The active table (chosen on first use).
 const Kernels& kernels();
+// (stage, the code that runs it) of the active level, stage_names() order.
+std::vector<std::pair<std::string, std::string>> simd_stages();
 // Levels this build and CPU can run, best last (always starts with "scalar").
 std::vector<std::string> available_simd_levels();
 // Force a level for the whole process (tests, benchmarks); throws if unavailable.

@@ -3,6 +3,20 @@
 // transform's transposed output with transposed tables and emits zigzag
 // indices by table lookup; the decoder reads natural (row-major) order.
 
+// What runs the transforms and the quantiser at this level (Kernels::stages).
+// The inverse transform's B = 8 box filing is AVX2 code at the avx512 level.
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+static constexpr const char* kFdctKernels = "avx512 (B = 8: two blocks a register)";
+static constexpr const char* kQuantKernels = "avx512 (B = 8: two blocks a register, compress); avx2 at other B";
+#elif defined(__AVX2__)
+static constexpr const char* kFdctKernels = DCTS_ISA_NAME;
+static constexpr const char* kQuantKernels = "avx2";
+#else
+static constexpr const char* kFdctKernels = DCTS_ISA_NAME;
+static constexpr const char* kQuantKernels = DCTS_ISA_NAME;
+#endif
+static constexpr const char* kIdctKernels = DCTS_ISA_NAME;
+
 // round(D / Q), half away from zero, clipped. Division rather than a
 // reciprocal multiply so exact ties (D = (n + 1/2) Q) stay ties.
 static void quantize_with(const float* __restrict coeffs, const float* __restrict q, int n,
@@ -325,6 +339,117 @@ __attribute__((noinline)) static int fdct_quant_extract8x8(const float* src, int
     return written;
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+// Two B = 8 blocks side by side in 16-lane registers (block j in the low
+// 8 lanes of each row vector, block j + 1 in the high 8): one 64-byte load
+// per row of both, fdct8_aan_pass on both at once, the same transpose
+// network per 256-bit half, and the quantiser with mask registers and
+// compress instead of movemask + a table permute. The lanes of each half
+// undergo exactly the operations fdct_quant_extract8x8 performs on its
+// block (same order, no contraction), so the records are bit-identical.
+// Records of the two blocks go to their own places in the stream: block
+// j's first, then j + 1's from popcount of j's masks on. Register-form
+// compress, then a plain 8-lane store: Zen 4's compress to memory is
+// microcoded and far slower.
+static inline void transpose8x8x2_regs(__m512* r) {
+    const __m512i lo = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+    const __m512i hi = _mm512_setr_epi32(4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31);
+    __m512 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; ++i) {
+        r[i] = _mm512_permutex2var_ps(u[i], lo, u[i + 4]);
+        r[i + 4] = _mm512_permutex2var_ps(u[i], hi, u[i + 4]);
+    }
+}
+
+// Group g (8 transposed coefficients) of both blocks: the records of its
+// non-zeros in *rec (lanes as the coefficients), their lanes in the result.
+// The same arithmetic as quant_extract8; a group with a lane near a tie is
+// divided lane by lane, both halves.
+template <bool Clip, bool Test>
+static inline __mmask16 quant_group8x2(__m512 c, const BlockTables& t, int k0, __m512i* rec) {
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512 near = _mm512_set1_ps(0.5f - 8.0f * 0x1p-15f);
+    const __m512 x = _mm512_mul_ps(c, _mm512_broadcast_f32x8(_mm256_loadu_ps(t.rqt + k0)));
+    const __m512 ax = _mm512_andnot_ps(sign, x);
+    if (Test && !_mm512_cmp_ps_mask(ax, near, _CMP_GE_OQ)) return 0;
+    const __m512 frac = _mm512_sub_ps(ax, _mm512_roundscale_ps(ax, _MM_FROUND_TO_NEAREST_INT |
+                                                                       _MM_FROUND_NO_EXC));
+    __m512i v = _mm512_cvtps_epi32(x);
+    __mmask16 m = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    if (__builtin_expect(_mm512_cmp_ps_mask(_mm512_andnot_ps(sign, frac), near, _CMP_GE_OQ) != 0,
+                         0)) {
+        alignas(64) float cs[16];
+        alignas(64) int32_t exact[16];
+        _mm512_store_ps(cs, c);
+        for (int i = 0; i < 16; ++i) exact[i] = round_away(cs[i] / t.qt[k0 + (i & 7)]);
+        v = _mm512_load_si512(exact);
+        m = _mm512_test_epi32_mask(v, v);
+    }
+    if constexpr (Clip) {
+        const __m512i lim = _mm512_set1_epi32(t.clip);
+        v = _mm512_min_epi32(_mm512_max_epi32(v, _mm512_sub_epi32(_mm512_setzero_si512(), lim)),
+                             lim);
+    }
+    const __m512i zz = _mm512_broadcast_i32x8(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.zz_t + k0)));
+    *rec = _mm512_mask_blend_epi16(0xaaaaaaaau, v, zz);
+    return m;
+}
+
+// Blocks j (src) and j + 1 (src + 8); `records` has room for 128. Returns
+// block j's count in *n0 and block j + 1's in *n1.
+template <bool Clip>
+__attribute__((noinline)) static void fdct_quant_extract8x8x2(const float* src, int64_t stride,
+                                                              const BlockTables& t,
+                                                              uint32_t* __restrict records,
+                                                              int* n0, int* n1) {
+    __m512 h[8];
+#pragma GCC unroll 8
+    for (int x = 0; x < 8; ++x) h[x] = _mm512_loadu_ps(src + x * stride);
+    {
+        vf<16>* hv = reinterpret_cast<vf<16>*>(h);
+        fdct8_aan_pass(hv);
+        transpose8x8x2_regs(h);
+        fdct8_aan_pass(hv);
+    }
+    __m512i rec[8];
+    __mmask16 m[8];
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g)
+        m[g] = g < kAlwaysGroups8 ? quant_group8x2<Clip, false>(h[g], t, 8 * g, &rec[g])
+                                  : quant_group8x2<Clip, true>(h[g], t, 8 * g, &rec[g]);
+    uint32_t* out = records;
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+        if (g >= kAlwaysGroups8 && !m[g]) continue;
+        const __mmask16 lo = m[g] & 0xff;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                            _mm512_castsi512_si256(_mm512_maskz_compress_epi32(lo, rec[g])));
+        out += __builtin_popcount(unsigned(lo));
+    }
+    *n0 = int(out - records);
+#pragma GCC unroll 8
+    for (int g = 0; g < 8; ++g) {
+        if (g >= kAlwaysGroups8 && !m[g]) continue;
+        const __mmask16 hi = m[g] & 0xff00;
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                            _mm512_castsi512_si256(_mm512_maskz_compress_epi32(hi, rec[g])));
+        out += __builtin_popcount(unsigned(hi));
+    }
+    *n1 = int(out - records) - *n0;
+}
+#endif
+
 // Any B with B*B a multiple of 8 (B a multiple of 4): the last store of 8
 // ends within the room for B*B.
 template <bool Clip>
@@ -381,7 +506,21 @@ static int64_t fdct_quant_extract_row(const float* src, int64_t stride, int64_t 
                                       uint16_t* __restrict counts, int32_t* qbuf, float* scratch) {
     const int B = FB ? FB : t.block;
     int64_t total = 0;
-    for (int64_t j = 0; j < nblocks; ++j) {
+    int64_t j = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+    if constexpr (FB == 8)
+        for (; j + 2 <= nblocks; j += 2) {
+            int n0, n1;
+            if (t.clip > 0)
+                fdct_quant_extract8x8x2<true>(src + j * 8, stride, t, records + total, &n0, &n1);
+            else
+                fdct_quant_extract8x8x2<false>(src + j * 8, stride, t, records + total, &n0, &n1);
+            counts[j] = static_cast<uint16_t>(n0);
+            counts[j + 1] = static_cast<uint16_t>(n1);
+            total += n0 + n1;
+        }
+#endif
+    for (; j < nblocks; ++j) {
         const int n = fdct_quant_extract_block<FB>(src + j * B, stride, t, records + total, qbuf,
                                                    scratch);
         counts[j] = static_cast<uint16_t>(n);

@@ -51,8 +51,39 @@ def test_ab_child_loads_a_core_by_path_and_reports_ratios():
         "B16 encode / turbo",
         "B16 decode / turbo",
         "B8 encode MP/s",
+        "B8 decode MP/s",
+        "turbo encode MP/s",
+        "turbo decode MP/s",
     }
     assert all(v > 0 for v in ratios.values())
+
+
+def test_ab_levels_times_one_build_at_two_levels():
+    # --levels A,B: both children load the same _core, each with DCTSPARSE_SIMD
+    # set to its level; a child refuses a level the machine lacks rather than
+    # timing the fallback under the wrong name.
+    import os
+    import subprocess
+    import sys
+
+    import dctsparse._core as core
+
+    args = ["--blocks", "8", "--reps", "1", "--size", "64", "--rounds", "1"]
+    r = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--levels", "scalar,scalar", *args],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(f"{core.__file__} at DCTSPARSE_SIMD=scalar") == 2
+    assert "B8 encode / turbo" in r.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ab", "--child", core.__file__, *args[:6]],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DCTSPARSE_SIMD="no-such-level"),
+    )
+    assert bad.returncode != 0 and "DCTSPARSE_SIMD=no-such-level is not available" in bad.stderr
 
 
 def test_container_size_benchmark_runs_and_matches_the_files(tmp_path):

@@ -34,10 +34,13 @@ def run_all(level):
     _core.set_simd_level(level)
     out = []
     rng = np.random.default_rng(0)
+    # flat 8x8 blocks of random levels: D = k Q / 2 ties, the quantisers' lane-by-lane division
+    flat = np.kron(rng.integers(0, 256, (9, 13, 3)), np.ones((8, 8, 1))).astype(np.uint8)
     imgs = [
         natural_image("astronaut")[:203, :317],
         natural_image("camera")[:77, :130],
         rng.integers(0, 256, (37, 61, 3), dtype=np.uint8),
+        flat,
     ]
     for img in imgs:
         for b in (2, 3, 4, 8, 11, 16, 32, 64):
@@ -45,6 +48,9 @@ def run_all(level):
                 s = dctsparse.encode(img, block_size=b, quality=83, subsampling=sub, clip=None if b != 8 else 40)
                 out += [s.channel, s.position, s.value, dctsparse.decode(s), dctsparse.decode(s[: len(s) // 3])]
                 out.append(decode_in_tiles(s))
+            if b == 8:  # B = 8 unclipped too (the encoder's kernel is templated on clipping)
+                s = dctsparse.encode(img, block_size=8, quality=83)
+                out += [s.channel, s.position, s.value]
     for b in (4, 8, 16, 32):  # the stages alone (fixed-size paths at these B)
         blocks = rng.normal(0, 50, (64, b, b)).astype(np.float32)
         out += [_core.fdct(blocks), _core.idct(blocks), _core.quantize(blocks, 40, True, 0)]
@@ -66,7 +72,25 @@ def assert_level_matches_scalar(level, outputs):
 def test_scalar_is_always_available():
     assert LEVELS[0] == "scalar"
     info = dctsparse.simd_info()
-    assert info["level"] in LEVELS and set(info["stages"].values()) == {info["level"]}
+    assert info["level"] in LEVELS
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_stages_name_the_code_that_runs(level, restore_level):
+    """simd_info()['stages'] names, per stage, the level whose code runs it:
+    the level itself, except where the avx512 level runs AVX2 code (its
+    colour bodies, its quantiser at B != 8, its transforms above B = 16)."""
+    _core.set_simd_level(level)
+    stages = dctsparse.simd_info()["stages"]
+    assert tuple(stages) == dctsparse.simd.STAGES
+    for stage, kernel in stages.items():
+        first = kernel.split()[0].rstrip(";")
+        if level != "avx512":
+            assert kernel == level, (stage, kernel)
+        elif stage in ("color", "downsample", "upsample+color"):
+            assert kernel == "avx2"
+        else:
+            assert first == "avx512" and "avx2" in kernel, (stage, kernel)
 
 
 @pytest.mark.parametrize("level", LEVELS[1:] or ["(only scalar here)"])

@@ -18,12 +18,18 @@ STAGES = ("color", "downsample", "dct", "quantize", "sparsify", "dequantize+idct
 
 
 def simd_info() -> dict:
-    """{'level': active level, 'available': levels this CPU runs, 'stages': {stage: level}}."""
+    """{'level': active level, 'available': levels this CPU runs, 'stages': {stage: kernel}}.
+
+    A stage's kernel names the code that runs it at the active level, which
+    is not always the level's own: the avx512 level runs the hand-written
+    AVX2 colour bodies, and its avx2 block transforms above B = 16, where
+    its own measured slower (docs/codec-performance.md).
+    """
     level = _core.simd_level()
     return {
         "level": level,
         "available": list(_core.simd_levels()),
-        "stages": {s: level for s in STAGES},
+        "stages": dict(_core.simd_stages()),
         "forced": os.environ.get("DCTSPARSE_SIMD"),
     }
 
