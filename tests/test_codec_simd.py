@@ -79,13 +79,16 @@ def test_scalar_is_always_available():
 def test_stages_name_the_code_that_runs(level, restore_level):
     """simd_info()['stages'] names, per stage, the level whose code runs it:
     the level itself, except where the avx512 level runs AVX2 code (its
-    colour bodies, its quantiser at B != 8, its transforms above B = 16)."""
+    colour bodies, its quantiser at B != 8, its transforms above B = 16) and
+    the test levels avx2-w4/-w16, which differ from avx2 in their transforms."""
     _core.set_simd_level(level)
     stages = dctsparse.simd_info()["stages"]
     assert tuple(stages) == dctsparse.simd.STAGES
     for stage, kernel in stages.items():
         first = kernel.split()[0].rstrip(";")
-        if level != "avx512":
+        if level.startswith("avx2-w"):  # test levels: the avx2 code, transforms chunked otherwise
+            assert kernel == (level if stage in ("dct", "dequantize+idct") else "avx2"), (stage, kernel)
+        elif level != "avx512":
             assert kernel == level, (stage, kernel)
         elif stage in ("color", "downsample", "upsample+color"):
             assert kernel == "avx2"
