@@ -82,6 +82,38 @@ def keep_heap() -> bool:
     return all(libc.mallopt(p, v) == 1 for p, v in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
 
 
+# The --ab child's dctmodel code root (a python/ directory).
+CODE_ENV = "DCTMODEL_BENCH_CODE"
+
+
+def use_code_from(root: str) -> None:
+    """Makes ``dctmodel`` (and its submodules) import from ``root`` (a ``python/``
+    directory), and checks that it did.
+
+    PYTHONPATH alone is not enough: an editable install (scikit-build-core's)
+    puts a finder on ``sys.meta_path`` that maps every module of the package
+    to the working tree, ahead of ``sys.path``, so the A side of ``--ab`` ran
+    the working tree's code. This finder goes first; ``dctsparse`` still
+    comes from wherever the installed package is."""
+    import importlib.abc
+    import importlib.machinery
+
+    class _Root(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "dctmodel":
+                return importlib.machinery.PathFinder.find_spec(name, [root])
+            if name.startswith("dctmodel."):
+                return importlib.machinery.PathFinder.find_spec(name, path)
+            return None
+
+    sys.meta_path.insert(0, _Root())
+    import dctmodel
+
+    where = Path(dctmodel.__file__).resolve()
+    if not where.is_relative_to(Path(root).resolve()):
+        raise SystemExit(f"dctmodel came from {where}, not from {root}")
+
+
 def preset(name: str, sets: list[str]):
     from dctmodel.config import get_config, override
     from dctmodel.train.cli import _parse_sets
@@ -304,6 +336,7 @@ def run_ab(args) -> list[dict]:
     for r in range(args.ab_rounds):
         for side, (path, heap, devices, sets) in sides.items():
             env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(ROOT)]))
+            env[CODE_ENV] = path.split(os.pathsep)[0]
             res = subprocess.run(
                 child_argv(args, heap, devices, sets), env=env, check=True, capture_output=True, text=True
             )
@@ -364,6 +397,8 @@ def main(argv=None):
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_train.json"))
     args = ap.parse_args(argv)
+    if args.child and os.environ.get(CODE_ENV):
+        use_code_from(os.environ[CODE_ENV])
 
     # Before JAX starts: its threads and allocations are set up at the first computation.
     if args.one_thread:
