@@ -327,16 +327,17 @@ def child_argv(args, heap: str, devices: int, extra_sets: list[str]) -> list[str
 def run_ab(args) -> list[dict]:
     old = extract_rev(args.ab)
     here = ROOT / "python"
-    # dctsparse (and its compiled core) always come from the working tree.
+    # Each side's dctmodel comes from its code root (use_code_from in the
+    # child); dctsparse, and its compiled core, from the installed package.
     sides = {
-        "A": (f"{old}{os.pathsep}{here}", args.heap_a, args.devices_a, []),
+        "A": (str(old), args.heap_a, args.devices_a, []),
         "B": (str(here), args.heap, args.devices, args.set_b),
     }
     merged: dict = {}
     for r in range(args.ab_rounds):
         for side, (path, heap, devices, sets) in sides.items():
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(ROOT)]))
-            env[CODE_ENV] = path.split(os.pathsep)[0]
+            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            env[CODE_ENV] = path
             res = subprocess.run(
                 child_argv(args, heap, devices, sets), env=env, check=True, capture_output=True, text=True
             )

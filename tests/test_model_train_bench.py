@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _child(code_root: Path, snippet: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code_root), str(ROOT / "python"), str(ROOT)]))
+    # ROOT for the benchmarks package only: dctsparse must come from the installed
+    # package (a fresh checkout's python/dctsparse has no compiled core).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(code_root), str(ROOT)]))
     script = "from benchmarks.model_train import use_code_from\n" + snippet
     return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT)
 
