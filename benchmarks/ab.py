@@ -128,7 +128,9 @@ def main(argv=None) -> dict:
     ap.add_argument("builds", nargs="*", help="paths of _core shared objects (A first)")
     ap.add_argument("--build-rev", help="build this git revision as A; B is the installed build")
     ap.add_argument(
-        "--build-tree", action="store_true", help="with --build-rev: B is the working tree, built the same way"
+        "--build-tree",
+        action="store_true",
+        help="the working tree, built as --build-rev builds (B with --build-rev; the build for --levels)",
     )
     ap.add_argument("--levels", help="A,B: one build at two SIMD levels (DCTSPARSE_SIMD per side)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -144,11 +146,9 @@ def main(argv=None) -> dict:
         return {}
 
     builds = list(args.builds)
-    if args.build_tree and not args.build_rev:
+    if args.build_tree:
         builds = [cmake_build(ROOT, ROOT / "build" / "ab" / "build-worktree")]
     if args.build_rev:
-        if args.build_tree:
-            builds = [cmake_build(ROOT, ROOT / "build" / "ab" / "build-worktree")]
         builds = [build_rev(args.build_rev)] + (builds or [installed_core()])
     levels = [None, None]
     if args.levels:
@@ -190,11 +190,11 @@ def main(argv=None) -> dict:
     med = {side: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for side, rs in runs.items()}
     for side, so, level in sides:
         print(f"{side}: {so}" + (f" at DCTSPARSE_SIMD={level}" if level else ""))
-    a, b = "A", "B"
     print(f"medians of {args.rounds} rounds (ratios against libjpeg-turbo in the same process)")
     print(f"{'':<24}{'A':>9}{'B':>9}{'B/A':>8}")
-    for k in med[a]:
-        print(f"{k:<24}{med[a][k]:9.3f}{med[b][k]:9.3f}{med[b][k] / med[a][k]:8.3f}")
+    a, b = med["A"], med["B"]
+    for k in a:
+        print(f"{k:<24}{a[k]:9.3f}{b[k]:9.3f}{b[k] / a[k]:8.3f}")
     return med
 
 

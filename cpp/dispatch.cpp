@@ -37,24 +37,26 @@ namespace {
 // Up to B = 16 the level's own kernels run: B = 16 encode +12 to +19%,
 // decode +3 to +5%; B = 8 takes the two-block encoder kernel (+3 to +4%).
 constexpr int kAvx512MaxBlock = 16;
+const Kernels& avx512_transforms_for(const BlockTables& t) {
+    return t.block > kAvx512MaxBlock ? isa_avx2::table() : isa_avx512::table();
+}
 int64_t fdct_quant_extract_avx512(const float* src, int64_t stride, int64_t nblocks,
                                   const BlockTables& t, uint32_t* records, uint16_t* counts,
                                   int32_t* qbuf, float* scratch) {
-    const Kernels& k = t.block > kAvx512MaxBlock ? isa_avx2::table() : isa_avx512::table();
-    return k.fdct_quant_extract(src, stride, nblocks, t, records, counts, qbuf, scratch);
+    return avx512_transforms_for(t).fdct_quant_extract(src, stride, nblocks, t, records, counts,
+                                                       qbuf, scratch);
 }
 void dequant_idct_avx512(const int32_t* in, int64_t nblocks, int64_t block_stride,
                          const BlockTables& t, float* dst, int64_t stride, float* scratch) {
-    const Kernels& k = t.block > kAvx512MaxBlock ? isa_avx2::table() : isa_avx512::table();
-    k.dequant_idct(in, nblocks, block_stride, t, dst, stride, scratch);
+    avx512_transforms_for(t).dequant_idct(in, nblocks, block_stride, t, dst, stride, scratch);
 }
 const Kernels& avx512_by_stage() {
     static const Kernels k = [] {
         Kernels t = isa_avx512::table();
         t.fdct_quant_extract = fdct_quant_extract_avx512;
         t.dequant_idct = dequant_idct_avx512;
-        t.stages[2] = "avx512 (B = 8: two blocks a register); avx2 above B = 16";
-        t.stages[5] = "avx512; avx2 above B = 16";
+        t.stages[kStageDct] = "avx512 (B = 8: two blocks a register); avx2 above B = 16";
+        t.stages[kStageIdct] = "avx512; avx2 above B = 16";
         return t;
     }();
     return k;

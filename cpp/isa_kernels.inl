@@ -11,6 +11,13 @@
 
 #include "kernels.hpp"
 
+// The hand-written AVX-512 kernels need F, BW and DQ (the level's flags).
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#define DCTS_AVX512_KERNELS 1
+#else
+#define DCTS_AVX512_KERNELS 0
+#endif
+
 namespace dcts {
 namespace DCTS_ISA_NS {
 

@@ -32,7 +32,8 @@ struct BlockTables {
 inline size_t block_scratch_floats(int block) { return size_t(4 * block * block + 2 * block); }
 
 // The stages simd_info() reports, in the order of Kernels::stages.
-constexpr int kNumStages = 7;
+enum Stage { kStageColor, kStageDownsample, kStageDct, kStageQuantize, kStageSparsify,
+             kStageIdct, kStageUpsampleColor, kNumStages };
 inline const char* const* stage_names() {
     static const char* const names[kNumStages] = {
         "color", "downsample", "dct", "quantize", "sparsify", "dequantize+idct", "upsample+color"};

@@ -5,7 +5,7 @@
 
 // What runs the transforms and the quantiser at this level (Kernels::stages).
 // The inverse transform's B = 8 box filing is AVX2 code at the avx512 level.
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#if DCTS_AVX512_KERNELS
 static constexpr const char* kFdctKernels = "avx512 (B = 8: two blocks a register)";
 static constexpr const char* kQuantKernels = "avx512 (B = 8: two blocks a register, compress); avx2 at other B";
 #elif defined(__AVX2__)
@@ -339,7 +339,7 @@ __attribute__((noinline)) static int fdct_quant_extract8x8(const float* src, int
     return written;
 }
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#if DCTS_AVX512_KERNELS
 // Two B = 8 blocks side by side in 16-lane registers (block j in the low
 // 8 lanes of each row vector, block j + 1 in the high 8): one 64-byte load
 // per row of both, fdct8_aan_pass on both at once, the same transpose
@@ -507,7 +507,7 @@ static int64_t fdct_quant_extract_row(const float* src, int64_t stride, int64_t 
     const int B = FB ? FB : t.block;
     int64_t total = 0;
     int64_t j = 0;
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__)
+#if DCTS_AVX512_KERNELS
     if constexpr (FB == 8)
         for (; j + 2 <= nblocks; j += 2) {
             int n0, n1;

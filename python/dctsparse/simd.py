@@ -13,8 +13,8 @@ import warnings
 
 from . import _core
 
-#: The stages whose hot loops are SIMD kernels.
-STAGES = ("color", "downsample", "dct", "quantize", "sparsify", "dequantize+idct", "upsample+color")
+#: The stages whose hot loops are SIMD kernels (the core's list, in its order).
+STAGES = tuple(stage for stage, _ in _core.simd_stages())
 
 
 def simd_info() -> dict:
