@@ -37,9 +37,15 @@ trainer chooses, one device per core); ``--devices-a`` sets the A side's
 count and ``--set-b`` overrides fields of the B side only (those REV's config
 lacks).
 
-``--heap keep`` asks glibc to keep freed memory instead of unmapping it (see
-``keep_heap``): XLA:CPU allocates a step's temporaries as one large block,
-which glibc otherwise maps afresh, and page-faults, on every call.
+``--heap`` sets how glibc's malloc serves XLA:CPU's per-call temporaries
+(large blocks that glibc otherwise maps afresh, and page-faults, on every
+call): ``hugepages`` (the default, and what ``python -m dctmodel.train``
+does: ``dctmodel.train.hostmem``) backs them with 2 MB pages through the
+tunable ``glibc.malloc.hugetlb=1``; ``default`` is glibc as it comes;
+``keep`` keeps freed memory in one arena (``keep_heap``).  A tunable is read
+at process start, so the benchmark starts itself again, and gives each
+``--ab`` child its side's environment.  ``--heap-a`` defaults to ``--heap``;
+the trainer before ``hostmem`` ran with ``--heap-a default``.
 
 Paper presets read their images from a folder; here they use the built-in
 scenes at the preset's resolution so no dataset is needed.
@@ -80,6 +86,22 @@ def keep_heap() -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
     return all(libc.mallopt(p, v) == 1 for p, v in ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
+HEAPS = ("hugepages", "default", "keep")
+
+
+def heap_env(heap: str, environ) -> dict:
+    """``environ`` with ``GLIBC_TUNABLES`` as ``--heap heap`` needs it: the hugetlb tunable
+    added for ``hugepages`` (where the trainer would add it), removed otherwise."""
+    from dctmodel.train.hostmem import TUNABLE, hugepage_env
+
+    kept = [t for t in environ.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(TUNABLE)]
+    env = dict(environ, GLIBC_TUNABLES=":".join(kept))
+    if not kept:
+        del env["GLIBC_TUNABLES"]
+    env.pop("DCTMODEL_HUGEPAGES", None)
+    return (hugepage_env(env) or env) if heap == "hugepages" else env
 
 
 # The --ab child's dctmodel code root (a python/ directory).
@@ -336,7 +358,7 @@ def run_ab(args) -> list[dict]:
     merged: dict = {}
     for r in range(args.ab_rounds):
         for side, (path, heap, devices, sets) in sides.items():
-            env = dict(os.environ, PYTHONPATH=str(ROOT))
+            env = dict(heap_env(heap, os.environ), PYTHONPATH=str(ROOT))
             env[CODE_ENV] = path
             res = subprocess.run(
                 child_argv(args, heap, devices, sets), env=env, check=True, capture_output=True, text=True
@@ -373,12 +395,13 @@ def main(argv=None):
     ap.add_argument("--cpu", type=int, default=None, help="pin the process to this CPU core")
     ap.add_argument(
         "--heap",
-        choices=("default", "keep"),
-        default="default",
-        help="keep: glibc keeps freed memory (keep_heap); B side with --ab",
+        choices=HEAPS,
+        default="hugepages",
+        help="glibc malloc: hugepages (the trainer's: glibc.malloc.hugetlb=1), default (as glibc comes), "
+        "keep (keep_heap: freed memory kept, one arena); B side with --ab",
     )
     ap.add_argument("--ab", metavar="REV", default=None, help="compare REV's dctmodel (A) with the working tree (B)")
-    ap.add_argument("--heap-a", choices=("default", "keep"), default="default", help="--heap of the A side")
+    ap.add_argument("--heap-a", choices=HEAPS, default=None, help="--heap of the A side (default: --heap)")
     ap.add_argument("--ab-rounds", type=int, default=3)
     ap.add_argument(
         "--devices",
@@ -398,8 +421,14 @@ def main(argv=None):
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_train.json"))
     args = ap.parse_args(argv)
+    args.heap_a = args.heap_a or args.heap
     if args.child and os.environ.get(CODE_ENV):
         use_code_from(os.environ[CODE_ENV])
+    if argv is None and not args.child and not args.ab:
+        # This process measures: start it again under its --heap's malloc tunables if they differ.
+        env = heap_env(args.heap, os.environ)
+        if env.get("GLIBC_TUNABLES") != os.environ.get("GLIBC_TUNABLES"):
+            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
 
     # Before JAX starts: its threads and allocations are set up at the first computation.
     if args.one_thread:
@@ -427,7 +456,9 @@ def main(argv=None):
         "cpu_model": _cpu_model(),
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "heap": args.heap,
         "heap_kept": heap_kept,
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "devices_b": args.devices,
         "devices_a": args.devices_a if args.ab else None,
         "command": " ".join(["python", "benchmarks/model_train.py"] + (argv if argv is not None else sys.argv[1:])),

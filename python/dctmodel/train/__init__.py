@@ -34,12 +34,44 @@ optimiser), ``steps`` (``Functions``: init, loss, train and eval steps),
 work directories are ``dctmodel.checkpoint``.
 """
 
-from .cli import main
-from .evaluation import evaluate
-from .loop import save_checkpoint, train
-from .optim import lr_schedule, make_optimizer
-from .sharding import batch_sharding, host_rows, make_mesh, param_spec, put_batch, state_shardings
-from .steps import LN2, Functions, functions
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cli import main
+    from .evaluation import evaluate
+    from .loop import save_checkpoint, train
+    from .optim import lr_schedule, make_optimizer
+    from .sharding import batch_sharding, host_rows, make_mesh, param_spec, put_batch, state_shardings
+    from .steps import LN2, Functions, functions
+
+# Lazy: ``python -m dctmodel.train`` may start itself again (``hostmem``) before it imports
+# jax, and these names pull jax in (~2 s).
+_FROM = {
+    "main": "cli",
+    "evaluate": "evaluation",
+    "save_checkpoint": "loop",
+    "train": "loop",
+    "lr_schedule": "optim",
+    "make_optimizer": "optim",
+    "batch_sharding": "sharding",
+    "host_rows": "sharding",
+    "make_mesh": "sharding",
+    "param_spec": "sharding",
+    "put_batch": "sharding",
+    "state_shardings": "sharding",
+    "LN2": "steps",
+    "Functions": "steps",
+    "functions": "steps",
+}
+
+
+def __getattr__(name):
+    if name in _FROM:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_FROM[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "LN2",
