@@ -6,7 +6,8 @@
     python benchmarks/model_train.py --configs tiny --ab 60f7ff0 --devices-a 1 --input-batches 0 \
         --set model.chunk_size=16 model.downsample_kernel=3 model.overlap=0 "model.value_spec=((1,2),)" \
         --set-b model.window_context=False model.position_pointer=False
-        # issue 22's code against the working tree at today's tiny structure (REV lacks the last two)
+        # issue 22's code against the working tree at today's tiny structure (REV lacks the last two);
+        # add --heap-a default to run REV under glibc's malloc as it comes, as its trainer did
     python benchmarks/model_train.py --configs lsun --set train.batch_size=16 --input-batches 0   # on a GPU
 
 For each config it times, after compilation, three jitted functions on the
