@@ -117,7 +117,7 @@ PRESETS["clevr_scenes"] = dataclasses.replace(
     data=dataclasses.replace(PRESETS["clevr"].data, source="scenes", num_train=1_000_000),
 )
 
-# Laptop presets on generated scenes: tiny trains in ~5 minutes, small in ~45 minutes on 2 CPU cores.
+# Laptop presets on generated scenes: tiny trains in ~4 minutes, small in ~35 minutes on 2 CPU cores.
 PRESETS["tiny"] = Config(
     name="tiny",
     # num_train=20000 (was 2000): 4800 steps draw 76800 rows, so each of 2000 scenes was seen ~38
