@@ -95,13 +95,12 @@ HEAPS = ("hugepages", "default", "keep")
 def heap_env(heap: str, environ) -> dict:
     """``environ`` with ``GLIBC_TUNABLES`` as ``--heap heap`` needs it: the hugetlb tunable
     added for ``hugepages`` (where the trainer would add it), removed otherwise."""
-    from dctmodel.train.hostmem import TUNABLE, hugepage_env
+    from dctmodel.train.hostmem import OPT_OUT, TUNABLE, hugepage_env
 
     kept = [t for t in environ.get("GLIBC_TUNABLES", "").split(":") if t and not t.startswith(TUNABLE)]
-    env = dict(environ, GLIBC_TUNABLES=":".join(kept))
-    if not kept:
-        del env["GLIBC_TUNABLES"]
-    env.pop("DCTMODEL_HUGEPAGES", None)
+    env = {k: v for k, v in environ.items() if k not in ("GLIBC_TUNABLES", OPT_OUT)}
+    if kept:
+        env["GLIBC_TUNABLES"] = ":".join(kept)
     return (hugepage_env(env) or env) if heap == "hugepages" else env
 
 
@@ -427,9 +426,11 @@ def main(argv=None):
         use_code_from(os.environ[CODE_ENV])
     if argv is None and not args.child and not args.ab:
         # This process measures: start it again under its --heap's malloc tunables if they differ.
+        from dctmodel.train.hostmem import restart
+
         env = heap_env(args.heap, os.environ)
         if env.get("GLIBC_TUNABLES") != os.environ.get("GLIBC_TUNABLES"):
-            os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+            restart(env)
 
     # Before JAX starts: its threads and allocations are set up at the first computation.
     if args.one_thread:

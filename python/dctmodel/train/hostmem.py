@@ -64,7 +64,15 @@ def reexec_with_hugepages() -> None:
     nothing.  Call it first thing in a ``__main__``, never from library code: everything the
     process did before is lost."""
     env = hugepage_env(os.environ)
-    if env is None or not sys.executable or not getattr(sys, "orig_argv", None):
+    if env is not None:
+        restart(env)
+
+
+def restart(env: dict) -> None:
+    """Replaces this process with its own command line under ``env`` (same pid, arguments,
+    interpreter options and working directory); returns where the command line is unknown
+    (an embedded interpreter)."""
+    if not sys.executable or not getattr(sys, "orig_argv", None):
         return
     sys.stdout.flush()
     sys.stderr.flush()
