@@ -23,10 +23,55 @@ from .config import LayerSpec
 def dense_dot_general(x, w, dimension_numbers, precision=None, **kw):
     """``nnx.Linear``'s contraction of the last axis of ``x`` ``(..., K)`` with ``w`` ``(K, N)``,
     as one 2-D matrix product over all tokens (on a 3-D ``(B, S, K)`` input the weight
-    gradient would otherwise contract two axes at once, which costs transposes and copies)."""
+    gradient would otherwise contract two axes at once, which costs transposes and copies).
+    Its gradient is :func:`matmul`'s."""
     assert dimension_numbers == (((x.ndim - 1,), (0,)), ((), ())), dimension_numbers
-    y = jax.lax.dot_general(x.reshape(-1, x.shape[-1]), w, (((1,), (0,)), ((), ())), precision=precision, **kw)
+    x2 = x.reshape(-1, x.shape[-1])
+    if any(v is not None for v in kw.values()):  # out_sharding / preferred_element_type: JAX's own rule
+        y = jax.lax.dot_general(x2, w, (((1,), (0,)), ((), ())), precision=precision, **kw)
+    else:
+        y = matmul(x2, w, precision)
     return y.reshape(*x.shape[:-1], w.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def matmul(x, w, precision=None):
+    """``x`` ``(M, K)`` @ ``w`` ``(K, N)`` -> ``(M, N)``, with the weight gradient of
+    :func:`weight_grad` (the values of ``jax.grad`` of the plain product, to float rounding)."""
+    return jax.lax.dot_general(x, w, (((1,), (0,)), ((), ())), precision=precision)
+
+
+def _matmul_fwd(x, w, precision):
+    return matmul(x, w, precision), (x, w)
+
+
+def _matmul_bwd(precision, res, g):
+    x, w = res
+    dx = jax.lax.dot_general(g, w, (((1,), (1,)), ((), ())), precision=precision)
+    return dx.astype(x.dtype), weight_grad(x, g, precision).astype(w.dtype)
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def weight_grad(x, g, precision=None):
+    """``x.T @ g`` for ``x`` ``(M, K)``, ``g`` ``(M, N)`` -> ``(K, N)``: a sum over the M tokens.
+
+    XLA:CPU sends every product that contracts both operands' first axis to its generic
+    (Eigen) dot, which runs ~1.6x faster when the wider operand comes second: 52 against
+    82 GFLOP/s on one Zen 4 core for K = 256, N = 64, M = 320 (the MLP's down projection;
+    35 against 55 for a 64 -> 49 head).  So when K > N the CPU computes ``(g.T @ x).T``;
+    the barrier keeps XLA from folding the transpose back into the product, and the
+    transpose is of the small ``(N, K)`` result.  Other platforms take the plain product."""
+    tn = (((0,), (0,)), ((), ()))
+    if x.shape[1] <= g.shape[1]:
+        return jax.lax.dot_general(x, g, tn, precision=precision)
+    return jax.lax.platform_dependent(
+        x,
+        g,
+        cpu=lambda x, g: jax.lax.optimization_barrier(jax.lax.dot_general(g, x, tn, precision=precision)).T,
+        default=lambda x, g: jax.lax.dot_general(x, g, tn, precision=precision),
+    )
 
 
 def Dense(d_in: int, d_out: int, *, rngs: nnx.Rngs, dtype=None) -> nnx.Linear:

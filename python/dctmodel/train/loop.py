@@ -20,14 +20,20 @@ from ..config import Config, check_config
 from ..data import Prefetcher, Source, check_labels, make_source
 from ..loop import JsonLog, check_resume_config, stop_on_sigint
 from .evaluation import evaluate
-from .optim import lr_schedule
+from .optim import like_state, lr_schedule, per_parameter
 from .progress import Accumulator, Progress
 from .sharding import host_rows, make_mesh
 from .steps import functions
 
 
 def save_checkpoint(mngr, state):
-    ckpt.save(mngr, int(jax.device_get(state["step"])), state)
+    ckpt.save(mngr, int(jax.device_get(state["step"])), checkpoint_layout(state))
+
+
+def checkpoint_layout(state):
+    """``state`` as checkpoints hold it: the optimiser's moments per parameter, whether or not
+    the run keeps them as flat vectors (``optim.flat_state``)."""
+    return {**state, "opt": jax.jit(per_parameter)(state["opt"], state["params"])}
 
 
 def check_resume(cfg: Config, workdir: str) -> None:
@@ -76,9 +82,9 @@ def train(
     start = 0
     if resume:
         # Unreadable newer steps are moved aside: this run saves those step numbers again.
-        restored = ckpt.restore_newest(mngr, state, who="resume", set_aside=True)
+        restored = ckpt.restore_newest(mngr, checkpoint_layout(state), who="resume", set_aside=True)
         if restored is not None:
-            state = restored[0]
+            state = fns.shard_state({**restored[0], "opt": jax.jit(like_state)(restored[0]["opt"], state["opt"])}, mesh)
             start = int(jax.device_get(state["step"]))
         else:
             print(

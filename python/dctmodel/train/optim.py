@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..config import Config
@@ -27,10 +29,53 @@ def lr_schedule(cfg: Config):
 
 
 def make_optimizer(cfg: Config) -> optax.GradientTransformation:
+    """Gradient clipping by global norm, then Adam(W) on the schedule; see :func:`flat_state`."""
     t = cfg.train
     adam = (
         optax.adamw(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2, weight_decay=t.weight_decay)
         if t.weight_decay
         else optax.adam(lr_schedule(cfg), b1=t.adam_b1, b2=t.adam_b2)
     )
-    return optax.chain(optax.clip_by_global_norm(t.grad_clip), adam) if t.grad_clip else adam
+    tx = optax.chain(optax.clip_by_global_norm(t.grad_clip), adam) if t.grad_clip else adam
+    return optax.flatten(tx) if flat_state(cfg) else tx
+
+
+def flat_state(cfg: Config) -> bool:
+    """Whether the optimiser runs over all parameters as one vector (``optax.flatten``): its
+    moments are two flat vectors and a step is a few kernels over them, where per parameter
+    it is ~3 small kernels for each of ``tiny``'s ~180 arrays (clipping's norm included): 2.6
+    against 1.0 ms of a 24 ms ``tiny`` step on one Zen 4 core, the same update to float
+    rounding (only the global norm's sum runs in another order).  Not with an FSDP model axis,
+    whose moments are sharded per parameter like the parameters themselves.  Checkpoints keep
+    the per-parameter layout either way (:func:`per_parameter`)."""
+    return cfg.train.model_axis == 1
+
+
+def per_parameter(opt, params):
+    """The optimiser state ``opt`` with every flat moment vector (``(n,)``, ``n`` the number
+    of parameters) split back into ``params``' structure and shapes: the layout checkpoints
+    keep, the same as an unflattened optimiser's state.  A per-parameter state is returned as is."""
+    leaves, treedef = jax.tree.flatten(params)
+    n = sum(int(np.size(x)) for x in leaves)
+    cuts = np.cumsum([np.size(x) for x in leaves])[:-1].tolist()
+
+    def split(x):
+        if getattr(x, "shape", None) != (n,) or len(leaves) == 1 and leaves[0].shape == (n,):
+            return x
+        parts = jnp.split(x, cuts)
+        return jax.tree.unflatten(treedef, [p.reshape(np.shape(v)) for p, v in zip(parts, leaves, strict=True)])
+
+    return jax.tree.map(split, opt)
+
+
+def like_state(saved, like):
+    """``saved``, an optimiser state in the per-parameter layout (:func:`per_parameter`), in
+    ``like``'s layout: each of ``saved``'s subtrees that stands where ``like`` holds one flat
+    vector is raveled in ``jax.tree`` order, the order of ``optax.flatten``."""
+
+    def to_like(x, s):
+        if jax.tree_util.treedef_is_leaf(jax.tree.structure(s)):  # a leaf in both
+            return s
+        return jnp.concatenate([jnp.reshape(v, (-1,)) for v in jax.tree.leaves(s)])
+
+    return jax.tree.map(to_like, like, saved)
