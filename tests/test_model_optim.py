@@ -16,7 +16,7 @@ from dctmodel.train.optim import flat_state, like_state, lr_schedule, make_optim
 
 
 def _cfg(**kw):
-    return override(get_config("micro"), **{"train.grad_clip": 0.5, **kw})
+    return override(get_config("micro"), **{"train.grad_clip": 0.5, "train.flat_optimizer": True, **kw})
 
 
 def _per_parameter_tx(cfg):
@@ -69,8 +69,9 @@ def test_flat_optimiser_makes_the_per_parameter_updates():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-8)
 
 
-def test_fsdp_keeps_the_moments_per_parameter():
-    cfg = _cfg(**{"train.model_axis": 2})
+@pytest.mark.parametrize("kw", [{"train.model_axis": 2}, {"train.flat_optimizer": False}])
+def test_fsdp_or_the_default_keeps_the_moments_per_parameter(kw):
+    cfg = _cfg(**kw)
     assert not flat_state(cfg)
     params = functions(cfg).init(0)["params"]
     state = make_optimizer(cfg).init(params)
@@ -85,3 +86,31 @@ def test_per_parameter_leaves_a_single_vector_parameter_alone():
     params = {"w": jnp.arange(5.0)}
     state = optax.adam(1e-3).init(params)
     assert jax.tree.structure(per_parameter(state, params)) == jax.tree.structure(state)
+
+
+def test_a_flat_run_resumes_bit_exactly_and_the_setting_may_change_on_resume(tmp_path):
+    """The trainer saves the flat moments per parameter and restores them flat: a stopped
+    run resumed ends as the uninterrupted one; a per-parameter run's checkpoint resumes
+    with the flat optimiser (train.* may change on resume) and ends at the same place to
+    float rounding."""
+    from dctmodel.data import ArraySource
+    from dctmodel.scenes import render_scene
+    from dctmodel.train import train
+
+    cfg = _cfg(**{"train.total_tokens": 8 * 32 * 8, "train.checkpoint_every": 4, "train.log_every": 4})
+    src = ArraySource(cfg.data, [render_scene(5, i, 16, max_objects=2) for i in range(6)])
+    run = dict(source=src, eval_source=src, progress=False, do_eval=False)
+    full, _ = train(cfg, str(tmp_path / "a"), **run)
+    n = sum(x.size for x in jax.tree.leaves(full["params"]))
+    assert (n,) in {x.shape for x in jax.tree.leaves(full["opt"])}  # the run kept its moments flat
+    train(cfg, str(tmp_path / "b"), stop_after=4, **run)
+    res, _ = train(cfg, str(tmp_path / "b"), resume=True, **run)
+    for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(res), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+    per_leaf = override(cfg, **{"train.flat_optimizer": False})
+    train(per_leaf, str(tmp_path / "c"), stop_after=4, **run)
+    res, _ = train(cfg, str(tmp_path / "c"), resume=True, **run)
+    assert int(res["step"]) == 8
+    for a, b in zip(jax.tree.leaves(full["params"]), jax.tree.leaves(res["params"]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
