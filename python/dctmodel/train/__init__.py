@@ -12,9 +12,10 @@ Design:
 * The whole train state is a pytree ``{"params", "opt", "step"}`` of plain
   dicts/optax states (``nnx.to_pure_dict``), so sharding it, checkpointing it
   with orbax and restoring it are all one-liners.  The model is rebuilt from
-  the params inside the jitted step (``model.model_from_params``).  Without
-  FSDP the optimiser runs over one flat vector (``optim.flat_state``); its
-  checkpoints still hold the moments per parameter (``loop.checkpoint_layout``).
+  the params inside the jitted step (``model.model_from_params``).  With
+  ``train.flat_optimizer`` the optimiser runs over one flat vector
+  (``optim.flat_state``); checkpoints hold the moments per parameter either way
+  (``loop.checkpoint_layout``).
 * Batches are a pure function of ``(seed, step)`` (``data.sample_batch``; each
   row of ``(seed, step, row)``, so a host builds only its own rows) and the
   dropout key is ``fold_in(seed, step)``, so ``--resume`` from a checkpoint at
