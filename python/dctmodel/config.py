@@ -117,10 +117,8 @@ class TrainConfig:
     adam_b2: float = 0.999
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    # Clipping and Adam over all parameters as one vector (optax.flatten; not with model_axis > 1):
-    # a few kernels a step instead of ~3 per parameter array, which pays where the arrays are many
-    # and small (tiny: 2.6 -> 1.0 ms of a 24 ms step) and costs the flattening copies where they
-    # are large (small: 17 -> 29 ms of a 272 ms step).  The same update to float rounding.
+    # Clipping and Adam over all parameters as one vector (not with model_axis > 1): pays for many
+    # small arrays (tiny), costs copies for large ones (small); figures in train/optim.flat_state
     flat_optimizer: bool = False
     bf16: bool = False  # bf16 activations/matmuls, f32 parameters and logits
     chunk_policy: str = "power"  # "power" (l^-power floored at pmin) or "uniform"

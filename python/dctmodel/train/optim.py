@@ -6,8 +6,8 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ..config import Config
 
@@ -58,15 +58,12 @@ def per_parameter(opt, params):
     """The optimiser state ``opt`` with every flat moment vector (``(n,)``, ``n`` the number
     of parameters) split back into ``params``' structure and shapes: the layout checkpoints
     keep, the same as an unflattened optimiser's state.  A per-parameter state is returned as is."""
-    leaves, treedef = jax.tree.flatten(params)
-    n = sum(int(np.size(x)) for x in leaves)
-    cuts = np.cumsum([np.size(x) for x in leaves])[:-1].tolist()
+    flat, unravel = ravel_pytree(params)  # optax.flatten's order: jax.tree leaves, each raveled
+    n = flat.shape[0]
+    as_is = [getattr(x, "shape", None) for x in jax.tree.leaves(params)] == [(n,)]  # one vector: nothing to split
 
     def split(x):
-        if getattr(x, "shape", None) != (n,) or len(leaves) == 1 and leaves[0].shape == (n,):
-            return x
-        parts = jnp.split(x, cuts)
-        return jax.tree.unflatten(treedef, [p.reshape(np.shape(v)) for p, v in zip(parts, leaves, strict=True)])
+        return unravel(x) if getattr(x, "shape", None) == (n,) and not as_is else x
 
     return jax.tree.map(split, opt)
 
@@ -79,6 +76,6 @@ def like_state(saved, like):
     def to_like(x, s):
         if jax.tree_util.treedef_is_leaf(jax.tree.structure(s)):  # a leaf in both
             return s
-        return jnp.concatenate([jnp.reshape(v, (-1,)) for v in jax.tree.leaves(s)])
+        return ravel_pytree(s)[0]
 
     return jax.tree.map(to_like, like, saved)
