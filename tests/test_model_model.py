@@ -322,6 +322,73 @@ def test_weight_gradient_puts_the_wider_operand_second_on_cpu():
     assert [shapes[a] for a in dot] == ["f32[40,8]", "f32[40,24]"]
 
 
+@pytest.mark.parametrize("shift", [0.0, 50.0])
+def test_layer_norm_is_nnx_layer_norm_with_its_gradient(shift):
+    """layers.LayerNorm: nnx.LayerNorm's values bit for bit, and the gradients of autodiff through
+    flax's formula (the closed form is the model's own backward pass), also on rows far from
+    zero mean, where E[x^2] - E[x]^2 cancels."""
+    from dctmodel.layers import LayerNorm
+
+    ours, ref = LayerNorm(24, rngs=nnx.Rngs(0)), nnx.LayerNorm(24, dtype=jnp.float32, rngs=nnx.Rngs(0))
+    keys = jax.random.split(jax.random.key(2), 4)
+    for m in (ours, ref):
+        m.scale[...] = 1 + 0.3 * jax.random.normal(keys[0], (24,))
+        m.bias[...] = 0.2 * jax.random.normal(keys[1], (24,))
+    x = shift + 3 * jax.random.normal(keys[2], (3, 5, 24))
+    g = jax.random.normal(keys[3], x.shape)
+    np.testing.assert_array_equal(np.asarray(ours(x)), np.asarray(ref(x)))
+
+    def grads(layer):
+        return nnx.grad(lambda m, x: (m(x) * g).sum(), argnums=(0, 1))(layer, x)
+
+    (go, gxo), (gr, gxr) = grads(ours), grads(ref)
+    scale = float(jnp.abs(gxr).max())
+    np.testing.assert_allclose(np.asarray(gxo), np.asarray(gxr), rtol=0, atol=2e-5 * scale)
+    for a, b in zip(jax.tree.leaves(nnx.state(go)), jax.tree.leaves(nnx.state(gr)), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_attention_gradient_is_autodiffs(masked, dtype):
+    """layers.attention's written-out backward pass (row sums from do . o, no select on the
+    masked scores) equals autodiff of the softmax attention formula; forward values identical.
+    Fully masked-out keys get exactly zero gradient."""
+    import math
+
+    from dctmodel.layers import attention
+
+    keys = jax.random.split(jax.random.key(3), 4)
+    q = jax.random.normal(keys[0], (2, 7, 3, 8), dtype)
+    k = jax.random.normal(keys[1], (2, 9, 3, 8), dtype)
+    v = jax.random.normal(keys[2], (2, 9, 3, 8), dtype)
+    do = jax.random.normal(keys[3], q.shape, dtype)
+    valid = jnp.tril(jnp.ones((7, 9), bool), 1) if masked else None
+
+    def formula(q, k, v):
+        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(8)
+        if valid is not None:
+            att = jnp.where(valid, att, -1e30)
+        return jnp.einsum("bhst,bthd->bshd", jax.nn.softmax(att, axis=-1).astype(dtype), v)
+
+    np.testing.assert_array_equal(
+        np.asarray(attention(q, k, v, valid), np.float32), np.asarray(formula(q, k, v), np.float32)
+    )
+
+    def loss(f):
+        return lambda q, k, v: (f(q, k, v).astype(jnp.float32) * do.astype(jnp.float32)).sum()
+
+    ours = jax.jit(jax.grad(loss(lambda q, k, v: attention(q, k, v, valid)), argnums=(0, 1, 2)))(q, k, v)
+    ref = jax.grad(loss(formula), argnums=(0, 1, 2))(q, k, v)
+    tol = 2e-6 if dtype == jnp.float32 else 3e-2
+    for a, b in zip(ours, ref, strict=True):
+        assert a.dtype == dtype
+        a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol * np.abs(b).max())
+    if masked:  # key 8 is never valid (row s sees keys <= s + 1 <= 7)
+        assert not np.asarray(ours[1])[:, 8].any() and not np.asarray(ours[2])[:, 8].any()
+
+
 @pytest.mark.parametrize("stride", [1, 2])
 def test_position_pointer_scores_each_block_by_its_encoder_cell(stride):
     """model.position_pointer: a block's key reads the encoder cell of that block (and only it), so

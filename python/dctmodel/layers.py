@@ -105,11 +105,96 @@ class Attention(nnx.Module):
         ``valid`` bool ``(S, T)`` (None: all) -> ``(B, S, D)``.  The sampler passes its caches here."""
         B, S, _ = x.shape
         q = self.q(x).reshape(B, S, self.heads, self.head_dim)
-        att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(self.head_dim)
-        if valid is not None:
-            att = jnp.where(valid, att, -1e30)
-        att = jax.nn.softmax(att, axis=-1).astype(v.dtype)
-        return self.out(jnp.einsum("bhst,bthd->bshd", att, v).reshape(B, S, -1))
+        return self.out(attention(q, k, v, valid).reshape(B, S, -1))
+
+
+@jax.custom_vjp
+def attention(q, k, v, valid=None):
+    """Scaled dot-product attention of ``q`` ``(B, S, H, d)`` over ``k``, ``v`` ``(B, T, H, d)``,
+    ``valid`` bool ``(S, T)`` or None -> ``(B, S, H, d)``; softmax in float32.
+
+    Its gradient is written out (:func:`_attention_bwd`) rather than left to autodiff, which
+    reduces ``p * dp`` over the ``(B, H, S, T)`` scores and masks their gradient again."""
+    return _attention_fwd(q, k, v, valid)[0]
+
+
+def _attention_fwd(q, k, v, valid):
+    att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(q.shape[-1])
+    if valid is not None:
+        att = jnp.where(valid, att, -1e30)
+    p = jax.nn.softmax(att, axis=-1).astype(v.dtype)
+    o = jnp.einsum("bhst,bthd->bshd", p, v)
+    return o, (q, k, v, p, o, valid)
+
+
+def _attention_bwd(res, do):
+    """The softmax's gradient ``p * (dp - sum_t p dp)`` takes its row sums from
+    ``sum_d do * o`` (equal, since ``o = p v``): a ``(B, S, H, d)`` reduction instead of one
+    over the scores.  Masked scores have ``p = 0`` exactly, so their gradient is 0 without
+    a select."""
+    q, k, v, p, o, valid = res
+    f32 = jnp.float32
+    dv = jnp.einsum("bhst,bshd->bthd", p, do.astype(p.dtype)).astype(v.dtype)
+    dp = jnp.einsum("bshd,bthd->bhst", do, v).astype(f32)
+    rows = jnp.einsum("bshd,bshd->bhs", do.astype(f32), o.astype(f32))
+    ds = (p.astype(f32) * (dp - rows[..., None]) / math.sqrt(q.shape[-1])).astype(q.dtype)
+    dq = jnp.einsum("bhst,bthd->bshd", ds, k).astype(q.dtype)
+    dk = jnp.einsum("bhst,bshd->bthd", ds, q).astype(k.dtype)
+    return dq, dk, dv, None
+
+
+attention.defvjp(_attention_fwd, _attention_bwd)
+
+
+class LayerNorm(nnx.LayerNorm):
+    """``nnx.LayerNorm`` over the last axis in float32 (same parameters, same forward values)
+    with the gradient of :func:`layer_norm`."""
+
+    def __init__(self, d: int, *, rngs: nnx.Rngs):
+        super().__init__(d, dtype=jnp.float32, rngs=rngs)
+
+    def __call__(self, x, *, mask=None):
+        assert mask is None and self.scale is not None and self.bias is not None
+        f32 = jnp.float32
+        return layer_norm(x.astype(f32), self.scale[...].astype(f32), self.bias[...].astype(f32), self.epsilon)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def layer_norm(x, scale, bias, eps: float):
+    """``(x - mean) * rsqrt(var + eps) * scale + bias`` over the last axis of float32 ``x``
+    ``(..., D)``; ``scale``, ``bias`` ``(D,)``.  Flax's operations in flax's order (variance as
+    ``E[x^2] - E[x]^2``, clipped at 0), so the values are ``nnx.LayerNorm``'s bit for bit.
+
+    Autodiff of that formula keeps ~5 arrays of ``x``'s size for the backward pass and
+    differentiates through the variance's two means; :func:`_layer_norm_bwd` keeps ``x``
+    and two row statistics and uses the closed form."""
+    return _layer_norm_fwd(x, scale, bias, eps)[0]
+
+
+def _layer_norm_fwd(x, scale, bias, eps):
+    mu = x.mean(-1, keepdims=True)
+    mu2 = jax.lax.square(x).mean(-1, keepdims=True)
+    var = jnp.maximum(0.0, mu2 - jax.lax.square(mu))
+    r = jax.lax.rsqrt(var + eps)
+    y = (x - mu) * (r * scale) + bias
+    return y, (x, mu, r, scale)
+
+
+def _layer_norm_bwd(eps, res, g):
+    """With ``xh = (x - mean) * r`` and ``gs = g * scale``:
+    ``dx = r * (gs - mean(gs) - xh * mean(gs * xh))`` (rows), ``dscale = sum g * xh``,
+    ``dbias = sum g`` (over all leading axes).  Where the variance was clipped (``var`` < 0 by
+    rounding) autodiff of the clip would drop the variance's term; that needs a row of
+    identical values, whose ``xh`` is ~0 anyway."""
+    x, mu, r, scale = res
+    xh = (x - mu) * r
+    gs = g * scale
+    dx = r * (gs - gs.mean(-1, keepdims=True) - xh * (gs * xh).mean(-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return dx, (g * xh).sum(lead), g.sum(lead)
+
+
+layer_norm.defvjp(_layer_norm_fwd, _layer_norm_bwd)
 
 
 class MLP(nnx.Module):
@@ -127,7 +212,7 @@ class Residual(nnx.Module):
     def __init__(self, d: int, f: nnx.Module, dropout: float, *, dtype, rngs: nnx.Rngs):
         # LayerNorm in float32 whatever the compute dtype: its statistics over a float32 stream
         # (the blocks' Linear layers cast their inputs to the compute dtype themselves).
-        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
+        self.norm = LayerNorm(d, rngs=rngs)
         self.f = f
         self.alpha = nnx.Param(jnp.zeros((), jnp.float32))
         self.drop = nnx.Dropout(dropout)
@@ -179,7 +264,7 @@ class Stack(nnx.Module):
                 add("mlp", MLP(d, ratio, dtype=dtype, rngs=rngs))
         self.layers = nnx.List(layers)
         self.kinds = tuple(kinds)
-        self.norm = nnx.LayerNorm(d, dtype=jnp.float32, rngs=rngs)
+        self.norm = LayerNorm(d, rngs=rngs)
 
     def __call__(self, h, context=None, *, deterministic: bool, rngs=None):
         """``h`` ``(B, S, D)``; returns ``(residual stream, LayerNorm(residual stream))``, both
