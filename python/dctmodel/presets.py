@@ -168,8 +168,10 @@ PRESETS["tiny"] = Config(
 )
 # small: tiny's recipe at 64 px (B=8 gives the same 8x8 luma grid): the 3x3 embedding at stride 1,
 # chunk 32 (was 128, stride-2 encoder), the position pointer, the window context, uniform chunk
-# selection and whole-batch steps on one device per core; 6400 steps of 16 x 32 tokens (373 ms a
-# step on 2 idle cores).  Held-out bpd 0.1735 -> 0.1302, FID 248.1 -> 218.8 (docs/dctmodel.md, "Sample quality").
+# selection and whole-batch steps on one device per core.  Held-out bpd 0.1735 -> 0.1302, FID 248.1 -> 218.8
+# at 6400 steps of 16 x 32 tokens (32 min); 11000 steps fill issue 17's ~1 hour: 54 min 25 s wall on the
+# 2 idle cores, bpd 0.1189, FID 206.3 (docs/dctmodel.md, "Sample quality").  A checkpoint every 500 steps
+# (was 250: each costs ~1 s of CPU, see tiny's).
 PRESETS["small"] = Config(
     name="small",
     data=DataConfig(source="scenes", image_size=64, block_size=8, quality=75, clip=256, num_train=20000),
@@ -179,8 +181,8 @@ PRESETS["small"] = Config(
         downsample_kernel=3, downsample_stride=1, chunk_size=32, overlap=32, dropout=0.1,
         position_pointer=True, window_context=True,
     ),
-    train=TrainConfig(batch_size=16, micro_batch=0, learning_rate=1e-3, warmup_steps=200, total_tokens=16 * 32 * 6400,
-                      checkpoint_every=250, log_every=25, eval_every=1600, eval_images=32,
+    train=TrainConfig(batch_size=16, micro_batch=0, learning_rate=1e-3, warmup_steps=200, total_tokens=16 * 32 * 11000,
+                      checkpoint_every=500, log_every=25, eval_every=1600, eval_images=32,
                       length_filter_lmax=900, chunk_policy="uniform"),
 )
 # Test-sized: 16 px scenes, ~50 tokens each, compiles and steps in well under a second.
