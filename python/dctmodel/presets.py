@@ -171,7 +171,7 @@ PRESETS["tiny"] = Config(
 # selection and whole-batch steps on one device per core.  Held-out bpd 0.1735 -> 0.1302, FID 248.1 -> 218.8
 # at 6400 steps of 16 x 32 tokens (32 min); 11000 steps fill issue 17's ~1 hour: 54 min 25 s wall on the
 # 2 idle cores, bpd 0.1189, FID 206.3 (docs/dctmodel.md, "Sample quality").  A checkpoint every 500 steps
-# (was 250: each costs ~1 s of CPU, see tiny's).
+# (was 250: orbax's save costs CPU per array, as measured for tiny's; not timed for small).
 PRESETS["small"] = Config(
     name="small",
     data=DataConfig(source="scenes", image_size=64, block_size=8, quality=75, clip=256, num_train=20000),
