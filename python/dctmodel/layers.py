@@ -113,31 +113,47 @@ def attention(q, k, v, valid=None):
     """Scaled dot-product attention of ``q`` ``(B, S, H, d)`` over ``k``, ``v`` ``(B, T, H, d)``,
     ``valid`` bool ``(S, T)`` or None -> ``(B, S, H, d)``; softmax in float32.
 
-    Its gradient is written out (:func:`_attention_bwd`) rather than left to autodiff, which
-    reduces ``p * dp`` over the ``(B, H, S, T)`` scores and masks their gradient again."""
+    The softmax is normalised at the output: ``o = (e @ v) / l`` with ``e = exp(s - max s)``
+    and ``l`` its row sums (``rowsum``), a division over ``(B, S, H, d)`` instead of over the
+    ``(B, H, S, T)`` scores, and ``1 / sqrt(d)`` scales ``q`` rather than the scores (whose
+    scale XLA:CPU otherwise materialises as a broadcast array per call).  Its gradient is
+    written out (:func:`_attention_bwd`) rather than left to autodiff, which reduces
+    ``p * dp`` over the scores and masks their gradient again."""
     return _attention_fwd(q, k, v, valid)[0]
 
 
 def _attention_fwd(q, k, v, valid):
-    att = jnp.einsum("bshd,bthd->bhst", q, k).astype(jnp.float32) / math.sqrt(q.shape[-1])
+    f32 = jnp.float32
+    scale = jnp.asarray(1.0 / math.sqrt(q.shape[-1]), q.dtype)
+    s = jnp.einsum("bshd,bthd->bhst", q * scale, k).astype(f32)
     if valid is not None:
-        att = jnp.where(valid, att, -1e30)
-    p = jax.nn.softmax(att, axis=-1).astype(v.dtype)
-    o = jnp.einsum("bhst,bthd->bshd", p, v)
-    return o, (q, k, v, p, o, valid)
+        s = jnp.where(valid, s, -1e30)
+    e = jnp.exp(s - s.max(-1, keepdims=True))  # a fully masked row gets uniform weights
+    rowsum = e.sum(-1)  # (B, H, S)
+    e = e.astype(v.dtype)
+    o = (jnp.einsum("bhst,bthd->bshd", e, v).astype(f32) / _rows_to_bshd(rowsum)).astype(v.dtype)
+    return o, (q, k, v, e, rowsum, o)
+
+
+def _rows_to_bshd(x):
+    """Row statistics ``(B, H, S)`` -> ``(B, S, H, 1)``, to broadcast over a ``(B, S, H, d)`` array."""
+    return jnp.swapaxes(x, 1, 2)[..., None]
 
 
 def _attention_bwd(res, do):
-    """The softmax's gradient ``p * (dp - sum_t p dp)`` takes its row sums from
+    """With ``p = e / l``: ``dv = e^T (do / l)`` and the softmax's gradient
+    ``p * (dp - sum_t p dp)`` as ``e * (dp - rows) / l``, whose row sums come from
     ``sum_d do * o`` (equal, since ``o = p v``): a ``(B, S, H, d)`` reduction instead of one
-    over the scores.  Masked scores have ``p = 0`` exactly, so their gradient is 0 without
-    a select."""
-    q, k, v, p, o, valid = res
+    over the scores; ``1 / l`` and the query's scale are folded into one ``(B, H, S)`` factor.
+    Masked scores have ``e = 0`` exactly, so their gradient is 0 without a select."""
+    q, k, v, e, rowsum, o = res
     f32 = jnp.float32
-    dv = jnp.einsum("bhst,bshd->bthd", p, do.astype(p.dtype)).astype(v.dtype)
+    inv = 1.0 / rowsum  # (B, H, S)
+    dv = jnp.einsum("bhst,bshd->bthd", e, (do.astype(f32) * _rows_to_bshd(inv)).astype(e.dtype)).astype(v.dtype)
     dp = jnp.einsum("bshd,bthd->bhst", do, v).astype(f32)
     rows = jnp.einsum("bshd,bshd->bhs", do.astype(f32), o.astype(f32))
-    ds = (p.astype(f32) * (dp - rows[..., None]) / math.sqrt(q.shape[-1])).astype(q.dtype)
+    factor = inv * (1.0 / math.sqrt(q.shape[-1]))
+    ds = (e.astype(f32) * ((dp - rows[..., None]) * factor[..., None])).astype(q.dtype)
     dq = jnp.einsum("bhst,bthd->bshd", ds, k).astype(q.dtype)
     dk = jnp.einsum("bhst,bshd->bthd", ds, q).astype(k.dtype)
     return dq, dk, dv, None
