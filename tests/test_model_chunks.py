@@ -142,6 +142,81 @@ def test_sampler_keep_rate_and_chunk_frequencies():
     np.testing.assert_allclose(f[:3], p[:3], atol=0.04)
 
 
+@pytest.mark.parametrize("policy", ["power", "uniform"])
+def test_draw_index_is_numpys_choice(policy):
+    """The row sampler's chunk draw (a cached cumulative sum searched with one uniform) gives
+    what ``rng.choice(n, p=p)`` gives from the same stream, and leaves the stream where it does."""
+    from dctmodel.data import _selection, draw_index
+
+    for L in (1, 2, 15, 16, 17, 100, 401, 2000):
+        keep, cdf = _selection(L, 200, 16, policy, 3.0, 0.1)
+        assert keep == length_keep_prob(L, 200, 16, policy)
+        assert not cdf.flags.writeable  # shared between rows and threads
+        p = chunk_probs(L, 16, policy)
+        for seed in range(40):
+            a, b = np.random.default_rng(seed), np.random.default_rng(seed)
+            assert draw_index(a, cdf) == b.choice(p.size, p=p)
+            assert a.random() == b.random()
+    # Uneven weights, as a policy may have.
+    w = np.random.default_rng(1).random(37) ** 4
+    p = w / w.sum()
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    assert [draw_index(a, cdf) for _ in range(500)] == [int(b.choice(p.size, p=p)) for _ in range(500)]
+
+
+def reference_row(cfg, source, seed, step, row):
+    """A training row drawn the plain way (the draws the row sampler documents): uniform image,
+    kept with ``length_keep_prob``, chunk by ``rng.choice`` over ``chunk_probs``, whole
+    ``build_chunk`` with the image's dense DCT."""
+    t = cfg.train
+    rng = np.random.default_rng([seed, step, row, 0xDC7])
+    policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+    while True:
+        i = int(rng.integers(len(source)))
+        toks, (hb, wb), _ = source.tokens(i)
+        if rng.random() >= length_keep_prob(len(toks), t.length_filter_lmax, *policy):
+            continue
+        p = chunk_probs(len(toks), *policy)
+        k = int(rng.choice(p.size, p=p))
+        d = cfg.data
+        return build_chunk(
+            toks,
+            k * cfg.model.chunk_size,
+            cfg.model.chunk_size,
+            cfg.model.overlap,
+            hb=hb,
+            wb=wb,
+            grid=d.grid,
+            num_channels=d.num_channels,
+            clip=d.clip,
+        )
+
+
+@pytest.mark.parametrize("policy, overlap", [("power", 4), ("uniform", 0), ("uniform", 9)])
+def test_sample_batch_rows_are_the_plain_draws(policy, overlap):
+    cfg = override(
+        get_config("micro"),
+        **{
+            "train.length_filter_lmax": 120,
+            "model.chunk_size": 8,
+            "model.overlap": overlap,
+            "train.chunk_policy": policy,
+        },
+    )
+    src = LengthSource(cfg.data, [5, 17, 40, 90, 200])
+    for step in range(12):
+        b = sample_batch(cfg, src, 7, step)
+        for r in range(cfg.train.batch_size):
+            want = reference_row(cfg, src, 7, step, r)
+            for k in ("inp", "tgt", "weight", "chunk_index"):
+                np.testing.assert_array_equal(b[k][r], want[k], f"step {step} row {r} {k}")
+            n = int(want["chunk_index"]) * cfg.model.chunk_size  # the prefix: the tokens before the chunk
+            np.testing.assert_array_equal(b["prefix"][r, :n], src.tokens(int(b["subpixels"][r]) - 1000)[0][:n])
+            assert (b["prefix"][r, n:, 0] == cfg.data.num_channels).all()
+
+
 def test_length_keep_prob_follows_the_policy_weights():
     # W(L) = total weight of the chunks: 1 + 1/8 + 0.1 * (n - 2) under l^-3, n under uniform.
     W = lambda n: 1 + 0.125 + 0.1 * (n - 2)  # noqa: E731
@@ -210,6 +285,18 @@ def test_scenes_deterministic_any_resolution():
     assert render_scene(1, 7, 40, height=24).shape == (24, 40, 3)
     # Shapes on a flat background: several distinct colours, mostly background.
     assert len(np.unique(a.reshape(-1, 3), axis=0)) > 20
+
+
+@pytest.mark.parametrize("s", [1, 2, 3, 4])
+def test_box_mean_is_numpys_mean_bit_for_bit(s):
+    """The renderer's downsampling adds the s x s pixels in numpy's own order: the same bits
+    as ``mean(axis=(1, 3))``, so the scenes (and every figure measured on them) are unchanged."""
+    from dctmodel.scenes import box_mean
+
+    rng = np.random.default_rng(s)
+    for h, w in ((32, 32), (30, 48), (7, 5)):
+        img = rng.random((h * s, w * s, 3)) * rng.random() + rng.random()
+        np.testing.assert_array_equal(box_mean(img, s), img.reshape(h, s, w, s, 3).mean(axis=(1, 3)))
 
 
 def test_scene_object_scale_changes_sizes_only():

@@ -17,6 +17,7 @@ bytes grow with the tokens, not with the image's ``grid^2 * P*B*B``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections import OrderedDict
@@ -407,18 +408,39 @@ def sample_row(cfg: Config, source: Source, seed: int, step: int, row: int) -> d
     """
     t = cfg.train
     rng = np.random.default_rng([int(seed), int(step), int(row), 0xDC7])
-    policy = (cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
+    policy = (t.length_filter_lmax, cfg.model.chunk_size, t.chunk_policy, t.chunk_power, t.chunk_pmin)
     while True:
         i = int(rng.integers(len(source)))
         toks = source.tokens(i)[0]
         L = toks.shape[0]
         # train.target="chroma": chunks tile the colour part only (the luma is all in the input).
         base = target_start(toks, t.target, cfg.data.block_size)
-        if rng.random() >= length_keep_prob(L - base, t.length_filter_lmax, *policy):
+        keep, cdf = _selection(L - base, *policy)
+        if rng.random() >= keep:
             continue
-        p = chunk_probs(L - base, *policy)
-        k = int(rng.choice(p.size, p=p))
+        k = draw_index(rng, cdf)
         return _example(cfg, source, i, base + k * cfg.model.chunk_size)
+
+
+@functools.lru_cache(maxsize=65536)
+def _selection(
+    length: int, lmax: int | None, chunk: int, policy: str, power: float, pmin: float
+) -> tuple[float, np.ndarray]:
+    """``(length_keep_prob, cumulative chunk_probs)`` of a sequence, computed once per length:
+    the host builds a batch beside the training step, and these two were a third of a row's
+    cost.  The array is read-only (it is shared)."""
+    p = chunk_probs(length, chunk, policy, power, pmin)
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    cdf.flags.writeable = False
+    return length_keep_prob(length, lmax, chunk, policy, power, pmin), cdf
+
+
+def draw_index(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """``rng.choice(cdf.size, p=p)`` for ``cdf`` = ``p.cumsum() / p.cumsum()[-1]``: the same draw
+    from the same stream (numpy's own algorithm: one uniform, searched in the normalised
+    cumulative sum), without its checks of ``p`` on every call."""
+    return int(cdf.searchsorted(rng.random(), side="right"))
 
 
 def sample_batch(

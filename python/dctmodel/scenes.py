@@ -10,6 +10,8 @@ Everything is a pure function of ``(seed, index)``: no global RNG, no download.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 _COLOURS = (
@@ -66,6 +68,40 @@ def _window(lo_u: float, hi_u: float, lo_v: float, hi_v: float, n: int, rows: in
     return slice(y0, min(max(y1, y0), rows)), slice(x0, min(max(x1, x0), cols))
 
 
+@functools.lru_cache(maxsize=16)
+def _frame(h: int, w: int, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The unit coordinates ``u, v`` of the supersampled pixel centres, float64 ``(h*s, w*s)``,
+    and the empty floor, float64 ``(h*s, w*s, 3)``: the same for every scene of a size, and a
+    fifth of a 32 px scene's time when drawn each time (read-only: shared)."""
+    n = w * s
+    ys, xs = np.mgrid[0 : h * s, 0 : w * s].astype(np.float64)
+    # Unit coordinates relative to the width so the aspect ratio is preserved.
+    u = (xs + 0.5) / n
+    v = (ys + 0.5) / n
+    # Background: grey floor with a gentle vertical light falloff, like CLEVR renders.
+    base = 0.55 + 0.12 * (1.0 - v / max(v.max(), 1e-9))
+    floor = np.repeat(base[..., None], 3, axis=-1)
+    for a in (u, v, floor):
+        a.flags.writeable = False
+    return u, v, floor
+
+
+def box_mean(img: np.ndarray, s: int) -> np.ndarray:
+    """Mean of each ``s x s`` pixel box: float64 ``(H*s, W*s, C)`` -> ``(H, W, C)``.
+
+    The same sums in the same order as ``img.reshape(H, s, W, s, C).mean(axis=(1, 3))``, so
+    the same bits (tested), at a quarter of its time: numpy's reduction over two strided axes
+    was a quarter of a 32 px scene."""
+    hs, ws, c = img.shape
+    a = img.reshape(hs // s, s, ws // s, s, c)
+    acc = a[:, 0, :, 0].copy()
+    for i in range(s):
+        for j in range(s):
+            if i or j:
+                acc += a[:, i, :, j]
+    return acc / (s * s)
+
+
 def render_scene(
     seed: int,
     index: int,
@@ -81,13 +117,8 @@ def render_scene(
     h = int(height or size)
     s = int(supersample)
     n = w * s  # pixels per unit length (units are fractions of the width)
-    ys, xs = np.mgrid[0 : h * s, 0 : w * s].astype(np.float64)
-    # Unit coordinates relative to the width so the aspect ratio is preserved.
-    u = (xs + 0.5) / n
-    v = (ys + 0.5) / n
-    # Background: grey floor with a gentle vertical light falloff, like CLEVR renders.
-    base = 0.55 + 0.12 * (1.0 - v / max(v.max(), 1e-9))
-    img = np.repeat(base[..., None], 3, axis=-1)
+    u, v, floor = _frame(h, w, s)
+    img = floor.copy()
     objs = scene_params(seed, index, max_objects, object_scale)
 
     # Each shadow and object is computed only in the window of pixels it can touch: outside it
@@ -128,5 +159,5 @@ def render_scene(
             shade = lam[..., None] * col
         img[win] = np.where(inside[..., None], shade, img[win])
 
-    img = img.reshape(h, s, w, s, 3).mean(axis=(1, 3))
+    img = box_mean(img, s)
     return np.clip(np.round(img * 255.0), 0, 255).astype(np.uint8)
