@@ -123,9 +123,9 @@ def put_batch(batch: dict, mesh, rows=None, batch_size: int | None = None) -> di
         n = {v.shape[0] for v in arrays.values()}
         if rows is not None and n != {len(rows)}:
             raise ValueError(f"a host batch of {sorted(n)} rows given with {len(rows)} row indices")
-        # Every row is this process's: one transfer call for the whole batch.  Per array and
-        # through make_array_from_callback it cost ~1.4 ms of the trainer's host thread a step
-        # (tiny), beside a ~35 ms step that needs both cores.
+        # Every row is this process's: one transfer call for the whole batch, instead of one
+        # make_array_from_callback per array through the multi-host row lookup (tiny's batch
+        # standalone: 0.45 ms; the old path was not timed apart from the step).
         return jax.device_put(arrays, sh)
     return {k: _global_array(v, sh, rows, batch_size) for k, v in arrays.items()}
 
